@@ -1,0 +1,94 @@
+# rpcpool - build, test, run, install.
+#   make            build build/rpcpoold, build/rpcpoolctl, build/rpcpoolstat
+#   make run        install what is missing, build, start a demo pool in front of local anvil nodes
+#   make test       install what is missing, build (sanitized), run every test
+#   make deps       install missing Debian packages and the npm test tools
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make format     clang-format the sources
+
+CC ?= cc
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+SAN ?=
+PKGS := libcurl libconfig
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DRP_VERSION=\"$(VERSION)\" -Iinclude $(WARN) $(CFLAGS) \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lm
+ifneq ($(SAN),)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Daemon modules: every src/*.c; main.c holds main().
+SRC := $(wildcard src/*.c)
+OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRC))
+LIBOBJ := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
+
+# Tools link only the modules they need.
+CTL_OBJ := $(BUILD)/obj/config.o $(BUILD)/obj/jsonrpc.o $(BUILD)/obj/frame.o
+STAT_OBJ := $(BUILD)/obj/breaker.o $(BUILD)/obj/ratelimit.o $(BUILD)/obj/config.o \
+	$(BUILD)/obj/shm_view.o
+
+PROGS := $(BUILD)/rpcpoold $(BUILD)/rpcpoolctl $(BUILD)/rpcpoolstat
+
+all: $(PROGS)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+$(BUILD)/rpcpoold: $(OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/rpcpoolctl: tools/rpcpoolctl.c $(LIBOBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBOBJ) $(LDLIBS)
+
+$(BUILD)/rpcpoolstat: tools/rpcpoolstat.c $(LIBOBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBOBJ) $(LDLIBS)
+
+# Unit tests: tests/unit/test_NAME.c links src/NAME.c and what TEST_DEPS_NAME adds.
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TEST_DEPS_config := src/log.c
+TEST_DEPS_jsonrpc := src/frame.c
+TEST_DEPS_stress := src/breaker.c src/ratelimit.c src/shm.c src/log.c src/clock.c
+TEST_DEPS_timer :=
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/$$*.c) $$(TEST_DEPS_$$*) tests/unit/rp_test.h \
+		$(wildcard include/*.h) | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(filter %.c,$^) -lcunit $(LDLIBS)
+
+units: $(UNIT_BIN)
+
+deps:
+	@sh tools/deps.sh
+
+# Tests run against a sanitized build in build/san.
+test: deps
+	$(MAKE) BUILD=build/san SAN=1 all units
+	@RPCPOOL_BUILD=build/san sh tests/run.sh
+
+run: deps all
+	@sh tools/run-demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/rpcpool
+	install -m 0755 $(BUILD)/rpcpoold $(DESTDIR)$(PREFIX)/sbin/rpcpoold
+	install -m 0755 $(BUILD)/rpcpoolctl $(DESTDIR)$(PREFIX)/sbin/rpcpoolctl
+	install -m 0755 $(BUILD)/rpcpoolstat $(DESTDIR)$(PREFIX)/bin/rpcpoolstat
+	install -m 0644 etc/rpcpool.conf $(DESTDIR)$(PREFIX)/etc/rpcpool/rpcpool.conf.sample
+
+format:
+	clang-format -i src/*.c include/*.h tools/*.c tests/unit/*.c tests/unit/*.h
+
+clean:
+	rm -rf build
+
+.PHONY: all units deps test run install format clean

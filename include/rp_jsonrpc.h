@@ -1,0 +1,84 @@
+/* rp_jsonrpc.h - JSON-RPC 2.0 request validation, response checks and the
+ * error objects rpcpool writes itself (INTERFACE.md section 3).
+ *
+ * Input is one complete, syntactically valid JSON value (as delimited by the
+ * framing scanner). jsmn (JSMN_PARENT_LINKS, JSMN_STRICT) tokenises it to
+ * read jsonrpc, id and method. The request bytes are forwarded as they came.
+ */
+#ifndef RP_JSONRPC_H
+#define RP_JSONRPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RP_JSONRPC_PARSE_ERROR -32700
+#define RP_JSONRPC_INVALID_REQUEST -32600
+#define RP_JSONRPC_INTERNAL_ERROR -32603
+#define RP_JSONRPC_NO_UPSTREAM -32002
+#define RP_JSONRPC_LIMIT_EXCEEDED -32005
+
+/* One call: a single request, or one element of a batch. Offsets are into
+ * the value passed to rp_jsonrpc_parse(). */
+struct rp_jcall {
+    uint32_t start, len;     /* the call's own bytes */
+    int32_t id_start;        /* raw id bytes (e.g. `7`, `"a"`, `null`); -1 when absent */
+    uint32_t id_len;
+    uint32_t method_start, method_len; /* method string contents, no quotes */
+    int code;                /* 0 = valid; else RP_JSONRPC_INVALID_REQUEST */
+    const char *reason;      /* for code != 0: short reason, static string */
+};
+
+/* A parsed message: a single call or a batch. */
+struct rp_jmsg {
+    int is_batch;
+    int count;               /* calls; 0 for an empty batch */
+    int code;                /* 0, or -32600 for the message as a whole (e.g. empty batch,
+                                a scalar, batch over max_batch) */
+    const char *reason;
+    struct rp_jcall *calls;  /* owned by the parser; valid until the next parse */
+};
+
+/* Reusable parser state: token and call buffers, grown as needed. */
+struct rp_jparser {
+    void *toks;              /* jsmntok_t array */
+    unsigned tok_cap;
+    struct rp_jcall *calls;
+    unsigned call_cap;
+};
+
+void rp_jparser_init(struct rp_jparser *p);
+void rp_jparser_free(struct rp_jparser *p);
+
+/* Parse BUF[0, LEN) (one JSON value) as a JSON-RPC request or batch. A batch
+ * with more than MAX_BATCH calls gets code -32600. Returns 0, or -1 when out
+ * of memory. */
+int rp_jsonrpc_parse(struct rp_jparser *p, const char *buf, size_t len, long max_batch,
+                     struct rp_jmsg *out);
+
+/* 1 when a call is a notification (valid and without id). */
+int rp_jcall_is_notification(const struct rp_jcall *c);
+
+/* Check an upstream body: a JSON-RPC 2.0 response object (jsonrpc "2.0",
+ * and result or error), or for a batch an array of them. For a single call
+ * WANT_ID (raw bytes) must match the response id token byte for byte after
+ * whitespace is ignored; pass NULL to skip the check. Returns 0 when it is a
+ * response, -1 otherwise. */
+int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len, int want_batch,
+                              const char *want_id, size_t want_id_len);
+
+/* Write {"jsonrpc":"2.0","id":ID,"error":{"code":CODE,"message":"MSG"[,"data":DATA]}}
+ * into OUT (no newline). ID is raw JSON bytes, or NULL/0 for null. MSG is
+ * escaped; DATA, when not NULL, is raw JSON. Returns the length written, or
+ * the length needed when OUTLEN is too small (like snprintf). */
+size_t rp_jsonrpc_error(char *out, size_t outlen, const char *id, size_t id_len, int code,
+                        const char *msg, const char *data);
+
+/* Remove line breaks (CR, LF) outside and inside the JSON text BUF[0, LEN)
+ * in place; valid JSON has none inside strings. Returns the new length. */
+size_t rp_json_strip_newlines(char *buf, size_t len);
+
+/* Escape S into OUT as a JSON string body (no quotes). Returns length written
+ * or needed, like snprintf. */
+size_t rp_json_escape(char *out, size_t outlen, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,213 @@
+/* rp_shm_abi.h - the layout of the shared-memory segment, types only.
+ *
+ * The supervisor creates the segment once at its largest size; workers, the
+ * prober and rpcpoolstat map it. Everything is addressed by offsets from the
+ * segment start (never pointers), so rpcpoolstat can check every offset
+ * against the mapped size before use. This header carries no daemon code.
+ *
+ * Layout (all offsets from the segment start):
+ *   [header][endpoint table][worker table][stats table]
+ * The stats table is sharded: one row of RP_SHM_MAX_ENDPOINTS cells per
+ * worker slot; a worker writes only its own row, readers sum the rows.
+ *
+ * Memory ordering: see the comment on each field. Counters that are only
+ * summed by readers use relaxed order; fields that publish other data use
+ * release stores and acquire loads.
+ */
+#ifndef RP_SHM_ABI_H
+#define RP_SHM_ABI_H
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RP_SHM_MAGIC 0x31534c4f4f505052ULL /* "RPPOOLS1" little-endian */
+#define RP_SHM_VERSION_MAJOR 1
+#define RP_SHM_VERSION_MINOR 0
+
+#define RP_SHM_MAX_ENDPOINTS 64 /* slots; reload never remaps */
+#define RP_SHM_MAX_WORKERS 128  /* worker slots (prober included) */
+#define RP_SHM_NAME_MAX 48
+#define RP_SHM_URL_MAX 128
+#define RP_LAT_BUCKETS 42 /* half-octave latency histogram, see below */
+
+static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free across processes");
+static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free across processes");
+
+/* Latency histogram bucket i (0 <= i < RP_LAT_BUCKETS) counts samples with
+ * latency_us in [RP_LAT_BASE_US * 2^((i-1)/2), RP_LAT_BASE_US * 2^(i/2)):
+ * half-octave buckets from 50 us (bucket 0 holds everything below) to about
+ * 74 s; the last bucket also holds everything above. See rp_lat_bucket(). */
+#define RP_LAT_BASE_US 50
+
+/* Endpoint states (rp_shm_endpoint.state). */
+enum rp_ep_state {
+    RP_EP_UP = 0,
+    RP_EP_DOWN = 1,
+    RP_EP_DRAINED = 2,
+    RP_EP_QUARANTINED = 3,
+    RP_EP_LAGGING = 4,
+};
+
+/* Worker slot states (rp_shm_worker.state). */
+enum rp_worker_state {
+    RP_WORKER_FREE = 0,     /* slot unused */
+    RP_WORKER_STARTING = 1, /* forked, not yet serving */
+    RP_WORKER_RUNNING = 2,
+    RP_WORKER_DRAINING = 3, /* finishing its requests, accepts no more */
+    RP_WORKER_DEAD = 4,     /* exited; waiting to be replaced */
+};
+
+/* Worker slot kinds. */
+enum rp_worker_kind {
+    RP_KIND_WORKER = 0,
+    RP_KIND_PROBER = 1,
+};
+
+/* One table descriptor: where the table is and how big its rows are. */
+struct rp_shm_table {
+    uint64_t offset; /* bytes from the segment start */
+    uint32_t count;  /* rows */
+    uint32_t stride; /* bytes per row */
+};
+
+struct rp_shm_header {
+    /* Written last with a release store once the segment is initialised;
+     * readers load it with acquire before trusting anything else. */
+    _Atomic uint64_t magic;
+    uint16_t version_major;
+    uint16_t version_minor;
+    uint32_t header_size; /* sizeof(struct rp_shm_header) */
+    uint64_t total_size;  /* bytes of the whole segment */
+    struct rp_shm_table endpoints; /* struct rp_shm_endpoint rows */
+    struct rp_shm_table workers;   /* struct rp_shm_worker rows */
+    struct rp_shm_table stats;     /* struct rp_shm_epstats, [worker][endpoint] */
+    char name[RP_SHM_NAME_MAX];    /* pool name, NUL-terminated */
+
+    /* Bumped (release) by the supervisor after each reload has rewritten the
+     * endpoint table; readers (acquire) rebuild their view when it changes. */
+    _Atomic uint64_t generation;
+    _Atomic int64_t supervisor_pid;       /* relaxed; set once at start */
+    _Atomic uint64_t supervisor_birth_ns; /* CLOCK_REALTIME at start; relaxed */
+    _Atomic uint64_t supervisor_heartbeat_ms; /* rp_shm_now_ms(), relaxed */
+    _Atomic uint64_t clock_base_ns; /* CLOCK_MONOTONIC at creation; the epoch of all *_ms fields */
+    _Atomic uint32_t endpoint_count; /* rows in use (live or tombstoned); release after filling a row */
+    _Atomic uint32_t worker_target;  /* workers the supervisor wants; relaxed */
+    _Atomic uint64_t rr_counter;     /* host-wide round-robin / weighted sequence; relaxed fetch_add */
+    _Atomic uint64_t best_head_block; /* highest head among healthy endpoints; relaxed */
+    /* Client-facing totals are in the stats rows; these are host-wide. */
+    _Atomic uint64_t clients_open;   /* client connections open now, host-wide; relaxed */
+    uint8_t reserved[256];
+};
+
+/* Per-endpoint shared state. Line 0 holds what every request touches. */
+struct rp_shm_endpoint {
+    /* ---- line 0: hot, 128-byte aligned ---- */
+    _Atomic uint64_t breaker;      /* packed word, see rp_breaker.h; CAS acq_rel */
+    _Atomic uint64_t gcra_tat_ns;  /* GCRA theoretical arrival time, ns since clock_base; CAS acq_rel */
+    _Atomic uint64_t hold_until_ms; /* Retry-After hold; 0 = none; relaxed */
+    _Atomic uint64_t ewma_latency_us; /* EWMA of attempt latency, us; relaxed CAS */
+    _Atomic uint32_t state;        /* enum rp_ep_state; relaxed (advisory) */
+    _Atomic uint32_t inflight;     /* attempts in flight host-wide; relaxed */
+    _Atomic uint32_t conns_open;   /* upstream sockets open host-wide (curl callbacks); relaxed */
+    _Atomic uint32_t conns_active; /* of those, carrying a request now; relaxed */
+    _Atomic uint32_t drained;      /* 1 = operator drained; relaxed */
+    _Atomic uint32_t health_ok;    /* prober verdict 1 up / 0 down; relaxed */
+    uint8_t pad0[128 - 6 * 4 - 4 * 8];
+
+    /* ---- line 1+: identity and parameters, written by the supervisor ---- */
+    /* 1 = slot describes a configured endpoint, 0 = free or tombstoned.
+     * Store release after the fields below are written; load acquire. */
+    _Atomic uint32_t in_use;
+    uint32_t id;                   /* index of this row */
+    uint64_t url_key;              /* FNV-1a 64 of the full URL: stable key across reloads */
+    uint32_t weight;
+    uint32_t pad1;
+    uint64_t rl_interval_ns;       /* GCRA emission interval = window_ns / max_requests */
+    uint64_t rl_burst;             /* burst_size */
+    char name[RP_SHM_NAME_MAX];
+    char url_redacted[RP_SHM_URL_MAX];
+
+    /* ---- chain awareness (prober) ---- */
+    _Atomic uint64_t head_block;   /* relaxed */
+    _Atomic int64_t chain_id;      /* 0 = unknown; relaxed */
+    _Atomic uint64_t last_probe_ms; /* relaxed */
+    _Atomic uint32_t probe_successes; /* consecutive; relaxed */
+    _Atomic uint32_t probe_failures;  /* consecutive; relaxed */
+    uint8_t reserved[64];
+} __attribute__((aligned(128)));
+
+/* Per-worker slot. Written by that worker (counters, heartbeat) and by the
+ * supervisor (pid, state at fork/reap, restarts). */
+struct rp_shm_worker {
+    _Atomic int64_t pid;            /* relaxed */
+    _Atomic uint32_t state;         /* enum rp_worker_state; relaxed */
+    _Atomic uint32_t kind;          /* enum rp_worker_kind; relaxed */
+    _Atomic uint64_t heartbeat_ms;  /* rp_shm_now_ms() of its last loop turn; relaxed */
+    _Atomic uint64_t started_ms;    /* relaxed */
+    _Atomic uint64_t requests;      /* client requests answered; relaxed */
+    _Atomic uint64_t restarts;      /* times this slot was refilled after a death; relaxed */
+    _Atomic uint64_t clients;       /* client connections open now; relaxed */
+    _Atomic uint64_t generation;    /* config generation the worker runs; relaxed */
+    uint8_t reserved[64];
+} __attribute__((aligned(128)));
+
+/* Per (worker, endpoint) counters: only that worker writes them (relaxed
+ * fetch_add), readers sum over workers. */
+struct rp_shm_epstats {
+    _Atomic uint64_t ok;        /* attempts answered by the endpoint */
+    _Atomic uint64_t failed;    /* attempts that failed (section 2 failure classes) */
+    _Atomic uint64_t retried;   /* attempts that were retried elsewhere after failing here */
+    _Atomic uint64_t lat_sum_us; /* sum of latencies of ok attempts */
+    _Atomic uint64_t lat_count; /* samples in lat_sum_us and hist */
+    _Atomic uint64_t hist[RP_LAT_BUCKETS];
+    /* client-facing results attributed to this worker (endpoint 0 row only) */
+    _Atomic uint64_t client_ok;
+    _Atomic uint64_t client_error;
+    /* what this worker holds right now, so the supervisor can give it back
+     * when the worker dies: in-flight attempts and half-open trial slots */
+    _Atomic uint32_t inflight_held;
+    _Atomic uint32_t trials_held;
+} __attribute__((aligned(64)));
+
+static_assert(offsetof(struct rp_shm_endpoint, in_use) == 128, "hot line is exactly 128 bytes");
+static_assert(sizeof(struct rp_shm_endpoint) % 128 == 0, "endpoint rows are 128-byte aligned");
+static_assert(sizeof(struct rp_shm_worker) % 128 == 0, "worker rows are 128-byte aligned");
+static_assert(sizeof(struct rp_shm_epstats) % 64 == 0, "stats cells are cache-line aligned");
+
+/* Sizes of the whole segment, computed the same way by every program. */
+#define RP_SHM_HEADER_BYTES (((sizeof(struct rp_shm_header) + 127) / 128) * 128)
+#define RP_SHM_ENDPOINTS_OFFSET RP_SHM_HEADER_BYTES
+#define RP_SHM_WORKERS_OFFSET                                                                     \
+    (RP_SHM_ENDPOINTS_OFFSET + RP_SHM_MAX_ENDPOINTS * sizeof(struct rp_shm_endpoint))
+#define RP_SHM_STATS_OFFSET (RP_SHM_WORKERS_OFFSET + RP_SHM_MAX_WORKERS * sizeof(struct rp_shm_worker))
+#define RP_SHM_TOTAL_BYTES                                                                        \
+    (RP_SHM_STATS_OFFSET +                                                                        \
+     (size_t)RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS * sizeof(struct rp_shm_epstats))
+
+/* Histogram bucket of a latency in microseconds (pure, no daemon code). */
+static inline int rp_lat_bucket(uint64_t latency_us)
+{
+    if (latency_us < RP_LAT_BASE_US)
+        return 0;
+    /* bucket = 1 + floor(2 * log2(latency / base)), half octaves */
+    uint64_t ratio_q = latency_us / RP_LAT_BASE_US; /* >= 1 */
+    int octave = 63 - __builtin_clzll(ratio_q);
+    /* within the octave: upper half when latency >= base * 2^octave * sqrt2 */
+    uint64_t lo = (uint64_t)RP_LAT_BASE_US << octave;
+    int half = (latency_us * 1000 >= lo * 1414) ? 1 : 0;
+    int b = 1 + 2 * octave + half;
+    return b >= RP_LAT_BUCKETS ? RP_LAT_BUCKETS - 1 : b;
+}
+
+/* Upper bound in microseconds of histogram bucket B (for quantiles). */
+static inline double rp_lat_bucket_upper_us(int b)
+{
+    double v = RP_LAT_BASE_US;
+    for (int i = 0; i < b; i++)
+        v *= 1.41421356237;
+    return v;
+}
+
+#endif
