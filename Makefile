@@ -58,7 +58,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TEST_DEPS_config := src/log.c
 TEST_DEPS_jsonrpc := src/frame.c
-TEST_DEPS_stress := src/breaker.c src/ratelimit.c src/shm.c src/log.c src/clock.c
+TEST_DEPS_stress := src/breaker.c src/ratelimit.c src/clock.c
 TEST_DEPS_timer :=
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/$$*.c) $$(TEST_DEPS_$$*) tests/unit/rp_test.h \

@@ -39,7 +39,7 @@ struct rp_rate_limit {
 struct rp_endpoint_config {
     char name[RP_NAME_MAX];  /* default: the URL's host */
     char *url;               /* http:// or https:// URL, owned */
-    char *url_redacted;      /* scheme://host[:port]/*** form, safe to show, owned */
+    char *url_redacted;      /* scheme://host[:port] + "/" "***" form, safe to show, owned */
     int64_t weight;          /* 1..1000, default 1 */
     char *headers[RP_MAX_HEADERS]; /* "Name: value", owned */
     int header_count;
@@ -104,8 +104,9 @@ int rp_config_load(const char *path, struct rp_config *cfg, char *err, size_t er
 /* Free every string CFG owns and zero it. Safe on a zeroed struct. */
 void rp_config_free(struct rp_config *cfg);
 
-/* Redact URL into OUT: "scheme://host[:port]/***" when anything follows the
- * host, user info dropped; the bare "scheme://host[:port]" otherwise. */
+/* Redact URL into OUT: "scheme://host[:port]" then "/" "***" when anything
+ * follows the host (just "/" for a bare "/" path), user info dropped; the
+ * bare "scheme://host[:port]" otherwise. */
 void rp_config_redact_url(const char *url, char *out, size_t outlen);
 
 /* 1 when METHOD (not NUL-terminated, LEN bytes) is listed in no_retry_methods. */

@@ -43,6 +43,7 @@ struct rp_frame {
     uint8_t in_value;  /* 1 once the current value has started */
     uint8_t lit_idx;   /* internal: position in true/false/null */
     uint8_t lit_kind;
+    uint8_t str_key;   /* internal: the open string is an object key */
     uint8_t stack[RP_FRAME_MAX_DEPTH / 8]; /* bit per level: 1 = object, 0 = array */
 };
 

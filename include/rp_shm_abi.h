@@ -169,6 +169,8 @@ struct rp_shm_epstats {
      * when the worker dies: in-flight attempts and half-open trial slots */
     _Atomic uint32_t inflight_held;
     _Atomic uint32_t trials_held;
+    _Atomic uint32_t conns_open_held;   /* of the endpoint row's conns_open */
+    _Atomic uint32_t conns_active_held; /* of the endpoint row's conns_active */
 } __attribute__((aligned(64)));
 
 static_assert(offsetof(struct rp_shm_endpoint, in_use) == 128, "hot line is exactly 128 bytes");

@@ -1,0 +1,28 @@
+/* rp_supervisor.h - the supervisor process: owns the listen sockets, the
+ * shm segment and the control socket; forks, watches and replaces workers;
+ * reloads; stops gracefully. It never talks to an endpoint. */
+#ifndef RP_SUPERVISOR_H
+#define RP_SUPERVISOR_H
+
+#include <stdint.h>
+
+#include "rp_config.h"
+#include "rp_shm.h"
+
+/* Run the supervisor with CFG (owned by the supervisor from now on; a
+ * reload replaces it). Returns the process exit status: 0 after a clean
+ * stop, 2 for a start-up failure. */
+int rp_supervisor_run(struct rp_config *cfg, int workers_override);
+
+/* Create the UNIX listen socket at PATH with MODE: a stale socket file is
+ * replaced, a path a live server answers on is refused. Returns the fd, or
+ * -1 with ERR set. */
+int rp_listen_unix(const char *path, int mode, int backlog, char *err, size_t errlen);
+
+/* Write the endpoint rows of CFG into the segment: an endpoint keeps the row
+ * whose url_key matches (its breaker, bucket and counters survive a reload),
+ * a new one takes a free row, rows of removed endpoints are tombstoned.
+ * Returns 0, or -1 when no row is free. */
+int rp_supervisor_publish_endpoints(struct rp_shm_header *h, const struct rp_config *cfg);
+
+#endif

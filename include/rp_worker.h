@@ -1,0 +1,167 @@
+/* rp_worker.h - one worker process: its event loop, client connections,
+ * requests and upstream attempts. Internal to the worker modules:
+ *   worker.c   the loop, accept, timers, lifecycle (drain and exit)
+ *   conn.c     a client connection: read, frame, write, back-pressure
+ *   request.c  a client request: validation result -> routing, retries, answer
+ *   upstream.c the worker's libcurl multi handle driven from the same epoll
+ */
+#ifndef RP_WORKER_H
+#define RP_WORKER_H
+
+#include <curl/curl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rp_balancer.h"
+#include "rp_breaker.h"
+#include "rp_buf.h"
+#include "rp_config.h"
+#include "rp_frame.h"
+#include "rp_jsonrpc.h"
+#include "rp_ratelimit.h"
+#include "rp_shm.h"
+#include "rp_timer.h"
+
+/* What an epoll event's data.ptr points to: the first member of each. */
+enum rp_ev_kind {
+    RP_EV_LISTEN = 1,
+    RP_EV_CLIENT,
+    RP_EV_CURL,
+};
+
+struct rp_ev {
+    enum rp_ev_kind kind;
+    int fd;
+};
+
+#define RP_CONN_OUT_HIGH_BYTES (1u << 20) /* stop reading a client whose answers pile up */
+#define RP_CONN_MAX_PENDING 512           /* requests in flight per connection */
+#define RP_CONN_READ_BYTES 65536
+
+struct rp_req;
+
+/* A client connection. Freed when its fd is closed and no request refers to
+ * it any more. */
+struct rp_conn {
+    struct rp_ev ev;
+    struct rp_conn *prev, *next; /* worker's list */
+    char *in;
+    size_t in_len, in_cap;
+    struct rp_frame frame;
+    char *out;
+    size_t out_len, out_off, out_cap;
+    uint32_t events;     /* epoll events registered */
+    uint32_t pending;    /* requests awaiting an answer */
+    uint32_t refs;       /* requests that point at this conn */
+    int closed;          /* fd closed; no more I/O */
+    int read_eof;        /* peer shut its write side */
+    int close_after_flush; /* a fatal framing error: close once answers are out */
+    int processing;      /* inside conn_process_input() */
+    struct rp_timer idle_timer;
+    struct rp_timer resume_timer; /* re-run buffered input after back-pressure */
+    uint64_t last_active_ms;
+};
+
+/* One attempt of a request on one endpoint. */
+struct rp_attempt {
+    CURL *easy;
+    int ep;              /* endpoint index */
+    enum rp_breaker_grant grant;
+    uint64_t start_ns;
+    struct rp_buf body;  /* the endpoint's answer */
+    int too_large;       /* answer passed max_response_bytes */
+    long retry_after_s;  /* from a 429 */
+};
+
+/* A client request: one call, or one batch. */
+struct rp_req {
+    struct rp_conn *conn;  /* NULL once the client went away */
+    struct rp_req *qnext;  /* endpoint wait queue */
+    char *send;            /* bytes forwarded upstream, owned */
+    size_t send_len;
+    char *id;              /* raw id of a single call, owned; NULL for null/none */
+    size_t id_len;
+    char method[64];       /* of a single call, or of the batch's first call */
+    struct rp_buf extra;   /* batch: error objects for invalid calls, comma-joined */
+    struct rp_buf ids;     /* batch: raw ids of the calls that expect an answer, '\n'-separated */
+    int is_batch;
+    int answer;            /* 0 for a notification (or batch of them): nothing is written */
+    int ncalls;            /* tokens it takes */
+    int no_retry;          /* state-changing: retried only when nothing reached an endpoint */
+    int tries;             /* attempts started */
+    uint64_t tried_mask;   /* endpoints already tried */
+    uint64_t start_ns;
+    uint64_t deadline_ms;  /* request_timeout_ms from arrival, worker clock */
+    struct rp_buf trail;   /* JSON array body of what the attempts met, for data */
+    int queued_ep;         /* endpoint whose wait queue holds it, -1 when not queued */
+    struct rp_timer timer; /* wait for a connection slot or a token */
+    struct rp_attempt at;
+};
+
+/* Per-worker view of one configured endpoint. */
+struct rp_wep {
+    int in_use;
+    struct rp_endpoint_config *cfg;
+    struct rp_shm_endpoint *shm;
+    struct rp_shm_epstats *stats; /* this worker's row for it */
+    struct curl_slist *headers;
+    unsigned active;      /* this worker's attempts running on it */
+    unsigned share;       /* this worker's share of max_connections */
+    struct rp_req *qhead, *qtail; /* waiting for a free connection */
+};
+
+struct rp_worker {
+    int epfd;
+    struct rp_ev listen_ev;
+    const struct rp_config *cfg;
+    struct rp_shm_header *shm;
+    unsigned slot;        /* worker slot in shm */
+    CURLM *multi;
+    struct rp_timer curl_timer;
+    struct rp_timer_heap timers;
+    struct rp_conn *conns;
+    unsigned nconns;
+    unsigned nreqs;       /* requests alive */
+    struct rp_wep eps[RP_MAX_ENDPOINTS];
+    int nep;
+    uint64_t rr;          /* round-robin position (until the balancer lands) */
+    struct rp_jparser parser;
+    struct rp_balancer balancer;
+    struct rp_breaker_params breaker;
+    volatile int stopping; /* drain and exit */
+    uint64_t stop_deadline_ms;
+    CURL **easy_pool;
+    int easy_n, easy_cap;
+};
+
+extern struct rp_worker rp_w;
+
+/* worker.c */
+int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsigned slot,
+                   int listen_fd);
+uint64_t rp_worker_now_ms(void);
+void rp_worker_count_answer(int ok);
+
+/* conn.c */
+void rp_conn_accept(int listen_fd);
+void rp_conn_event(struct rp_conn *c, uint32_t events);
+void rp_conn_write_answer(struct rp_conn *c, const char *data, size_t len);
+void rp_conn_request_done(struct rp_conn *c);
+void rp_conn_close(struct rp_conn *c);
+void rp_conn_unref(struct rp_conn *c);
+void rp_conn_close_all_idle(void);
+
+/* request.c */
+void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len);
+void rp_req_attempt_done(struct rp_req *r, CURLcode code);
+void rp_req_ep_slot_free(int ep);
+
+/* upstream.c */
+int rp_upstream_init(void);
+void rp_upstream_cleanup(void);
+int rp_upstream_start(struct rp_req *r, int ep, long timeout_ms);
+void rp_upstream_finish(struct rp_req *r);
+void rp_upstream_event(struct rp_ev *ev, uint32_t events);
+void rp_upstream_timeout(void);
+
+#endif

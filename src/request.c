@@ -1,0 +1,685 @@
+/* request.c - a client request from validation to its one answer.
+ *
+ * A request (one call or one batch) is routed to an endpoint: candidates
+ * are filtered (drained, not up, held back by a 429, breaker denying,
+ * already tried), the balancer picks one, its breaker grants a slot and its
+ * host-wide GCRA gives the tokens (a batch of N calls takes N). When every
+ * usable endpoint is out of tokens the request waits on a timer up to
+ * queue_timeout_ms, then gets -32005. A failed attempt is retried on another
+ * endpoint within request_timeout_ms and `retries` (state-changing methods
+ * only when nothing reached the endpoint); when that is spent the client
+ * gets -32603 with the attempts listed in `data`.
+ */
+#include "rp_worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rp_clock.h"
+#include "rp_log.h"
+
+static void req_route(struct rp_req *r);
+static void req_wait_fired(struct rp_timer *t, void *arg);
+
+/* ---------------------------------------------------------------------
+ * lifecycle
+ * ------------------------------------------------------------------- */
+
+static struct rp_req *req_new(struct rp_conn *c)
+{
+    struct rp_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->conn = c;
+    c->refs++;
+    c->pending++;
+    r->queued_ep = -1;
+    r->at.ep = -1;
+    r->start_ns = rp_clock_mono_ns();
+    r->deadline_ms = r->start_ns / 1000000ull + (uint64_t)rp_w.cfg->request_timeout_ms;
+    rp_timer_init(&r->timer, req_wait_fired, r);
+    rp_buf_init(&r->extra);
+    rp_buf_init(&r->ids);
+    rp_buf_init(&r->trail);
+    rp_buf_init(&r->at.body);
+    rp_w.nreqs++;
+    return r;
+}
+
+/* Deliver ANSWER (may be NULL: nothing to write) and free the request. */
+static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
+{
+    rp_timer_cancel(&rp_w.timers, &r->timer);
+    struct rp_conn *c = r->conn;
+    if (answer && r->answer) {
+        rp_worker_count_answer(ok);
+        if (c)
+            rp_conn_write_answer(c, answer, len);
+    }
+    if (c) {
+        rp_conn_request_done(c);
+        rp_conn_unref(c);
+    }
+    free(r->send);
+    free(r->id);
+    rp_buf_free(&r->extra);
+    rp_buf_free(&r->ids);
+    rp_buf_free(&r->trail);
+    rp_buf_free(&r->at.body);
+    free(r);
+    rp_w.nreqs--;
+}
+
+/* Answer the request with an error of rpcpool's own: one error object for a
+ * call, an array of them (one per id) for a batch, plus the batch's invalid
+ * calls. */
+static void req_fail(struct rp_req *r, int code, const char *msg, const char *data)
+{
+    struct rp_buf out = RP_BUF_INIT;
+    char one[1024];
+    if (!r->is_batch) {
+        size_t n = rp_jsonrpc_error(one, sizeof one, r->id, r->id_len, code, msg, data);
+        if (n < sizeof one) {
+            rp_buf_append(&out, one, n);
+        } else {
+            char *big = malloc(n + 1);
+            if (big) {
+                rp_jsonrpc_error(big, n + 1, r->id, r->id_len, code, msg, data);
+                rp_buf_append(&out, big, n);
+                free(big);
+            }
+        }
+    } else {
+        rp_buf_append(&out, "[", 1);
+        const char *p = r->ids.data;
+        const char *end = p ? p + r->ids.len : NULL;
+        int first = 1;
+        while (p && p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t idlen = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            size_t n = rp_jsonrpc_error(NULL, 0, p, idlen, code, msg, data);
+            char *obj = malloc(n + 1);
+            if (obj) {
+                rp_jsonrpc_error(obj, n + 1, p, idlen, code, msg, data);
+                if (!first)
+                    rp_buf_append(&out, ",", 1);
+                rp_buf_append(&out, obj, n);
+                free(obj);
+                first = 0;
+            }
+            p = nl ? nl + 1 : end;
+        }
+        if (r->extra.len) {
+            if (!first)
+                rp_buf_append(&out, ",", 1);
+            rp_buf_append(&out, r->extra.data, r->extra.len);
+            first = 0;
+        }
+        rp_buf_append(&out, "]", 1);
+        if (first) { /* only notifications: nothing to answer */
+            rp_buf_free(&out);
+            req_finish(r, NULL, 0, 0);
+            return;
+        }
+    }
+    if (rp_buf_failed(&out)) {
+        rp_buf_free(&out);
+        req_finish(r, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,\"message\":"
+                      "\"Upstream error: out of memory\"}}",
+                   92, 0);
+        return;
+    }
+    req_finish(r, out.data, out.len, 0);
+    rp_buf_free(&out);
+}
+
+/* Record what an attempt met, for the -32603 data field. */
+static void req_trail(struct rp_req *r, int ep, const char *what)
+{
+    rp_buf_append(&r->trail, r->trail.len ? "," : "[", 1);
+    rp_buf_puts(&r->trail, "{\"endpoint\":");
+    rp_buf_append_json_str(&r->trail, ep >= 0 ? rp_w.eps[ep].cfg->name : "");
+    rp_buf_puts(&r->trail, ",\"error\":");
+    rp_buf_append_json_str(&r->trail, what);
+    rp_buf_puts(&r->trail, "}");
+}
+
+static void req_fail_upstream(struct rp_req *r, const char *why)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "Upstream error: %s", why);
+    rp_buf_append(&r->trail, r->trail.len ? "]" : "[]", r->trail.len ? 1 : 2);
+    req_fail(r, RP_JSONRPC_INTERNAL_ERROR, msg, rp_buf_failed(&r->trail) ? NULL : r->trail.data);
+}
+
+/* ---------------------------------------------------------------------
+ * dispatch: one framed value from a client
+ * ------------------------------------------------------------------- */
+
+/* Answer an invalid message at once (connection stays open). */
+static void dispatch_invalid(struct rp_conn *c, const char *id, size_t id_len, const char *reason)
+{
+    char buf[512];
+    size_t n = rp_jsonrpc_error(buf, sizeof buf, id, id_len, RP_JSONRPC_INVALID_REQUEST,
+                                reason ? reason : "Invalid Request", NULL);
+    if (n >= sizeof buf)
+        n = rp_jsonrpc_error(buf, sizeof buf, NULL, 0, RP_JSONRPC_INVALID_REQUEST,
+                             "Invalid Request", NULL);
+    rp_worker_count_answer(0);
+    rp_conn_write_answer(c, buf, n);
+}
+
+static void copy_method(struct rp_req *r, const char *buf, const struct rp_jcall *call)
+{
+    size_t n = call->method_len < sizeof r->method - 1 ? call->method_len : sizeof r->method - 1;
+    memcpy(r->method, buf + call->method_start, n);
+    r->method[n] = '\0';
+    if (rp_config_is_no_retry(rp_w.cfg, buf + call->method_start, call->method_len))
+        r->no_retry = 1;
+}
+
+/* Build a request from one framed value and route it, or answer it at once
+ * when it is not a valid request. */
+void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
+{
+    struct rp_jmsg m;
+    if (rp_jsonrpc_parse(&rp_w.parser, buf, len, rp_w.cfg->max_batch, &m) != 0) {
+        dispatch_invalid(c, NULL, 0, "Invalid Request: out of memory");
+        return;
+    }
+    if (m.code) {
+        dispatch_invalid(c, NULL, 0, m.reason);
+        return;
+    }
+    if (!m.is_batch) {
+        struct rp_jcall *call = &m.calls[0];
+        if (call->code) {
+            dispatch_invalid(c, call->id_start >= 0 ? buf + call->id_start : NULL, call->id_len,
+                             call->reason);
+            return;
+        }
+        struct rp_req *r = req_new(c);
+        if (!r) {
+            dispatch_invalid(c, NULL, 0, "Invalid Request: out of memory");
+            return;
+        }
+        r->answer = !rp_jcall_is_notification(call);
+        r->ncalls = 1;
+        copy_method(r, buf, call);
+        if (call->id_start >= 0) {
+            r->id = malloc(call->id_len);
+            if (r->id) {
+                memcpy(r->id, buf + call->id_start, call->id_len);
+                r->id_len = call->id_len;
+            }
+        }
+        r->send = malloc(len);
+        if (!r->send || (call->id_start >= 0 && !r->id)) {
+            req_fail(r, RP_JSONRPC_INTERNAL_ERROR, "Upstream error: out of memory", NULL);
+            return;
+        }
+        memcpy(r->send, buf, len);
+        r->send_len = len;
+        req_route(r);
+        return;
+    }
+
+    /* a batch: valid calls go upstream as one batch, invalid ones are
+     * answered by rpcpool inside the same answer array */
+    struct rp_req *r = req_new(c);
+    if (!r) {
+        dispatch_invalid(c, NULL, 0, "Invalid Request: out of memory");
+        return;
+    }
+    r->is_batch = 1;
+    struct rp_buf send = RP_BUF_INIT;
+    int valid = 0;
+    for (int i = 0; i < m.count; i++) {
+        struct rp_jcall *call = &m.calls[i];
+        if (call->code) {
+            char err[512];
+            size_t n = rp_jsonrpc_error(err, sizeof err,
+                                        call->id_start >= 0 ? buf + call->id_start : NULL,
+                                        call->id_len, call->code,
+                                        call->reason ? call->reason : "Invalid Request", NULL);
+            if (n >= sizeof err)
+                n = rp_jsonrpc_error(err, sizeof err, NULL, 0, call->code, "Invalid Request",
+                                     NULL);
+            if (r->extra.len)
+                rp_buf_append(&r->extra, ",", 1);
+            rp_buf_append(&r->extra, err, n);
+            continue;
+        }
+        if (valid == 0)
+            copy_method(r, buf, call);
+        else if (rp_config_is_no_retry(rp_w.cfg, buf + call->method_start, call->method_len))
+            r->no_retry = 1;
+        rp_buf_append(&send, valid ? "," : "[", 1);
+        rp_buf_append(&send, buf + call->start, call->len);
+        valid++;
+        if (!rp_jcall_is_notification(call)) {
+            rp_buf_append(&r->ids, buf + call->id_start, call->id_len);
+            rp_buf_append(&r->ids, "\n", 1);
+        }
+    }
+    rp_buf_append(&send, "]", 1);
+    r->answer = r->ids.len > 0 || r->extra.len > 0;
+    r->ncalls = valid;
+    if (rp_buf_failed(&send) || rp_buf_failed(&r->ids) || rp_buf_failed(&r->extra)) {
+        rp_buf_free(&send);
+        req_fail(r, RP_JSONRPC_INTERNAL_ERROR, "Upstream error: out of memory", NULL);
+        return;
+    }
+    if (valid == 0) { /* nothing to forward: only the invalid calls' errors */
+        rp_buf_free(&send);
+        req_fail(r, RP_JSONRPC_INVALID_REQUEST, "Invalid Request", NULL);
+        return;
+    }
+    r->send = rp_buf_detach(&send, &r->send_len);
+    if (!r->send) {
+        req_fail(r, RP_JSONRPC_INTERNAL_ERROR, "Upstream error: out of memory", NULL);
+        return;
+    }
+    req_route(r);
+}
+
+/* ---------------------------------------------------------------------
+ * routing
+ * ------------------------------------------------------------------- */
+
+/* Can endpoint I take a new attempt of R now (apart from tokens)? */
+static int ep_usable(const struct rp_req *r, int i, uint64_t now_ms_seg)
+{
+    struct rp_wep *w = &rp_w.eps[i];
+    if (!w->in_use || (r->tried_mask & (1ull << i)))
+        return 0;
+    struct rp_shm_endpoint *e = w->shm;
+    if (atomic_load_explicit(&e->drained, memory_order_relaxed))
+        return 0;
+    if (atomic_load_explicit(&e->state, memory_order_relaxed) != RP_EP_UP)
+        return 0;
+    if (atomic_load_explicit(&e->hold_until_ms, memory_order_relaxed) > now_ms_seg)
+        return 0;
+    uint64_t word = atomic_load_explicit(&e->breaker, memory_order_acquire);
+    return rp_breaker_would_allow(word, &rp_w.breaker, now_ms_seg);
+}
+
+/* Count one attempt in flight on endpoint EP (host-wide and this worker's
+ * share, so a dead worker's count can be repaired). */
+static void ep_inflight(int ep, int delta)
+{
+    struct rp_wep *w = &rp_w.eps[ep];
+    struct rp_shm_epstats *st = w->stats;
+    if (delta > 0) {
+        atomic_fetch_add_explicit(&w->shm->inflight, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->inflight_held, 1, memory_order_relaxed);
+    } else {
+        atomic_fetch_sub_explicit(&w->shm->inflight, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&st->inflight_held, 1, memory_order_relaxed);
+    }
+}
+
+static void ep_trial_held(int ep, enum rp_breaker_grant g, int delta)
+{
+    if (g != RP_BREAKER_TRIAL)
+        return;
+    struct rp_shm_epstats *st = rp_w.eps[ep].stats;
+    if (delta > 0)
+        atomic_fetch_add_explicit(&st->trials_held, 1, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&st->trials_held, 1, memory_order_relaxed);
+}
+
+/* Start the attempt of R on EP now that a connection slot is free. */
+static void req_launch(struct rp_req *r, int ep)
+{
+    struct rp_wep *w = &rp_w.eps[ep];
+    uint64_t now = rp_worker_now_ms();
+    if (now >= r->deadline_ms) {
+        rp_breaker_release(&w->shm->breaker, r->at.grant);
+        ep_trial_held(ep, r->at.grant, -1);
+        r->at.ep = -1;
+        req_trail(r, ep, "request timeout");
+        req_fail_upstream(r, "request timeout");
+        return;
+    }
+    long left = (long)(r->deadline_ms - now);
+    long timeout = rp_w.cfg->attempt_timeout_ms < left ? (long)rp_w.cfg->attempt_timeout_ms : left;
+    w->active++;
+    ep_inflight(ep, +1);
+    r->at.start_ns = rp_clock_mono_ns();
+    r->tries++;
+    if (rp_upstream_start(r, ep, timeout) != 0) {
+        w->active--;
+        ep_inflight(ep, -1);
+        rp_breaker_release(&w->shm->breaker, r->at.grant);
+        ep_trial_held(ep, r->at.grant, -1);
+        r->at.ep = -1;
+        req_trail(r, ep, "cannot start request");
+        req_fail_upstream(r, "cannot start request");
+    }
+}
+
+/* Pick an endpoint for R and start (or queue) its attempt. */
+static void req_route(struct rp_req *r)
+{
+    uint64_t now_ms = rp_worker_now_ms();
+    uint64_t seg_ms = rp_shm_now_ms(rp_w.shm);
+    uint64_t seg_ns = rp_shm_now_ns(rp_w.shm);
+    struct rp_balancer_candidate cand[RP_MAX_ENDPOINTS];
+    int n = 0, with_room = 0;
+    for (int i = 0; i < rp_w.nep; i++)
+        if (ep_usable(r, i, seg_ms) && rp_w.eps[i].active < rp_w.eps[i].share)
+            with_room++;
+    for (int i = 0; i < rp_w.nep; i++) {
+        if (!ep_usable(r, i, seg_ms))
+            continue;
+        /* prefer endpoints where this worker has a free connection */
+        if (with_room && rp_w.eps[i].active >= rp_w.eps[i].share)
+            continue;
+        struct rp_shm_endpoint *e = rp_w.eps[i].shm;
+        cand[n].id = (uint32_t)i;
+        cand[n].weight = e->weight ? e->weight : 1;
+        cand[n].inflight = atomic_load_explicit(&e->inflight, memory_order_relaxed);
+        cand[n].ewma_us = atomic_load_explicit(&e->ewma_latency_us, memory_order_relaxed);
+        n++;
+    }
+    uint64_t min_wait_ns = UINT64_MAX;
+    while (n > 0) {
+        uint64_t seq = atomic_fetch_add_explicit(&rp_w.shm->rr_counter, 1, memory_order_relaxed);
+        uint64_t rnd = ((uint64_t)random() << 31) ^ (uint64_t)random();
+        int k = rp_balancer_pick(&rp_w.balancer, rp_w.cfg->balance, cand, n, seq, rnd);
+        int ep = (int)cand[k].id;
+        struct rp_wep *w = &rp_w.eps[ep];
+        cand[k] = cand[--n];
+        enum rp_breaker_grant g = rp_breaker_acquire(&w->shm->breaker, &rp_w.breaker, seg_ms);
+        if (g == RP_BREAKER_DENY)
+            continue;
+        struct rp_gcra_params gp = {w->shm->rl_interval_ns, w->shm->rl_burst};
+        uint64_t wait = rp_gcra_take(&w->shm->gcra_tat_ns, &gp, (uint64_t)r->ncalls, seg_ns);
+        if (wait) {
+            rp_breaker_release(&w->shm->breaker, g);
+            if (wait < min_wait_ns)
+                min_wait_ns = wait;
+            continue;
+        }
+        r->at.ep = ep;
+        r->at.grant = g;
+        r->tried_mask |= 1ull << ep;
+        ep_trial_held(ep, g, +1);
+        if (w->active < w->share) {
+            req_launch(r, ep);
+            return;
+        }
+        /* every connection of this worker to EP is busy: wait for one */
+        r->qnext = NULL;
+        if (w->qtail)
+            w->qtail->qnext = r;
+        else
+            w->qhead = r;
+        w->qtail = r;
+        r->queued_ep = ep;
+        uint64_t until = now_ms + (uint64_t)rp_w.cfg->connection_timeout_ms;
+        rp_timer_arm(&rp_w.timers, &r->timer, until < r->deadline_ms ? until : r->deadline_ms);
+        return;
+    }
+    if (min_wait_ns != UINT64_MAX) {
+        /* rate-limited everywhere: wait for tokens, up to queue_timeout_ms */
+        uint64_t queue_deadline =
+            r->start_ns / 1000000ull + (uint64_t)rp_w.cfg->queue_timeout_ms;
+        if (queue_deadline > r->deadline_ms)
+            queue_deadline = r->deadline_ms;
+        uint64_t when = now_ms + (min_wait_ns + 999999ull) / 1000000ull;
+        if (when > queue_deadline) {
+            req_fail(r, RP_JSONRPC_LIMIT_EXCEEDED, "Limit exceeded: rate limit of every usable "
+                                                   "endpoint reached",
+                     NULL);
+            return;
+        }
+        r->queued_ep = -2; /* waiting for tokens */
+        rp_timer_arm(&rp_w.timers, &r->timer, when);
+        return;
+    }
+    if (r->tries == 0 && !r->trail.len) {
+        req_fail(r, RP_JSONRPC_NO_UPSTREAM, "No upstream available", NULL);
+        return;
+    }
+    req_fail_upstream(r, "no other endpoint to retry on");
+}
+
+/* The wait timer fired: for tokens (route again) or for a connection slot
+ * (give up on this endpoint, as a failure that sent nothing). */
+static void req_wait_fired(struct rp_timer *t, void *arg)
+{
+    (void)t;
+    struct rp_req *r = arg;
+    if (r->queued_ep == -2) {
+        r->queued_ep = -1;
+        req_route(r);
+        return;
+    }
+    int ep = r->queued_ep;
+    if (ep < 0)
+        return;
+    struct rp_wep *w = &rp_w.eps[ep];
+    /* unlink from the wait queue */
+    struct rp_req **pp = &w->qhead, *prev = NULL;
+    while (*pp && *pp != r) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (*pp) {
+        *pp = r->qnext;
+        if (w->qtail == r)
+            w->qtail = prev;
+    }
+    r->queued_ep = -1;
+    rp_breaker_release(&w->shm->breaker, r->at.grant);
+    ep_trial_held(ep, r->at.grant, -1);
+    r->at.ep = -1;
+    req_trail(r, ep, "no free connection");
+    if (rp_worker_now_ms() >= r->deadline_ms) {
+        req_fail_upstream(r, "request timeout");
+        return;
+    }
+    if (r->tries < 1 + rp_w.cfg->retries) {
+        req_route(r);
+        return;
+    }
+    req_fail_upstream(r, "retries spent");
+}
+
+/* A connection slot of this worker on EP became free: start the first
+ * request waiting for it. */
+void rp_req_ep_slot_free(int ep)
+{
+    struct rp_wep *w = &rp_w.eps[ep];
+    while (w->qhead && w->active < w->share) {
+        struct rp_req *r = w->qhead;
+        w->qhead = r->qnext;
+        if (!w->qhead)
+            w->qtail = NULL;
+        r->queued_ep = -1;
+        rp_timer_cancel(&rp_w.timers, &r->timer);
+        req_launch(r, ep);
+    }
+}
+
+/* ---------------------------------------------------------------------
+ * attempt results
+ * ------------------------------------------------------------------- */
+
+/* Fold one latency sample into the endpoint's EWMA (alpha 1/8) and this
+ * worker's histogram row. */
+static void ep_record_latency(int ep, uint64_t latency_us)
+{
+    struct rp_wep *w = &rp_w.eps[ep];
+    uint64_t old = atomic_load_explicit(&w->shm->ewma_latency_us, memory_order_relaxed);
+    uint64_t upd;
+    do {
+        upd = old == 0 ? latency_us : old - old / 8 + latency_us / 8;
+    } while (!atomic_compare_exchange_weak_explicit(&w->shm->ewma_latency_us, &old, upd,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    struct rp_shm_epstats *st = w->stats;
+    atomic_fetch_add_explicit(&st->ok, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->lat_sum_us, latency_us, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->lat_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->hist[rp_lat_bucket(latency_us)], 1, memory_order_relaxed);
+}
+
+/* Write the endpoint's answer to the client: single-line, with the batch's
+ * own error objects merged in. */
+static void req_answer_success(struct rp_req *r)
+{
+    struct rp_buf *b = &r->at.body;
+    size_t len = rp_json_strip_newlines(b->data ? b->data : (char *)"", b->len);
+    b->len = len;
+    if (!r->is_batch || !r->extra.len) {
+        if (r->is_batch && len == 0) { /* notifications only */
+            req_finish(r, NULL, 0, 1);
+            return;
+        }
+        req_finish(r, b->data, len, 1);
+        return;
+    }
+    struct rp_buf out = RP_BUF_INIT;
+    /* trim trailing whitespace; an array answer loses its closing bracket */
+    while (len && (b->data[len - 1] == ' ' || b->data[len - 1] == '\t'))
+        len--;
+    size_t s = 0;
+    while (s < len && (b->data[s] == ' ' || b->data[s] == '\t'))
+        s++;
+    if (len == s) {
+        rp_buf_append(&out, "[", 1);
+    } else if (b->data[s] == '[' && b->data[len - 1] == ']') {
+        rp_buf_append(&out, b->data + s, len - 1 - s);
+        rp_buf_append(&out, len - 1 - s > 1 ? "," : "", len - 1 - s > 1 ? 1 : 0);
+    } else {
+        rp_buf_append(&out, "[", 1);
+        rp_buf_append(&out, b->data + s, len - s);
+        rp_buf_append(&out, ",", 1);
+    }
+    rp_buf_append(&out, r->extra.data, r->extra.len);
+    rp_buf_append(&out, "]", 1);
+    if (rp_buf_failed(&out))
+        req_fail_upstream(r, "out of memory");
+    else
+        req_finish(r, out.data, out.len, 1);
+    rp_buf_free(&out);
+}
+
+/* Classify a finished attempt. Returns NULL for an answer, else a short
+ * description of the failure; *SENT tells whether any byte reached the
+ * endpoint; *BREAKER whether it counts against the endpoint's breaker. */
+static const char *attempt_verdict(struct rp_req *r, CURLcode code, long http, long req_bytes,
+                                   int *sent, int *breaker, char *why, size_t whylen)
+{
+    *sent = req_bytes > 0;
+    *breaker = 1;
+    if (code == CURLE_OK) {
+        if (http == 429) {
+            snprintf(why, whylen, "HTTP 429");
+            return why;
+        }
+        if (http >= 500) {
+            snprintf(why, whylen, "HTTP %ld", http);
+            return why;
+        }
+        if (r->at.body.len == 0 && r->is_batch && r->ids.len == 0 && http >= 200 && http < 300)
+            return NULL; /* a batch of notifications: nothing comes back */
+        if (r->at.body.len == 0 && !r->answer && http >= 200 && http < 300)
+            return NULL; /* a notification */
+        if (rp_frame_validate(r->at.body.data ? r->at.body.data : "", r->at.body.len) != 0 ||
+            rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, r->is_batch,
+                                      r->is_batch ? NULL : r->id,
+                                      r->is_batch ? 0 : r->id_len) != 0) {
+            if (!r->answer && http >= 200 && http < 300)
+                return NULL; /* notification: whatever came back is dropped */
+            snprintf(why, whylen, "HTTP %ld: not a JSON-RPC response", http);
+            return why;
+        }
+        return NULL;
+    }
+    if (r->at.too_large) {
+        *breaker = 0;
+        snprintf(why, whylen, "response larger than max_response_bytes");
+        return why;
+    }
+    switch (code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        *sent = 0;
+        snprintf(why, whylen, "connect failed: %s", curl_easy_strerror(code));
+        return why;
+    case CURLE_OPERATION_TIMEDOUT:
+        snprintf(why, whylen, "timeout");
+        return why;
+    default:
+        snprintf(why, whylen, "%s", curl_easy_strerror(code));
+        return why;
+    }
+}
+
+/* The upstream layer reports a finished attempt of R. */
+void rp_req_attempt_done(struct rp_req *r, CURLcode code)
+{
+    int ep = r->at.ep;
+    struct rp_wep *w = &rp_w.eps[ep];
+    long http = 0, req_bytes = 0;
+    curl_easy_getinfo(r->at.easy, CURLINFO_RESPONSE_CODE, &http);
+    curl_easy_getinfo(r->at.easy, CURLINFO_REQUEST_SIZE, &req_bytes);
+    rp_upstream_finish(r);
+    w->active--;
+    ep_inflight(ep, -1);
+    ep_trial_held(ep, r->at.grant, -1);
+    uint64_t latency_us = (rp_clock_mono_ns() - r->at.start_ns) / 1000ull;
+
+    char why[160];
+    int sent, counts;
+    const char *fail = attempt_verdict(r, code, http, req_bytes, &sent, &counts, why, sizeof why);
+    struct rp_shm_epstats *st = w->stats;
+    enum rp_breaker_grant g = r->at.grant;
+    r->at.ep = -1;
+    rp_req_ep_slot_free(ep);
+
+    if (!fail) {
+        rp_breaker_success(&w->shm->breaker, g);
+        ep_record_latency(ep, latency_us);
+        req_answer_success(r);
+        return;
+    }
+    if (http == 429 && r->at.retry_after_s > 0) {
+        uint64_t until = rp_shm_now_ms(rp_w.shm) + (uint64_t)r->at.retry_after_s * 1000ull;
+        atomic_store_explicit(&w->shm->hold_until_ms, until, memory_order_relaxed);
+        rp_warn("endpoint rate-limited us: holding it back", "endpoint=%s retry_after_s=%ld",
+                w->cfg->name, r->at.retry_after_s);
+    }
+    if (counts) {
+        rp_breaker_failure(&w->shm->breaker, &rp_w.breaker, g, rp_shm_now_ms(rp_w.shm));
+        atomic_fetch_add_explicit(&st->failed, 1, memory_order_relaxed);
+    } else {
+        rp_breaker_release(&w->shm->breaker, g);
+    }
+    rp_debug("attempt failed", "endpoint=%s error=\"%s\" sent=%d", w->cfg->name, why, sent);
+    req_trail(r, ep, why);
+    if (!counts) { /* too large: another endpoint would send the same */
+        req_fail_upstream(r, why);
+        return;
+    }
+    if (r->no_retry && sent) {
+        req_fail_upstream(r, "state-changing call reached the endpoint; not retried");
+        return;
+    }
+    if (rp_worker_now_ms() >= r->deadline_ms) {
+        req_fail_upstream(r, "request timeout");
+        return;
+    }
+    if (r->tries >= 1 + rp_w.cfg->retries) {
+        req_fail_upstream(r, "retries spent");
+        return;
+    }
+    atomic_fetch_add_explicit(&st->retried, 1, memory_order_relaxed);
+    req_route(r);
+}

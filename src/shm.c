@@ -1,0 +1,133 @@
+/* shm.c - creating and initialising the shared-memory segment. */
+#include "rp_shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "rp_clock.h"
+
+uint64_t rp_shm_url_key(const char *url)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *url; url++) {
+        h ^= (unsigned char)*url;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+uint64_t rp_shm_now_ns(const struct rp_shm_header *h)
+{
+    uint64_t base = atomic_load_explicit(&h->clock_base_ns, memory_order_relaxed);
+    uint64_t now = rp_clock_mono_ns();
+    return now > base ? now - base : 0;
+}
+
+uint64_t rp_shm_now_ms(const struct rp_shm_header *h)
+{
+    return rp_shm_now_ns(h) / 1000000ull;
+}
+
+/* A segment already at NAME is stale unless the supervisor it names is still
+ * alive. Returns 1 when a live supervisor owns it. */
+static int shm_owner_alive(const char *name)
+{
+    int fd = shm_open(name, O_RDONLY, 0);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    int alive = 0;
+    if (fstat(fd, &st) == 0 && (size_t)st.st_size >= sizeof(struct rp_shm_header)) {
+        struct rp_shm_header *h =
+            mmap(NULL, sizeof(struct rp_shm_header), PROT_READ, MAP_SHARED, fd, 0);
+        if (h != MAP_FAILED) {
+            if (atomic_load_explicit(&h->magic, memory_order_acquire) == RP_SHM_MAGIC) {
+                int64_t pid = atomic_load_explicit(&h->supervisor_pid, memory_order_relaxed);
+                if (pid > 0 && pid != getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+                    alive = 1;
+            }
+            munmap(h, sizeof(struct rp_shm_header));
+        }
+    }
+    close(fd);
+    return alive;
+}
+
+/* Create the segment: refuse a live owner, unlink a stale one, size it at
+ * its largest, fill the header and publish the magic last (release). */
+int rp_shm_create(struct rp_shm *s, const char *name, const char *pool_name, mode_t mode,
+                  gid_t gid, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    if (shm_owner_alive(name)) {
+        snprintf(err, errlen, "shm segment %s belongs to a running supervisor", name);
+        errno = EEXIST;
+        return -1;
+    }
+    shm_unlink(name);
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, mode);
+    if (fd < 0) {
+        snprintf(err, errlen, "shm_open %s: %s", name, strerror(errno));
+        return -1;
+    }
+    fchmod(fd, mode); /* the umask must not widen or narrow it */
+    if (gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) != 0) {
+        snprintf(err, errlen, "shm %s: chown to group %d: %s", name, (int)gid, strerror(errno));
+        close(fd);
+        shm_unlink(name);
+        return -1;
+    }
+    size_t size = RP_SHM_TOTAL_BYTES;
+    if (ftruncate(fd, (off_t)size) != 0) {
+        snprintf(err, errlen, "shm %s: ftruncate %zu: %s", name, size, strerror(errno));
+        close(fd);
+        shm_unlink(name);
+        return -1;
+    }
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        snprintf(err, errlen, "shm %s: mmap: %s", name, strerror(errno));
+        shm_unlink(name);
+        return -1;
+    }
+    struct rp_shm_header *h = p;
+    h->version_major = RP_SHM_VERSION_MAJOR;
+    h->version_minor = RP_SHM_VERSION_MINOR;
+    h->header_size = sizeof(struct rp_shm_header);
+    h->total_size = size;
+    h->endpoints = (struct rp_shm_table){RP_SHM_ENDPOINTS_OFFSET, RP_SHM_MAX_ENDPOINTS,
+                                         sizeof(struct rp_shm_endpoint)};
+    h->workers = (struct rp_shm_table){RP_SHM_WORKERS_OFFSET, RP_SHM_MAX_WORKERS,
+                                       sizeof(struct rp_shm_worker)};
+    h->stats = (struct rp_shm_table){RP_SHM_STATS_OFFSET,
+                                     RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS,
+                                     sizeof(struct rp_shm_epstats)};
+    snprintf(h->name, sizeof h->name, "%s", pool_name);
+    atomic_store_explicit(&h->clock_base_ns, rp_clock_mono_ns(), memory_order_relaxed);
+    atomic_store_explicit(&h->supervisor_pid, getpid(), memory_order_relaxed);
+    atomic_store_explicit(&h->supervisor_birth_ns, rp_clock_realtime_ns(), memory_order_relaxed);
+    atomic_store_explicit(&h->generation, 1, memory_order_relaxed);
+    for (unsigned i = 0; i < RP_SHM_MAX_ENDPOINTS; i++)
+        rp_shm_ep(h, i)->id = i;
+    atomic_store_explicit(&h->magic, RP_SHM_MAGIC, memory_order_release);
+    s->hdr = h;
+    s->size = size;
+    return 0;
+}
+
+void rp_shm_destroy(struct rp_shm *s, int unlink_name)
+{
+    if (s->hdr)
+        munmap(s->hdr, s->size);
+    s->hdr = NULL;
+    if (unlink_name && s->name[0])
+        shm_unlink(s->name);
+}

@@ -1,0 +1,308 @@
+/* upstream.c - the worker's libcurl multi handle, driven from the worker's
+ * epoll loop through CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION (the
+ * pattern of curl's ephiperfifo example).
+ *
+ * Easy handles are reused (keep-alive connections live in the multi
+ * handle's cache). Real upstream sockets are counted into shm through
+ * CURLOPT_OPENSOCKETFUNCTION / CURLOPT_CLOSESOCKETFUNCTION, so operators see
+ * true connection numbers.
+ */
+#include "rp_worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rp_log.h"
+
+/* Per curl socket: its epoll registration. */
+struct curl_sock {
+    struct rp_ev ev;
+    uint32_t events;
+};
+
+/* Per opened socket: which endpoint it is counted against. Indexed by fd;
+ * the worker's fd range is small. */
+static struct rp_wep **sock_owner;
+static int sock_owner_cap;
+
+static void upstream_check_done(void)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(rp_w.multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct rp_req *r = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        CURLcode code = msg->data.result;
+        if (r)
+            rp_req_attempt_done(r, code);
+    }
+}
+
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into epoll. */
+static int upstream_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)userp;
+    struct curl_sock *cs = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (cs) {
+            epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, s, NULL);
+            free(cs);
+            curl_multi_assign(rp_w.multi, s, NULL);
+        }
+        return 0;
+    }
+    uint32_t events = 0;
+    if (what & CURL_POLL_IN)
+        events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        events |= EPOLLOUT;
+    if (!cs) {
+        cs = calloc(1, sizeof *cs);
+        if (!cs)
+            return -1;
+        cs->ev.kind = RP_EV_CURL;
+        cs->ev.fd = s;
+        cs->events = events;
+        struct epoll_event ev = {.events = events, .data.ptr = cs};
+        if (epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
+            epoll_ctl(rp_w.epfd, EPOLL_CTL_MOD, s, &ev);
+        curl_multi_assign(rp_w.multi, s, cs);
+    } else if (cs->events != events) {
+        cs->events = events;
+        struct epoll_event ev = {.events = events, .data.ptr = cs};
+        epoll_ctl(rp_w.epfd, EPOLL_CTL_MOD, s, &ev);
+    }
+    return 0;
+}
+
+static void upstream_timer_fired(struct rp_timer *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    rp_upstream_timeout();
+}
+
+/* CURLMOPT_TIMERFUNCTION: curl wants to be called after TIMEOUT_MS (-1:
+ * never). Acted on from the loop, never from inside this callback. */
+static int upstream_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    (void)userp;
+    if (timeout_ms < 0)
+        rp_timer_cancel(&rp_w.timers, &rp_w.curl_timer);
+    else
+        rp_timer_arm(&rp_w.timers, &rp_w.curl_timer, rp_worker_now_ms() + (uint64_t)timeout_ms);
+    return 0;
+}
+
+void rp_upstream_timeout(void)
+{
+    int running;
+    curl_multi_socket_action(rp_w.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    upstream_check_done();
+}
+
+void rp_upstream_event(struct rp_ev *ev, uint32_t events)
+{
+    int mask = 0;
+    if (events & EPOLLIN)
+        mask |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT)
+        mask |= CURL_CSELECT_OUT;
+    if (events & (EPOLLERR | EPOLLHUP))
+        mask |= CURL_CSELECT_ERR;
+    int running;
+    curl_multi_socket_action(rp_w.multi, ev->fd, mask, &running);
+    upstream_check_done();
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: open the socket and count it as an open
+ * connection of the endpoint passed in CLIENTP. */
+static curl_socket_t upstream_open_cb(void *clientp, curlsocktype purpose,
+                                      struct curl_sockaddr *addr)
+{
+    (void)purpose;
+    struct rp_wep *w = clientp;
+    int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if (fd >= sock_owner_cap) {
+        int cap = sock_owner_cap ? sock_owner_cap : 1024;
+        while (cap <= fd)
+            cap *= 2;
+        struct rp_wep **p = realloc(sock_owner, (size_t)cap * sizeof *p);
+        if (!p) {
+            close(fd);
+            return CURL_SOCKET_BAD;
+        }
+        memset(p + sock_owner_cap, 0, (size_t)(cap - sock_owner_cap) * sizeof *p);
+        sock_owner = p;
+        sock_owner_cap = cap;
+    }
+    sock_owner[fd] = w;
+    atomic_fetch_add_explicit(&w->shm->conns_open, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->stats->conns_open_held, 1, memory_order_relaxed);
+    return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: uncount and close. */
+static int upstream_close_cb(void *clientp, curl_socket_t fd)
+{
+    (void)clientp;
+    if (fd >= 0 && fd < sock_owner_cap && sock_owner[fd]) {
+        struct rp_wep *w = sock_owner[fd];
+        atomic_fetch_sub_explicit(&w->shm->conns_open, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&w->stats->conns_open_held, 1, memory_order_relaxed);
+        sock_owner[fd] = NULL;
+    }
+    epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, fd, NULL);
+    return close(fd);
+}
+
+/* CURLOPT_WRITEFUNCTION: collect the answer, up to max_response_bytes. */
+static size_t upstream_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct rp_req *r = userdata;
+    size_t n = size * nmemb;
+    if (r->at.body.len + n > (size_t)rp_w.cfg->max_response_bytes) {
+        r->at.too_large = 1;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (rp_buf_append(&r->at.body, ptr, n) != 0)
+        return 0;
+    return n;
+}
+
+/* CURLOPT_HEADERFUNCTION: remember Retry-After (seconds form). */
+static size_t upstream_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    struct rp_req *r = userdata;
+    size_t n = size * nitems;
+    static const char name[] = "retry-after:";
+    if (n > sizeof name - 1 && strncasecmp(buf, name, sizeof name - 1) == 0) {
+        long v = strtol(buf + sizeof name - 1, NULL, 10);
+        if (v > 0 && v < 86400)
+            r->at.retry_after_s = v;
+    }
+    return n;
+}
+
+int rp_upstream_init(void)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return -1;
+    rp_w.multi = curl_multi_init();
+    if (!rp_w.multi)
+        return -1;
+    rp_timer_init(&rp_w.curl_timer, upstream_timer_fired, NULL);
+    curl_multi_setopt(rp_w.multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
+    curl_multi_setopt(rp_w.multi, CURLMOPT_TIMERFUNCTION, upstream_timer_cb);
+    long workers = rp_w.cfg->workers > 0 ? (long)rp_w.cfg->workers : 1;
+    long share = (long)(rp_w.cfg->max_connections + workers - 1) / workers;
+    curl_multi_setopt(rp_w.multi, CURLMOPT_MAXCONNECTS,
+                      (long)(share * rp_w.cfg->endpoint_count + 4));
+    curl_multi_setopt(rp_w.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    return 0;
+}
+
+void rp_upstream_cleanup(void)
+{
+    for (int i = 0; i < rp_w.easy_n; i++)
+        curl_easy_cleanup(rp_w.easy_pool[i]);
+    free(rp_w.easy_pool);
+    rp_w.easy_pool = NULL;
+    rp_w.easy_n = rp_w.easy_cap = 0;
+    if (rp_w.multi)
+        curl_multi_cleanup(rp_w.multi);
+    rp_w.multi = NULL;
+    curl_global_cleanup();
+    free(sock_owner);
+    sock_owner = NULL;
+    sock_owner_cap = 0;
+}
+
+/* Count a connection carrying a request (host-wide and this worker's share). */
+static void ep_count_active(struct rp_wep *w, int delta)
+{
+    if (delta > 0) {
+        atomic_fetch_add_explicit(&w->shm->conns_active, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->stats->conns_active_held, 1, memory_order_relaxed);
+    } else {
+        atomic_fetch_sub_explicit(&w->shm->conns_active, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&w->stats->conns_active_held, 1, memory_order_relaxed);
+    }
+}
+
+/* Start R's attempt on endpoint EP with TIMEOUT_MS for the whole transfer. */
+int rp_upstream_start(struct rp_req *r, int ep, long timeout_ms)
+{
+    struct rp_wep *w = &rp_w.eps[ep];
+    CURL *e = rp_w.easy_n ? rp_w.easy_pool[--rp_w.easy_n] : curl_easy_init();
+    if (!e)
+        return -1;
+    rp_buf_reset(&r->at.body);
+    r->at.too_large = 0;
+    r->at.retry_after_s = 0;
+    r->at.easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, w->cfg->url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->send);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->send_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, w->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, upstream_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, upstream_header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)rp_w.cfg->connection_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)(rp_w.cfg->idle_timeout_ms + 999) / 1000);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, upstream_open_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, w);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, upstream_close_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, NULL);
+    ep_count_active(w, +1);
+    if (curl_multi_add_handle(rp_w.multi, e) != CURLM_OK) {
+        ep_count_active(w, -1);
+        curl_easy_cleanup(e);
+        r->at.easy = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Detach R's finished easy handle from the multi and keep it for reuse. */
+void rp_upstream_finish(struct rp_req *r)
+{
+    CURL *e = r->at.easy;
+    if (!e)
+        return;
+    ep_count_active(&rp_w.eps[r->at.ep], -1);
+    curl_multi_remove_handle(rp_w.multi, e);
+    r->at.easy = NULL;
+    curl_easy_reset(e);
+    if (rp_w.easy_n == rp_w.easy_cap) {
+        int cap = rp_w.easy_cap ? rp_w.easy_cap * 2 : 64;
+        CURL **p = realloc(rp_w.easy_pool, (size_t)cap * sizeof *p);
+        if (!p) {
+            curl_easy_cleanup(e);
+            return;
+        }
+        rp_w.easy_pool = p;
+        rp_w.easy_cap = cap;
+    }
+    rp_w.easy_pool[rp_w.easy_n++] = e;
+}

@@ -1,0 +1,234 @@
+/* worker.c - a worker process: one epoll loop serving clients on the
+ * inherited listen socket and driving the worker's libcurl multi handle.
+ *
+ * Lifecycle: started by the supervisor after fork(); runs until SIGTERM,
+ * then stops accepting, answers what it holds (up to shutdown_timeout_ms),
+ * closes its clients and exits 0. It also exits when the supervisor dies
+ * (PR_SET_PDEATHSIG), so no worker outlives its supervisor.
+ */
+#include "rp_worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "rp_clock.h"
+#include "rp_log.h"
+
+struct rp_worker rp_w;
+
+static volatile sig_atomic_t worker_stop_flag;
+
+static void worker_on_sigterm(int sig)
+{
+    (void)sig;
+    worker_stop_flag = 1;
+}
+
+uint64_t rp_worker_now_ms(void)
+{
+    return rp_clock_mono_ms();
+}
+
+/* Count one answered client request in the worker's shm slot and row. */
+void rp_worker_count_answer(int ok)
+{
+    struct rp_shm_worker *ws = rp_shm_worker(rp_w.shm, rp_w.slot);
+    atomic_fetch_add_explicit(&ws->requests, 1, memory_order_relaxed);
+    struct rp_shm_epstats *st = rp_shm_stats(rp_w.shm, rp_w.slot, 0);
+    if (ok)
+        atomic_fetch_add_explicit(&st->client_ok, 1, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&st->client_error, 1, memory_order_relaxed);
+}
+
+/* Build the per-worker endpoint table from the configuration and the shm
+ * rows the supervisor filled (matched by index: the supervisor writes row i
+ * for configured endpoint i's slot, see supervisor.c). */
+static int worker_setup_endpoints(void)
+{
+    const struct rp_config *cfg = rp_w.cfg;
+    unsigned workers = cfg->workers > 0 ? (unsigned)cfg->workers : 1;
+    unsigned share = (unsigned)((cfg->max_connections + workers - 1) / workers);
+    if (share < 1)
+        share = 1;
+    rp_w.nep = 0;
+    for (int i = 0; i < cfg->endpoint_count; i++) {
+        struct rp_endpoint_config *ec = (struct rp_endpoint_config *)&cfg->endpoints[i];
+        uint64_t key = rp_shm_url_key(ec->url);
+        struct rp_shm_endpoint *row = NULL;
+        for (unsigned s = 0; s < RP_SHM_MAX_ENDPOINTS; s++) {
+            struct rp_shm_endpoint *e = rp_shm_ep(rp_w.shm, s);
+            if (atomic_load_explicit(&e->in_use, memory_order_acquire) && e->url_key == key) {
+                row = e;
+                break;
+            }
+        }
+        if (!row) {
+            rp_error("endpoint has no shm row", "endpoint=%s", ec->name);
+            return -1;
+        }
+        struct rp_wep *w = &rp_w.eps[rp_w.nep++];
+        memset(w, 0, sizeof *w);
+        w->in_use = 1;
+        w->cfg = ec;
+        w->shm = row;
+        w->stats = rp_shm_stats(rp_w.shm, rp_w.slot, row->id);
+        w->share = share;
+        w->headers = curl_slist_append(NULL, "Content-Type: application/json");
+        w->headers = curl_slist_append(w->headers, "Expect:");
+        for (int h = 0; h < ec->header_count; h++)
+            w->headers = curl_slist_append(w->headers, ec->headers[h]);
+        if (!w->headers)
+            return -1;
+    }
+    return 0;
+}
+
+static void worker_free_endpoints(void)
+{
+    for (int i = 0; i < rp_w.nep; i++)
+        curl_slist_free_all(rp_w.eps[i].headers);
+    rp_w.nep = 0;
+}
+
+/* Stop accepting: the listen socket leaves epoll and is closed, so the
+ * kernel hands new clients to the other (or the next) workers. */
+static void worker_stop_accepting(void)
+{
+    if (rp_w.listen_ev.fd >= 0) {
+        epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, rp_w.listen_ev.fd, NULL);
+        close(rp_w.listen_ev.fd);
+        rp_w.listen_ev.fd = -1;
+    }
+}
+
+/* Run timers whose deadline has passed. */
+static void worker_run_timers(void)
+{
+    uint64_t now = rp_worker_now_ms();
+    struct rp_timer *t;
+    while ((t = rp_timer_pop_expired(&rp_w.timers, now)))
+        t->fn(t, t->arg);
+}
+
+static int worker_epoll_timeout_ms(void)
+{
+    uint64_t next = rp_timer_next(&rp_w.timers);
+    uint64_t now = rp_worker_now_ms();
+    int cap = 1000; /* heartbeat cadence */
+    if (next == UINT64_MAX)
+        return cap;
+    if (next <= now)
+        return 0;
+    return next - now < (uint64_t)cap ? (int)(next - now) : cap;
+}
+
+int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsigned slot,
+                   int listen_fd)
+{
+    memset(&rp_w, 0, sizeof rp_w);
+    rp_w.cfg = cfg;
+    rp_w.shm = shm;
+    rp_w.slot = slot;
+    rp_w.listen_ev.kind = RP_EV_LISTEN;
+    rp_w.listen_ev.fd = listen_fd;
+    rp_w.breaker.failure_threshold = (uint32_t)cfg->cb_failure_threshold;
+    rp_w.breaker.recovery_timeout_ms = (uint64_t)cfg->cb_recovery_timeout_ms;
+    rp_w.breaker.half_open_max = (uint32_t)cfg->cb_half_open_max_attempts;
+    rp_timer_heap_init(&rp_w.timers);
+    rp_jparser_init(&rp_w.parser);
+    rp_balancer_init(&rp_w.balancer);
+
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1) /* the supervisor died before the prctl */
+        return 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = worker_on_sigterm;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+
+    rp_w.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (rp_w.epfd < 0) {
+        rp_error("epoll_create1 failed", "error=\"%s\"", strerror(errno));
+        return 1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &rp_w.listen_ev};
+    if (epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
+        rp_error("epoll_ctl listen failed", "error=\"%s\"", strerror(errno));
+        return 1;
+    }
+    if (rp_upstream_init() != 0 || worker_setup_endpoints() != 0) {
+        rp_error("worker initialisation failed", NULL);
+        return 1;
+    }
+
+    struct rp_shm_worker *ws = rp_shm_worker(shm, slot);
+    atomic_store_explicit(&ws->state, RP_WORKER_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&ws->generation,
+                          atomic_load_explicit(&shm->generation, memory_order_acquire),
+                          memory_order_relaxed);
+    rp_info("worker started", "slot=%u endpoints=%d", slot, rp_w.nep);
+
+    struct epoll_event events[256];
+    for (;;) {
+        if (worker_stop_flag && !rp_w.stopping) {
+            rp_w.stopping = 1;
+            rp_w.stop_deadline_ms = rp_worker_now_ms() + (uint64_t)cfg->shutdown_timeout_ms;
+            atomic_store_explicit(&ws->state, RP_WORKER_DRAINING, memory_order_relaxed);
+            worker_stop_accepting();
+            rp_info("worker draining", "requests=%u clients=%u", rp_w.nreqs, rp_w.nconns);
+        }
+        if (rp_w.stopping) {
+            rp_conn_close_all_idle();
+            if (rp_w.nconns == 0 && rp_w.nreqs == 0)
+                break;
+            if (rp_worker_now_ms() >= rp_w.stop_deadline_ms) {
+                rp_warn("shutdown timeout: closing remaining clients", "requests=%u clients=%u",
+                        rp_w.nreqs, rp_w.nconns);
+                break;
+            }
+        }
+        atomic_store_explicit(&ws->heartbeat_ms, rp_shm_now_ms(shm), memory_order_relaxed);
+        int n = epoll_wait(rp_w.epfd, events, 256, worker_epoll_timeout_ms());
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rp_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            struct rp_ev *e = events[i].data.ptr;
+            switch (e->kind) {
+            case RP_EV_LISTEN:
+                if (!rp_w.stopping)
+                    rp_conn_accept(e->fd);
+                break;
+            case RP_EV_CLIENT:
+                rp_conn_event((struct rp_conn *)e, events[i].events);
+                break;
+            case RP_EV_CURL:
+                rp_upstream_event(e, events[i].events);
+                break;
+            }
+        }
+        worker_run_timers();
+    }
+    rp_info("worker stopped", "slot=%u", slot);
+    worker_free_endpoints();
+    rp_upstream_cleanup();
+    rp_jparser_free(&rp_w.parser);
+    rp_balancer_free(&rp_w.balancer);
+    rp_timer_heap_free(&rp_w.timers);
+    return 0;
+}
