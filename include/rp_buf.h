@@ -14,13 +14,15 @@
 #include <stddef.h>
 
 struct rp_buf {
-    char *data;  /* heap, NUL-terminated when len > 0; NULL before the first append */
-    size_t len;  /* bytes in use, NUL excluded */
-    size_t cap;  /* bytes allocated */
-    int failed;  /* 1 after an allocation failure (sticky) */
+    char *data; /* heap, NUL-terminated when len > 0; NULL before the first append */
+    size_t len; /* bytes in use, NUL excluded */
+    size_t cap; /* bytes allocated */
+    int failed; /* 1 after an allocation failure (sticky) */
 };
 
+/* clang-format off */
 #define RP_BUF_INIT {NULL, 0, 0, 0}
+/* clang-format on */
 
 void rp_buf_init(struct rp_buf *b);
 

@@ -45,8 +45,7 @@ int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s);
  * "name","pid","uptime_s","generation","workers":[...],"endpoints":[...]},
  * the uptime taken from the supervisor's birth time and NOW_REALTIME_NS
  * (CLOCK_REALTIME). */
-int rp_status_control_json(struct rp_buf *b, const struct rp_snapshot *s,
-                           uint64_t now_realtime_ns);
+int rp_status_control_json(struct rp_buf *b, const struct rp_snapshot *s, uint64_t now_realtime_ns);
 
 /* Whole seconds since the supervisor's birth at NOW_REALTIME_NS (0 when the
  * birth time is unknown or in the future). */

@@ -27,6 +27,7 @@ enum rp_ev_kind {
     RP_EV_LISTEN = 1,
     RP_EV_CLIENT,
     RP_EV_CURL,
+    RP_EV_HANDOFF,
 };
 
 struct rp_ev {
@@ -128,6 +129,8 @@ struct rp_worker {
     struct rp_jparser parser;
     struct rp_balancer balancer;
     struct rp_breaker_params breaker;
+    struct rp_ev chan_ev; /* SEQPACKET channel to the supervisor (client handoff) */
+    int retiring;         /* replaced by a new generation: hand clients over */
     volatile int stopping; /* drain and exit */
     uint64_t stop_deadline_ms;
     CURL **easy_pool;
@@ -138,12 +141,14 @@ extern struct rp_worker rp_w;
 
 /* worker.c */
 int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsigned slot,
-                   int listen_fd);
+                   int listen_fd, int chan_fd);
 uint64_t rp_worker_now_ms(void);
 void rp_worker_count_answer(int ok);
 
 /* conn.c */
 void rp_conn_accept(int listen_fd);
+void rp_conn_adopt(int fd, const char *data, size_t len);
+unsigned rp_conn_handoff_all(int ch);
 void rp_conn_event(struct rp_conn *c, uint32_t events);
 void rp_conn_write_answer(struct rp_conn *c, const char *data, size_t len);
 void rp_conn_request_done(struct rp_conn *c);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -42,29 +43,65 @@ struct overflow_lit {
     char text[32];
 };
 
-/* The overflowing literals of one file, scanned on first use. */
-struct overflow_file {
+/* A line whose first token is ',', ')' or ']'. libconfig dates a scalar
+ * list element by the token after it, so an element followed by such a
+ * line really sits on PREV, the line where the token before ended. */
+struct line_fix {
+    int line, prev;
+};
+
+/* What one file's scan found; made on first use. */
+struct file_scan {
     char *file;
     struct overflow_lit *lits;
-    int count, cap;
-    struct overflow_file *next;
+    int lit_count, lit_cap;
+    struct line_fix *fixes;
+    int fix_count, fix_cap;
+    struct file_scan *next;
 };
 
 struct ctx {
-    const char *path; /* the file given to rp_config_load */
+    const char *path;        /* the file given to rp_config_load */
+    const char *include_dir; /* where relative @include names are found */
     char *err;
     size_t errlen;
-    struct overflow_file *scanned;
+    struct file_scan *scanned;
+    char file_buf[PATH_MAX];
 };
+
+static struct file_scan *scanned_file(struct ctx *c, const char *file);
 
 /* ---------------------------------------------------------------------- */
 /* Error messages                                                          */
 
-/* The file a setting came from (an @include may differ from the top file). */
-static const char *setting_file(const struct ctx *c, const config_setting_t *s)
+/* The file a setting came from: an @include may differ from the top file,
+ * and libconfig keeps an include's name as written (relative to the
+ * include directory). The result may live in c->file_buf. */
+static const char *setting_file(struct ctx *c, const config_setting_t *s)
 {
     const char *f = s ? config_setting_source_file(s) : NULL;
-    return f ? f : c->path;
+    if (!f || strcmp(f, c->path) == 0)
+        return c->path;
+    if (f[0] == '/' || !c->include_dir)
+        return f;
+    snprintf(c->file_buf, sizeof c->file_buf, "%s/%s", c->include_dir, f);
+    return c->file_buf;
+}
+
+/* The line of setting S as a person reads it (0 when unknown): libconfig's
+ * own, except for scalar list elements, corrected by the file's scan. */
+static unsigned setting_line(struct ctx *c, const config_setting_t *s)
+{
+    unsigned line = config_setting_source_line(s);
+    const config_setting_t *parent = config_setting_parent(s);
+    if (line == 0 || config_setting_name(s) || config_setting_is_aggregate(s) || !parent ||
+        config_setting_is_group(parent))
+        return line;
+    const struct file_scan *f = scanned_file(c, setting_file(c, s));
+    for (int i = 0; f && i < f->fix_count; i++)
+        if (f->fixes[i].line == (int)line)
+            return (unsigned)f->fixes[i].prev;
+    return line;
 }
 
 /* Write "FILE:LINE: KEY: reason" (or "FILE: KEY: reason" when S has no line)
@@ -79,7 +116,7 @@ __attribute__((format(printf, 4, 5))) static int fail(struct ctx *c, const confi
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    unsigned line = s ? config_setting_source_line(s) : 0;
+    unsigned line = s ? setting_line(c, s) : 0;
     if (line > 0)
         snprintf(c->err, c->errlen, "%s:%u: %s: %s", setting_file(c, s), line, key, reason);
     else
@@ -135,7 +172,7 @@ static const char *type_name(const config_setting_t *s)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Integer literals libconfig 1.5 truncated                                */
+/* Scanning the source text (what libconfig 1.5 does not tell)            */
 
 static int is_name_char(int ch)
 {
@@ -153,18 +190,26 @@ static int is_xdigit(int ch)
     return is_digit(ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
 }
 
-static int add_overflow(struct overflow_file *f, int line, int32_t truncated, const char *text,
+/* Grow *P (of *CAP elements of SIZE bytes) so one more fits after COUNT. */
+static int grow(void **p, int *cap, int count, size_t size)
+{
+    if (count < *cap)
+        return 0;
+    int ncap = *cap ? *cap * 2 : 8;
+    void *n = realloc(*p, (size_t)ncap * size);
+    if (!n)
+        return -1;
+    *p = n;
+    *cap = ncap;
+    return 0;
+}
+
+static int add_overflow(struct file_scan *f, int line, int32_t truncated, const char *text,
                         size_t len)
 {
-    if (f->count == f->cap) {
-        int cap = f->cap ? f->cap * 2 : 8;
-        struct overflow_lit *n = realloc(f->lits, (size_t)cap * sizeof *n);
-        if (!n)
-            return -1;
-        f->lits = n;
-        f->cap = cap;
-    }
-    struct overflow_lit *l = &f->lits[f->count++];
+    if (grow((void **)&f->lits, &f->lit_cap, f->lit_count, sizeof *f->lits) < 0)
+        return -1;
+    struct overflow_lit *l = &f->lits[f->lit_count++];
     l->line = line;
     l->truncated = truncated;
     if (len >= sizeof l->text)
@@ -177,7 +222,7 @@ static int add_overflow(struct overflow_file *f, int line, int32_t truncated, co
 /* Scan one number starting at T[*I] (a digit, sign or '.'), following the
  * libconfig 1.5 lexer: record it in F when it is a plain (no L suffix)
  * integer outside int's range, with the value atoi()/strtoul() left. */
-static int scan_number(struct overflow_file *f, const char *t, size_t n, size_t *ip, int line)
+static int scan_number(struct file_scan *f, const char *t, size_t n, size_t *ip, int line)
 {
     size_t i = *ip, start = i;
     int hex = 0;
@@ -200,21 +245,15 @@ static int scan_number(struct overflow_file *f, const char *t, size_t n, size_t 
             return 0;
         }
     }
-    size_t end = i;
+    size_t len = i - start;
     *ip = i;
     if (i < n && t[i] == 'L') /* 64-bit literal: parsed exactly */
         return 0;
     char buf[64];
-    size_t len = end - start;
-    if (len == 0 || len >= sizeof buf)
-        len = len ? sizeof buf - 1 : 0;
+    if (len >= sizeof buf) /* absurdly long: out of range; atoi saturates to -1 */
+        return add_overflow(f, line, -1, t + start, len);
     memcpy(buf, t + start, len);
     buf[len] = '\0';
-    if (end - start >= sizeof buf) {
-        /* absurdly long: certainly out of range; atoi saturates to -1 */
-        return add_overflow(f, line, -1, t + start, end - start);
-    }
-    errno = 0;
     if (hex) {
         unsigned long long v = strtoull(buf, NULL, 16);
         if (v > INT_MAX)
@@ -228,21 +267,30 @@ static int scan_number(struct overflow_file *f, const char *t, size_t n, size_t 
 }
 
 /* Tokenise text T the way libconfig's lexer does, far enough to tell
- * comments, strings, names and numbers apart, and collect the overflowing
- * integer literals into F. Returns 0, or -1 when out of memory. */
-static int scan_text(struct overflow_file *f, const char *t, size_t n)
+ * comments, strings, names, numbers and punctuation apart. Collects the
+ * overflowing integer literals and the line fixes into F. Returns 0, or -1
+ * when out of memory. */
+static int scan_text(struct file_scan *f, const char *t, size_t n)
 {
-    int line = 1;
+    int line = 1, first_tok_line = 0, last_end_line = 0;
     size_t i = 0;
     while (i < n) {
         char ch = t[i];
         if (ch == '\n') {
             line++;
             i++;
-        } else if (ch == '#' || (ch == '/' && i + 1 < n && t[i + 1] == '/')) {
+            continue;
+        }
+        if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' || ch == '\v') {
+            i++;
+            continue;
+        }
+        if (ch == '#' || (ch == '/' && i + 1 < n && t[i + 1] == '/')) {
             while (i < n && t[i] != '\n')
                 i++;
-        } else if (ch == '/' && i + 1 < n && t[i + 1] == '*') {
+            continue;
+        }
+        if (ch == '/' && i + 1 < n && t[i + 1] == '*') {
             i += 2;
             while (i < n && !(t[i] == '*' && i + 1 < n && t[i + 1] == '/')) {
                 if (t[i] == '\n')
@@ -250,7 +298,19 @@ static int scan_text(struct overflow_file *f, const char *t, size_t n)
                 i++;
             }
             i = i + 2 < n ? i + 2 : n;
-        } else if (ch == '"') {
+            continue;
+        }
+        /* a token starts here */
+        if (first_tok_line != line) {
+            first_tok_line = line;
+            if ((ch == ',' || ch == ')' || ch == ']') && last_end_line > 0) {
+                if (grow((void **)&f->fixes, &f->fix_cap, f->fix_count, sizeof *f->fixes) < 0)
+                    return -1;
+                f->fixes[f->fix_count].line = line;
+                f->fixes[f->fix_count++].prev = last_end_line;
+            }
+        }
+        if (ch == '"') {
             i++;
             while (i < n && t[i] != '"') {
                 if (t[i] == '\\' && i + 1 < n)
@@ -268,21 +328,25 @@ static int scan_text(struct overflow_file *f, const char *t, size_t n)
                    ((ch == '-' || ch == '+' || ch == '.') && i + 1 < n && is_digit(t[i + 1]))) {
             if (scan_number(f, t, n, &i, line) < 0)
                 return -1;
+            if (i < n && t[i] == 'L')
+                while (i < n && t[i] == 'L')
+                    i++;
         } else {
             i++;
         }
+        last_end_line = line;
     }
     return 0;
 }
 
 /* The scan of FILE, made on first use. NULL when out of memory; a file that
- * cannot be read any more yields an empty scan (nothing to report). */
-static struct overflow_file *scanned_file(struct ctx *c, const char *file)
+ * cannot be read any more yields an empty scan (nothing to correct). */
+static struct file_scan *scanned_file(struct ctx *c, const char *file)
 {
-    for (struct overflow_file *f = c->scanned; f; f = f->next)
+    for (struct file_scan *f = c->scanned; f; f = f->next)
         if (strcmp(f->file, file) == 0)
             return f;
-    struct overflow_file *f = calloc(1, sizeof *f);
+    struct file_scan *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
     f->file = strdup(file);
@@ -324,10 +388,11 @@ static struct overflow_file *scanned_file(struct ctx *c, const char *file)
 static void free_scans(struct ctx *c)
 {
     while (c->scanned) {
-        struct overflow_file *f = c->scanned;
+        struct file_scan *f = c->scanned;
         c->scanned = f->next;
         free(f->file);
         free(f->lits);
+        free(f->fixes);
         free(f);
     }
 }
@@ -343,13 +408,13 @@ static int int_value(struct ctx *c, const config_setting_t *s, const char *key, 
     if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
         return fail(c, s, key, "must be an integer, got %s", type_name(s));
     int64_t v = config_setting_get_int64(s);
-    if (type == CONFIG_TYPE_INT && config_setting_source_line(s) > 0) {
-        struct overflow_file *f = scanned_file(c, setting_file(c, s));
+    unsigned line = setting_line(c, s);
+    if (type == CONFIG_TYPE_INT && line > 0) {
+        struct file_scan *f = scanned_file(c, setting_file(c, s));
         if (!f)
             return fail_oom(c);
-        for (int i = 0; i < f->count; i++)
-            if (f->lits[i].line == (int)config_setting_source_line(s) &&
-                f->lits[i].truncated == (int32_t)v)
+        for (int i = 0; i < f->lit_count; i++)
+            if (f->lits[i].line == (int)line && f->lits[i].truncated == (int32_t)v)
                 return fail(c, s, key,
                             "%s does not fit a 32-bit integer; write it with an L suffix (%sL)",
                             f->lits[i].text, f->lits[i].text);
@@ -920,7 +985,7 @@ static int read_endpoint(struct ctx *c, struct rp_config *cfg, const config_sett
     char pfx[64], key[128];
     snprintf(pfx, sizeof pfx, "endpoints[%d].", i);
     t->s = s;
-    e->line = (int)config_setting_source_line(s);
+    e->line = (int)setting_line(c, s);
     e->weight = 1;
     e->rate_limit = cfg->rate_limit;
     const char *url = NULL;
@@ -1450,7 +1515,7 @@ static int read_all(struct ctx *c, const config_setting_t *root, struct rp_confi
  * libconfig reports any open failure as "file I/O error". */
 int rp_config_load(const char *path, struct rp_config *cfg, char *err, size_t errlen)
 {
-    struct ctx c = {path, err, errlen, NULL};
+    struct ctx c = {.path = path, .err = err, .errlen = errlen};
     memset(cfg, 0, sizeof *cfg);
     if (err && errlen)
         err[0] = '\0';
@@ -1478,10 +1543,18 @@ int rp_config_load(const char *path, struct rp_config *cfg, char *err, size_t er
     if (slash) {
         slash[slash == dir ? 1 : 0] = '\0';
         config_set_include_dir(&lc, dir);
+        c.include_dir = dir;
     }
     int rc = -1;
     if (config_read_file(&lc, path) != CONFIG_TRUE) {
-        const char *ef = config_error_file(&lc) ? config_error_file(&lc) : path;
+        const char *ef = path;
+        if (config_error_file(&lc) && strcmp(config_error_file(&lc), path) != 0) {
+            ef = config_error_file(&lc);
+            if (ef[0] != '/' && c.include_dir) {
+                snprintf(c.file_buf, sizeof c.file_buf, "%s/%s", c.include_dir, ef);
+                ef = c.file_buf;
+            }
+        }
         if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
             fail(&c, NULL, "cannot open", "%s", strerror(errno ? errno : EIO));
         else if (err && errlen)

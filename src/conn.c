@@ -8,12 +8,14 @@
 #include "rp_worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "rp_handoff.h"
 #include "rp_log.h"
 
 static void conn_idle_timeout(struct rp_timer *t, void *arg);
@@ -75,6 +77,31 @@ static void conn_touch(struct rp_conn *c)
                  c->last_active_ms + (uint64_t)rp_w.cfg->client_idle_timeout_ms);
 }
 
+/* Set up a connection for an accepted (or handed-over) fd. */
+static struct rp_conn *conn_new(int fd)
+{
+    struct rp_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ev.kind = RP_EV_CLIENT;
+    c->ev.fd = fd;
+    rp_frame_init(&c->frame);
+    rp_timer_init(&c->idle_timer, conn_idle_timeout, c);
+    rp_timer_init(&c->resume_timer, conn_resume, c);
+    c->events = EPOLLIN | EPOLLRDHUP;
+    struct epoll_event ev = {.events = c->events, .data.ptr = c};
+    if (epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        free(c);
+        return NULL;
+    }
+    conn_link(c);
+    conn_touch(c);
+    struct rp_shm_worker *ws = rp_shm_worker(rp_w.shm, rp_w.slot);
+    atomic_fetch_add_explicit(&ws->clients, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rp_w.shm->clients_open, 1, memory_order_relaxed);
+    return c;
+}
+
 /* Accept every pending client on the listen socket. */
 void rp_conn_accept(int listen_fd)
 {
@@ -86,29 +113,57 @@ void rp_conn_accept(int listen_fd)
                 rp_warn("accept failed", "error=\"%s\"", strerror(errno));
             return;
         }
-        struct rp_conn *c = calloc(1, sizeof *c);
-        if (!c) {
+        if (!conn_new(fd))
             close(fd);
+    }
+}
+
+/* Take over a client handed from a retiring worker, with the bytes it had
+ * already sent that do not yet form a whole request. */
+void rp_conn_adopt(int fd, const char *data, size_t len)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    struct rp_conn *c = conn_new(fd);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    if (len) {
+        c->in = malloc(len > RP_CONN_READ_BYTES ? len : RP_CONN_READ_BYTES);
+        if (!c->in) {
+            rp_conn_close(c);
             return;
         }
-        c->ev.kind = RP_EV_CLIENT;
-        c->ev.fd = fd;
-        rp_frame_init(&c->frame);
-        rp_timer_init(&c->idle_timer, conn_idle_timeout, c);
-        rp_timer_init(&c->resume_timer, conn_resume, c);
-        c->events = EPOLLIN | EPOLLRDHUP;
-        struct epoll_event ev = {.events = c->events, .data.ptr = c};
-        if (epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            close(fd);
-            free(c);
-            continue;
-        }
-        conn_link(c);
-        conn_touch(c);
-        struct rp_shm_worker *ws = rp_shm_worker(rp_w.shm, rp_w.slot);
-        atomic_fetch_add_explicit(&ws->clients, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&rp_w.shm->clients_open, 1, memory_order_relaxed);
+        c->in_cap = len > RP_CONN_READ_BYTES ? len : RP_CONN_READ_BYTES;
+        memcpy(c->in, data, len);
+        c->in_len = len;
+        rp_timer_arm(&rp_w.timers, &c->resume_timer, 0);
     }
+}
+
+/* Retiring: hand every quiescent client to the supervisor on channel CH.
+ * Returns the number still held here (busy, or the channel was full). */
+unsigned rp_conn_handoff_all(int ch)
+{
+    unsigned held = 0;
+    struct rp_conn *c = rp_w.conns;
+    while (c) {
+        struct rp_conn *next = c->next;
+        int quiet = c->pending == 0 && c->out_off == c->out_len && !c->close_after_flush &&
+                    c->in_len <= RP_HANDOFF_MAX_BYTES;
+        if (quiet && c->read_eof) {
+            rp_conn_close(c);
+        } else if (quiet && ch >= 0 && rp_handoff_send(ch, c->ev.fd, c->in, c->in_len) == 0) {
+            rp_conn_close(c); /* our copy only: the client's socket lives on */
+        } else {
+            conn_update_events(c);
+            held++;
+        }
+        c = next;
+    }
+    return held;
 }
 
 /* Close the fd now; the struct lives on while requests refer to it. */
@@ -282,10 +337,14 @@ static void conn_process_input(struct rp_conn *c)
         break;
     }
     c->processing = 0;
-    if (!c->closed && consumed > 0) {
-        memmove(c->in, c->in + consumed, c->in_len - consumed);
-        c->in_len -= consumed;
-        rp_frame_shift(&c->frame, consumed);
+    /* drop what was consumed, whitespace between values included */
+    size_t drop = c->frame.start > consumed ? c->frame.start : consumed;
+    if (drop > c->in_len)
+        drop = c->in_len;
+    if (!c->closed && drop > 0) {
+        memmove(c->in, c->in + drop, c->in_len - drop);
+        c->in_len -= drop;
+        rp_frame_shift(&c->frame, drop);
     }
 }
 

@@ -430,6 +430,8 @@ fail:
 
 out:
     s->pos = i;
+    if (!s->in_value)
+        s->start = i; /* no value open: nothing before pos is needed */
     s->state = (uint8_t)st;
     s->depth = depth;
     s->sub = (uint8_t)sub;
@@ -437,8 +439,9 @@ out:
 }
 
 /* The caller dropped the first N bytes of its buffer: move every offset
- * back by N. N may reach s->pos when no value is in progress (skipped
- * whitespace), else at most the start of the value being scanned. */
+ * back by N. Any N <= s->start is safe: s->start is the start of the value
+ * being scanned or, when none is open, s->pos (whitespace already skipped
+ * may be dropped too). */
 void rp_frame_shift(struct rp_frame *s, size_t n)
 {
     if (n > s->pos)

@@ -12,8 +12,8 @@
  * forwards a call whose method or id an endpoint might read differently.
  * The same goes for keys spelled with escapes ("m\u0065thod" is "method").
  */
-#include "rp_jsonrpc.h"
 #include "rp_frame.h"
+#include "rp_jsonrpc.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -224,7 +224,8 @@ static void jp_validate_call(const char *buf, const jsmntok_t *toks, int ntok, i
                 id_ok = 1;
                 id_start = v->start - 1;
                 id_len = (uint32_t)(v->end - v->start + 2);
-            } else if (v->type == JSMN_PRIMITIVE && (f == '-' || f == 'n' || (f >= '0' && f <= '9'))) {
+            } else if (v->type == JSMN_PRIMITIVE &&
+                       (f == '-' || f == 'n' || (f >= '0' && f <= '9'))) {
                 id_ok = 1;
                 id_start = v->start;
                 id_len = (uint32_t)(v->end - v->start);

@@ -170,12 +170,21 @@ static void dispatch_invalid(struct rp_conn *c, const char *id, size_t id_len, c
     rp_conn_write_answer(c, buf, n);
 }
 
+/* Is the call state-changing? A method name written with escapes cannot be
+ * compared reliably, so it is treated as state-changing too. */
+static int call_no_retry(const char *buf, const struct rp_jcall *call)
+{
+    const char *m = buf + call->method_start;
+    return memchr(m, '\\', call->method_len) != NULL ||
+           rp_config_is_no_retry(rp_w.cfg, m, call->method_len);
+}
+
 static void copy_method(struct rp_req *r, const char *buf, const struct rp_jcall *call)
 {
     size_t n = call->method_len < sizeof r->method - 1 ? call->method_len : sizeof r->method - 1;
     memcpy(r->method, buf + call->method_start, n);
     r->method[n] = '\0';
-    if (rp_config_is_no_retry(rp_w.cfg, buf + call->method_start, call->method_len))
+    if (call_no_retry(buf, call))
         r->no_retry = 1;
 }
 
@@ -253,7 +262,7 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
         }
         if (valid == 0)
             copy_method(r, buf, call);
-        else if (rp_config_is_no_retry(rp_w.cfg, buf + call->method_start, call->method_len))
+        else if (call_no_retry(buf, call))
             r->no_retry = 1;
         rp_buf_append(&send, valid ? "," : "[", 1);
         rp_buf_append(&send, buf + call->start, call->len);
@@ -590,8 +599,7 @@ static const char *attempt_verdict(struct rp_req *r, CURLcode code, long http, l
             return NULL; /* a batch of notifications: nothing comes back */
         if (r->at.body.len == 0 && !r->answer && http >= 200 && http < 300)
             return NULL; /* a notification */
-        if (rp_frame_validate(r->at.body.data ? r->at.body.data : "", r->at.body.len) != 0 ||
-            rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, r->is_batch,
+        if (rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, r->is_batch,
                                       r->is_batch ? NULL : r->id,
                                       r->is_batch ? 0 : r->id_len) != 0) {
             if (!r->answer && http >= 200 && http < 300)

@@ -52,8 +52,8 @@ static uint64_t view_mono_ns(void)
  * bytes, lying wholly between the header and TOTAL. Returns 0 or -1 with
  * ERR naming the table. */
 static int view_check_table(const char *what, struct rp_shm_table t, uint64_t max_count,
-                            size_t min_stride, size_t align, uint64_t header_size,
-                            uint64_t total, char *err, size_t errlen)
+                            size_t min_stride, size_t align, uint64_t header_size, uint64_t total,
+                            char *err, size_t errlen)
 {
     if (t.count > max_count) {
         view_err(err, errlen, "corrupt segment: %s table has %u rows, at most %llu allowed", what,
@@ -67,8 +67,8 @@ static int view_check_table(const char *what, struct rp_shm_table t, uint64_t ma
     }
     if (t.offset % align != 0 || t.stride % align != 0) {
         view_err(err, errlen,
-                 "corrupt segment: %s table offset %llu / stride %u not aligned to %zu bytes",
-                 what, (unsigned long long)t.offset, t.stride, align);
+                 "corrupt segment: %s table offset %llu / stride %u not aligned to %zu bytes", what,
+                 (unsigned long long)t.offset, t.stride, align);
         return -1;
     }
     /* count and stride are 32-bit, so their product fits in 64 bits */
@@ -103,7 +103,7 @@ static int view_check(const void *base, size_t size, struct view_layout *l, char
     }
     if ((uintptr_t)base % _Alignof(struct rp_shm_endpoint) != 0) {
         view_err(err, errlen, "mapping at %p is not %zu-byte aligned", base,
-                 (size_t)_Alignof(struct rp_shm_endpoint));
+                 (size_t) _Alignof(struct rp_shm_endpoint));
         return -1;
     }
     if (size < sizeof(struct rp_shm_header)) {
@@ -180,8 +180,7 @@ int rp_shm_view_open(struct rp_shm_view *v, const char *name, char *err, size_t 
             view_err(err, errlen, "shm %s: no such segment (is rpcpoold running?)", name);
         else if (e == EACCES)
             view_err(err, errlen,
-                     "shm %s: permission denied (run as the pool's user or group, or root)",
-                     name);
+                     "shm %s: permission denied (run as the pool's user or group, or root)", name);
         else
             view_err(err, errlen, "shm %s: %s", name, strerror(e));
         return -1;
@@ -218,8 +217,7 @@ int rp_shm_view_open(struct rp_shm_view *v, const char *name, char *err, size_t 
     return 0;
 }
 
-int rp_shm_view_wrap(struct rp_shm_view *v, const void *base, size_t size, char *err,
-                     size_t errlen)
+int rp_shm_view_wrap(struct rp_shm_view *v, const void *base, size_t size, char *err, size_t errlen)
 {
     memset(v, 0, sizeof *v);
     if (view_check(base, size, NULL, err, errlen) != 0)
@@ -342,6 +340,32 @@ static void view_snap_endpoint(const struct rp_shm_header *h, const struct view_
     }
 }
 
+/* 1 when process PID exists (kill(pid, 0) succeeds or is refused with
+ * EPERM) and is not a zombie: a supervisor killed under a parent that does
+ * not reap it (a container without an init) is dead all the same. kill()
+ * with 0 or a negative pid would address process groups: only a real pid
+ * counts. */
+static int view_pid_alive(int64_t pid)
+{
+    if (pid <= 0 || pid > INT32_MAX)
+        return 0;
+    if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
+        return 0;
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 1; /* no /proc: kill() is all we know */
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "pid (comm) S ...": the state follows the last ')' */
+    const char *rp = strrchr(buf, ')');
+    if (rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'))
+        return 0;
+    return 1;
+}
+
 /* One pass over the segment into OUT through the checked layout L. */
 static void view_snap_once(const struct rp_shm_header *h, const struct view_layout *l,
                            struct rp_snapshot *out)
@@ -353,10 +377,7 @@ static void view_snap_once(const struct rp_shm_header *h, const struct view_layo
     out->generation = atomic_load_explicit(&h->generation, memory_order_acquire);
     out->supervisor_pid = atomic_load_explicit(&h->supervisor_pid, memory_order_relaxed);
     out->supervisor_birth_ns = atomic_load_explicit(&h->supervisor_birth_ns, memory_order_relaxed);
-    int64_t pid = out->supervisor_pid;
-    /* kill(0 or negative) would address process groups: only a real pid counts */
-    out->supervisor_alive =
-        pid > 0 && pid <= INT32_MAX && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+    out->supervisor_alive = view_pid_alive(out->supervisor_pid);
 
     uint64_t base = atomic_load_explicit(&h->clock_base_ns, memory_order_relaxed);
     uint64_t mono = view_mono_ns();

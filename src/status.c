@@ -89,14 +89,13 @@ size_t rp_status_endpoint_json(char *out, size_t outlen, const struct rp_ep_snap
 
 int rp_status_append_worker(struct rp_buf *b, const struct rp_worker_snapshot *w)
 {
-    return rp_buf_appendf(b,
-                          "{\"pid\":%" PRId64 ",\"state\":\"%s\",\"requests\":%" PRIu64
-                          ",\"restarts\":%" PRIu64 ",\"slot\":%" PRIu32
-                          ",\"kind\":\"%s\",\"heartbeat_age_ms\":%" PRIu64
-                          ",\"clients\":%" PRIu64 ",\"generation\":%" PRIu64 "}",
-                          w->pid, rp_worker_state_name(w->state), w->requests, w->restarts,
-                          w->slot, rp_worker_kind_name(w->kind), w->heartbeat_age_ms, w->clients,
-                          w->generation);
+    return rp_buf_appendf(
+        b,
+        "{\"pid\":%" PRId64 ",\"state\":\"%s\",\"requests\":%" PRIu64 ",\"restarts\":%" PRIu64
+        ",\"slot\":%" PRIu32 ",\"kind\":\"%s\",\"heartbeat_age_ms\":%" PRIu64
+        ",\"clients\":%" PRIu64 ",\"generation\":%" PRIu64 "}",
+        w->pid, rp_worker_state_name(w->state), w->requests, w->restarts, w->slot,
+        rp_worker_kind_name(w->kind), w->heartbeat_age_ms, w->clients, w->generation);
 }
 
 int rp_status_append_endpoints(struct rp_buf *b, const struct rp_snapshot *s)
@@ -146,15 +145,13 @@ uint64_t rp_status_uptime_s(const struct rp_snapshot *s, uint64_t now_realtime_n
     return (now_realtime_ns - s->supervisor_birth_ns) / 1000000000ull;
 }
 
-int rp_status_control_json(struct rp_buf *b, const struct rp_snapshot *s,
-                           uint64_t now_realtime_ns)
+int rp_status_control_json(struct rp_buf *b, const struct rp_snapshot *s, uint64_t now_realtime_ns)
 {
     rp_buf_puts(b, "{\"ok\":true,\"name\":");
     rp_buf_append_json_strn(b, s->name, strnlen(s->name, sizeof s->name));
-    rp_buf_appendf(b,
-                   ",\"pid\":%" PRId64 ",\"uptime_s\":%" PRIu64 ",\"generation\":%" PRIu64
-                   ",\"workers\":",
-                   s->supervisor_pid, rp_status_uptime_s(s, now_realtime_ns), s->generation);
+    rp_buf_appendf(
+        b, ",\"pid\":%" PRId64 ",\"uptime_s\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"workers\":",
+        s->supervisor_pid, rp_status_uptime_s(s, now_realtime_ns), s->generation);
     rp_status_append_workers(b, s);
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
@@ -205,9 +202,9 @@ static void table_age(char *out, size_t outlen, uint64_t ms)
 void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snapshot *prev,
                      double interval_s)
 {
-    fprintf(f, "%-3s %-16s %-34s %-11s %-9s %7s %4s %9s %10s %8s %8s %8s %8s %8s %10s %5s\n",
-            "ID", "NAME", "URL", "STATE", "BREAKER", "TOKENS", "INFL", "CONN A/I", "OK",
-            "FAILED", "RETRIED", "REQ/S", "P50ms", "P99ms", "HEAD", "LAG");
+    fprintf(f, "%-3s %-16s %-34s %-11s %-9s %7s %4s %9s %10s %8s %8s %8s %8s %8s %10s %5s\n", "ID",
+            "NAME", "URL", "STATE", "BREAKER", "TOKENS", "INFL", "CONN A/I", "OK", "FAILED",
+            "RETRIED", "REQ/S", "P50ms", "P99ms", "HEAD", "LAG");
     for (int i = 0; i < s->ep_count && i < RP_SHM_MAX_ENDPOINTS; i++) {
         const struct rp_ep_snapshot *e = &s->eps[i];
         char name[RP_SHM_NAME_MAX], url[RP_SHM_URL_MAX], conns[32], rate[32], head[32];
@@ -217,8 +214,7 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
         const struct rp_ep_snapshot *p = table_prev_ep(prev, e);
         uint64_t done = e->ok + e->failed;
         if (p && interval_s > 0.0 && done >= p->ok + p->failed)
-            snprintf(rate, sizeof rate, "%.1f",
-                     (double)(done - (p->ok + p->failed)) / interval_s);
+            snprintf(rate, sizeof rate, "%.1f", (double)(done - (p->ok + p->failed)) / interval_s);
         else
             snprintf(rate, sizeof rate, "-");
         if (e->head_block)
@@ -226,11 +222,11 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
         else
             snprintf(head, sizeof head, "-");
         fprintf(f,
-                "%-3" PRIu32 " %-16.16s %-34.34s %-11s %-9s %7.1f %4" PRIu32
-                " %9s %10" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8s %8.1f %8.1f %10s %5" PRId64 "\n",
+                "%-3" PRIu32 " %-16.16s %-34.34s %-11s %-9s %7.1f %4" PRIu32 " %9s %10" PRIu64
+                " %8" PRIu64 " %8" PRIu64 " %8s %8.1f %8.1f %10s %5" PRId64 "\n",
                 e->id, name, url, rp_ep_state_name(e->state), breaker_name(e->breaker), e->tokens,
-                e->inflight, conns, e->ok, e->failed, e->retried, rate, e->p50_ms, e->p99_ms,
-                head, e->lag);
+                e->inflight, conns, e->ok, e->failed, e->retried, rate, e->p50_ms, e->p99_ms, head,
+                e->lag);
     }
     if (s->ep_count == 0)
         fprintf(f, "(no endpoints configured)\n");
@@ -244,8 +240,8 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
         fprintf(f,
                 "%-4" PRIu32 " %8" PRId64 " %-7s %-9s %8s %10" PRIu64 " %8" PRIu64 " %7" PRIu64
                 " %4" PRIu64 "\n",
-                w->slot, w->pid, rp_worker_kind_name(w->kind), rp_worker_state_name(w->state),
-                age, w->requests, w->restarts, w->clients, w->generation);
+                w->slot, w->pid, rp_worker_kind_name(w->kind), rp_worker_state_name(w->state), age,
+                w->requests, w->restarts, w->clients, w->generation);
     }
     if (s->worker_count == 0)
         fprintf(f, "(no workers)\n");

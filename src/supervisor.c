@@ -11,12 +11,15 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "rp_breaker.h"
 #include "rp_clock.h"
+#include "rp_control.h"
+#include "rp_handoff.h"
 #include "rp_log.h"
 #include "rp_ratelimit.h"
 #include "rp_timer.h"
@@ -25,27 +28,43 @@
 #define SUP_BACKOFF_MIN_MS 100
 #define SUP_BACKOFF_MAX_MS 30000
 #define SUP_STABLE_MS 60000
+#define SUP_TAG_SIGNAL 1
+#define SUP_TAG_CHAN 2
+#define SUP_REPLACE_WAIT_MS 5000 /* longest wait for new workers before old ones retire */
 
 struct sup_slot {
+    int tag;              /* SUP_TAG_CHAN: epoll data of the channel */
+    unsigned index;
     pid_t pid;            /* 0 when no process */
     int wanted;           /* the slot should have a running worker */
+    int chan;             /* supervisor's end of the handoff channel, -1 when none */
+    uint64_t generation;  /* configuration generation it was started with */
     uint64_t started_ms;
     uint64_t backoff_ms;
     struct rp_timer respawn;
 };
 
 static struct {
-    struct rp_config *cfg;
+    struct rp_config *cfg; /* in force; replaced by a reload */
     struct rp_shm shm;
     int listen_fd;
     int sigfd;
     int epfd;
+    int sig_tag;
     int stopping;
     uint64_t stop_deadline_ms;
     unsigned nworkers;
+    uint64_t generation;
+    int replacing;            /* new workers started; old ones retire once these run */
+    uint64_t replace_deadline_ms;
+    unsigned handoff_rr;
+    int workers_override;
     struct sup_slot slots[RP_SHM_MAX_WORKERS];
     struct rp_timer_heap timers;
 } sup;
+
+static void sup_child_close_fds(const int *keep, int nkeep);
+static int sup_reload(uint64_t *generation, char *err, size_t errlen);
 
 int rp_supervisor_publish_endpoints(struct rp_shm_header *h, const struct rp_config *cfg)
 {
@@ -131,34 +150,92 @@ static void sup_repair_slot(unsigned slot)
         atomic_fetch_sub_explicit(&h->clients_open, clients, memory_order_relaxed);
 }
 
-/* Fork the worker of SLOT. The child never returns. */
+/* Fork the worker of SLOT with a fresh handoff channel. The child never
+ * returns. */
 static int sup_spawn(unsigned slot)
 {
     struct sup_slot *s = &sup.slots[slot];
     struct rp_shm_worker *w = rp_shm_worker(sup.shm.hdr, slot);
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
+        rp_error("socketpair failed", "slot=%u error=\"%s\"", slot, strerror(errno));
+        return -1;
+    }
+    int sndbuf = 4 * RP_HANDOFF_MAX_BYTES;
+    setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    setsockopt(pair[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     atomic_store_explicit(&w->state, RP_WORKER_STARTING, memory_order_relaxed);
     atomic_store_explicit(&w->kind, RP_KIND_WORKER, memory_order_relaxed);
     pid_t pid = fork();
     if (pid < 0) {
         rp_error("fork failed", "slot=%u error=\"%s\"", slot, strerror(errno));
         atomic_store_explicit(&w->state, RP_WORKER_DEAD, memory_order_relaxed);
+        close(pair[0]);
+        close(pair[1]);
         return -1;
     }
     if (pid == 0) {
-        close(sup.sigfd);
-        close(sup.epfd);
+        int keep[] = {sup.listen_fd, pair[1]};
+        sup_child_close_fds(keep, 2);
         rp_log_init("worker", sup.cfg->log_level);
         srandom((unsigned)(getpid() ^ rp_clock_mono_ns()));
-        int rc = rp_worker_main(sup.cfg, sup.shm.hdr, slot, sup.listen_fd);
+        int rc = rp_worker_main(sup.cfg, sup.shm.hdr, slot, sup.listen_fd, pair[1]);
         exit(rc);
     }
+    close(pair[1]);
+    s->chan = pair[0];
+    s->tag = SUP_TAG_CHAN;
+    s->index = slot;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+    epoll_ctl(sup.epfd, EPOLL_CTL_ADD, s->chan, &ev);
     s->pid = pid;
+    s->generation = sup.generation;
     s->started_ms = rp_clock_mono_ms();
     atomic_store_explicit(&w->pid, pid, memory_order_relaxed);
     atomic_store_explicit(&w->started_ms, rp_shm_now_ms(sup.shm.hdr), memory_order_relaxed);
     atomic_store_explicit(&w->heartbeat_ms, rp_shm_now_ms(sup.shm.hdr), memory_order_relaxed);
-    rp_info("worker spawned", "slot=%u worker_pid=%d", slot, (int)pid);
+    rp_info("worker spawned", "slot=%u worker_pid=%d generation=%llu", slot, (int)pid,
+            (unsigned long long)sup.generation);
     return 0;
+}
+
+static void sup_close_chan(struct sup_slot *s)
+{
+    if (s->chan >= 0) {
+        epoll_ctl(sup.epfd, EPOLL_CTL_DEL, s->chan, NULL);
+        close(s->chan);
+        s->chan = -1;
+    }
+}
+
+/* A retiring worker handed over client connections: pass each to a running
+ * worker of the current generation, round-robin. */
+static void sup_forward_handoffs(struct sup_slot *from)
+{
+    static char buf[RP_HANDOFF_MAX_BYTES];
+    for (;;) {
+        size_t len = 0;
+        int fd = rp_handoff_recv(from->chan, buf, &len);
+        if (fd == -3)
+            continue;
+        if (fd == -1) { /* the worker is gone */
+            sup_close_chan(from);
+            return;
+        }
+        if (fd < 0)
+            return;
+        int sent = 0;
+        for (unsigned tries = 0; tries < RP_SHM_MAX_WORKERS && !sent && !sup.stopping; tries++) {
+            struct sup_slot *to = &sup.slots[sup.handoff_rr++ % RP_SHM_MAX_WORKERS];
+            if (to == from || !to->pid || !to->wanted || to->chan < 0 ||
+                to->generation != sup.generation)
+                continue;
+            sent = rp_handoff_send(to->chan, fd, buf, len) == 0;
+        }
+        if (!sent)
+            rp_warn("no worker could take a handed-over client: closing it", NULL);
+        close(fd);
+    }
 }
 
 static void sup_respawn_fired(struct rp_timer *t, void *arg)
@@ -189,6 +266,9 @@ static void sup_reap(void)
             continue;
         struct sup_slot *s = &sup.slots[slot];
         s->pid = 0;
+        if (s->chan >= 0)
+            sup_forward_handoffs(s); /* what it sent before dying */
+        sup_close_chan(s);
         struct rp_shm_worker *w = rp_shm_worker(sup.shm.hdr, slot);
         atomic_store_explicit(&w->state, RP_WORKER_DEAD, memory_order_relaxed);
         sup_repair_slot(slot);
@@ -254,22 +334,200 @@ static void sup_handle_signals(void)
         case SIGINT:
             sup_begin_stop(si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
-        case SIGHUP:
-            rp_info("SIGHUP received: reload not available in this build", NULL);
+        case SIGHUP: {
+            uint64_t gen;
+            char err[RP_ERR_MAX];
+            rp_info("SIGHUP received: reloading", NULL);
+            sup_reload(&gen, err, sizeof err);
             break;
+        }
         default:
             break;
         }
     }
 }
 
+/* In a forked child: close every fd but stdio and the KEEP ones (the
+ * supervisor's control socket, its clients, other workers' channels). */
+static void sup_child_close_fds(const int *keep, int nkeep)
+{
+    int sorted[8];
+    int n = 0;
+    for (int i = 0; i < nkeep && n < 8; i++)
+        if (keep[i] > 2)
+            sorted[n++] = keep[i];
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+            int t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
+    unsigned from = 3;
+    for (int i = 0; i < n; i++) {
+        if ((unsigned)sorted[i] > from)
+            close_range(from, (unsigned)sorted[i] - 1, 0);
+        from = (unsigned)sorted[i] + 1;
+    }
+    close_range(from, ~0u, 0);
+}
+
+/* Start a full set of workers of the current generation in free slots; the
+ * running ones retire (hand their clients over) once the new ones run. */
+static void sup_replace_workers(void)
+{
+    for (unsigned i = 0; i < RP_SHM_MAX_WORKERS - 1; i++)
+        sup.slots[i].wanted = 0;
+    unsigned started = 0;
+    for (unsigned i = 0; i < RP_SHM_MAX_WORKERS - 1 && started < sup.nworkers; i++) {
+        struct sup_slot *s = &sup.slots[i];
+        if (s->pid || s->chan >= 0)
+            continue;
+        rp_timer_cancel(&sup.timers, &s->respawn);
+        struct rp_shm_worker *w = rp_shm_worker(sup.shm.hdr, i);
+        atomic_store_explicit(&w->requests, 0, memory_order_relaxed);
+        atomic_store_explicit(&w->restarts, 0, memory_order_relaxed);
+        s->wanted = 1;
+        s->backoff_ms = SUP_BACKOFF_MIN_MS;
+        started++;
+        if (sup_spawn(i) != 0)
+            rp_timer_arm(&sup.timers, &s->respawn, rp_clock_mono_ms() + s->backoff_ms);
+    }
+    if (started < sup.nworkers)
+        rp_warn("not enough free worker slots", "wanted=%u started=%u", sup.nworkers, started);
+    sup.replacing = 1;
+    sup.replace_deadline_ms = rp_clock_mono_ms() + SUP_REPLACE_WAIT_MS;
+}
+
+/* Once every new worker runs (or the wait is over), the old ones retire. */
+static void sup_check_replacement(void)
+{
+    if (!sup.replacing)
+        return;
+    int ready = 1;
+    for (unsigned i = 0; i < RP_SHM_MAX_WORKERS - 1; i++) {
+        struct sup_slot *s = &sup.slots[i];
+        if (s->wanted && s->pid &&
+            atomic_load_explicit(&rp_shm_worker(sup.shm.hdr, i)->state, memory_order_relaxed) !=
+                RP_WORKER_RUNNING)
+            ready = 0;
+    }
+    if (!ready && rp_clock_mono_ms() < sup.replace_deadline_ms)
+        return;
+    sup.replacing = 0;
+    for (unsigned i = 0; i < RP_SHM_MAX_WORKERS - 1; i++) {
+        struct sup_slot *s = &sup.slots[i];
+        if (!s->wanted && s->pid) {
+            rp_info("worker retiring", "slot=%u worker_pid=%d", i, (int)s->pid);
+            kill(s->pid, SIGUSR2);
+        }
+    }
+}
+
+static void sup_apply_log_level(void)
+{
+    rp_log_set_level(sup.cfg->log_level);
+}
+
+/* Re-read the configuration file: parse, validate, swap. A bad file keeps
+ * the configuration in force. Settings bound at start (sockets, shm name)
+ * keep their old values until a restart. */
+static int sup_reload(uint64_t *generation, char *err, size_t errlen)
+{
+    struct rp_config *n = calloc(1, sizeof *n);
+    if (!n) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (rp_config_load(sup.cfg->path, n, err, errlen) != 0) {
+        free(n);
+        char q[RP_ERR_MAX + 8];
+        rp_warn("reload failed: keeping the configuration in force", "error=%s",
+                rp_log_quote(q, sizeof q, err));
+        return -1;
+    }
+    static const char *const fixed[] = {"server.socket", "server.control_socket",
+                                        "server.shm_name", "server.http_listen"};
+    char **oldv[] = {&sup.cfg->socket_path, &sup.cfg->control_socket, &sup.cfg->shm_name,
+                     &sup.cfg->http_listen};
+    char **newv[] = {&n->socket_path, &n->control_socket, &n->shm_name, &n->http_listen};
+    for (int i = 0; i < 4; i++) {
+        const char *a = *oldv[i] ? *oldv[i] : "", *b = *newv[i] ? *newv[i] : "";
+        if (strcmp(a, b) != 0)
+            rp_warn("reload: setting needs a restart; keeping the old value", "key=%s", fixed[i]);
+        char *t = *oldv[i];
+        *oldv[i] = *newv[i];
+        *newv[i] = t;
+    }
+    if (sup.workers_override > 0)
+        n->workers = sup.workers_override;
+    if (rp_supervisor_publish_endpoints(sup.shm.hdr, n) != 0) {
+        snprintf(err, errlen, "%s: too many endpoints for the shm segment (max %d)", n->path,
+                 RP_SHM_MAX_ENDPOINTS);
+        rp_config_free(n);
+        free(n);
+        return -1;
+    }
+    rp_config_free(sup.cfg);
+    free(sup.cfg);
+    sup.cfg = n;
+    sup.nworkers = (unsigned)n->workers;
+    sup.generation++;
+    atomic_store_explicit(&sup.shm.hdr->generation, sup.generation, memory_order_release);
+    atomic_store_explicit(&sup.shm.hdr->worker_target, sup.nworkers, memory_order_relaxed);
+    sup_apply_log_level();
+    rp_info("configuration reloaded", "generation=%llu endpoints=%d workers=%u",
+            (unsigned long long)sup.generation, n->endpoint_count, sup.nworkers);
+    sup_replace_workers();
+    *generation = sup.generation;
+    return 0;
+}
+
+/* `workers N`: a new set of N workers replaces the running ones (each
+ * worker's share of max_connections depends on N). */
+static int sup_set_workers(unsigned n, char *err, size_t errlen)
+{
+    if (n < 1 || n > 64) {
+        snprintf(err, errlen, "workers: must be between 1 and 64, got %u", n);
+        return -1;
+    }
+    if (sup.stopping) {
+        snprintf(err, errlen, "shutting down");
+        return -1;
+    }
+    sup.nworkers = n;
+    sup.cfg->workers = n;
+    sup.workers_override = (int)n;
+    sup.generation++;
+    atomic_store_explicit(&sup.shm.hdr->generation, sup.generation, memory_order_release);
+    atomic_store_explicit(&sup.shm.hdr->worker_target, n, memory_order_relaxed);
+    rp_info("resizing the worker pool", "workers=%u", n);
+    sup_replace_workers();
+    return 0;
+}
+
+static void sup_shutdown_cmd(void)
+{
+    sup_begin_stop("shutdown command");
+}
+
+static const struct rp_config *sup_config(void)
+{
+    return sup.cfg;
+}
+
+static struct rp_shm_header *sup_shm(void)
+{
+    return sup.shm.hdr;
+}
+
 static int sup_timeout_ms(void)
 {
     uint64_t next = rp_timer_next(&sup.timers);
     uint64_t now = rp_clock_mono_ms();
+    uint64_t cap = sup.replacing || sup.stopping ? 20 : 1000;
     if (next == UINT64_MAX)
-        return 1000;
-    return next <= now ? 0 : (next - now > 1000 ? 1000 : (int)(next - now));
+        return (int)cap;
+    return next <= now ? 0 : (next - now > cap ? (int)cap : (int)(next - now));
 }
 
 int rp_supervisor_run(struct rp_config *cfg, int workers_override)
@@ -279,6 +537,14 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
     sup.cfg = cfg;
     sup.listen_fd = sup.sigfd = sup.epfd = -1;
     rp_timer_heap_init(&sup.timers);
+    for (unsigned i = 0; i < RP_SHM_MAX_WORKERS; i++) {
+        sup.slots[i].chan = -1;
+        sup.slots[i].index = i;
+        sup.slots[i].backoff_ms = SUP_BACKOFF_MIN_MS;
+        rp_timer_init(&sup.slots[i].respawn, sup_respawn_fired, (void *)(uintptr_t)i);
+    }
+    sup.generation = 1;
+    sup.workers_override = workers_override;
     if (workers_override > 0)
         cfg->workers = workers_override;
     sup.nworkers = (unsigned)cfg->workers;
@@ -319,9 +585,25 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
     atomic_store_explicit(&sup.shm.hdr->worker_target, sup.nworkers, memory_order_relaxed);
     sup.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     sup.epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = sup.sigfd};
+    sup.sig_tag = SUP_TAG_SIGNAL;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &sup.sig_tag};
     if (sup.sigfd < 0 || sup.epfd < 0 || epoll_ctl(sup.epfd, EPOLL_CTL_ADD, sup.sigfd, &ev) != 0) {
         rp_error("cannot set up the supervisor loop", "error=\"%s\"", strerror(errno));
+        return 2;
+    }
+    static struct rp_control_ops ops;
+    ops.reload = sup_reload;
+    ops.set_workers = sup_set_workers;
+    ops.shutdown = sup_shutdown_cmd;
+    ops.config = sup_config;
+    ops.shm = sup_shm;
+    ops.shm_size = sup.shm.size;
+    ops.started_ms = rp_clock_mono_ms();
+    if (rp_control_open(cfg->control_socket, sup.epfd, &ops, err, sizeof err) != 0) {
+        rp_error("cannot create the control socket", "error=\"%s\"", err);
+        rp_shm_destroy(&sup.shm, 1);
+        close(sup.listen_fd);
+        unlink(cfg->socket_path);
         return 2;
     }
     rp_info("rpcpoold started", "version=%s name=%s socket=%s shm=%s workers=%u endpoints=%d",
@@ -330,8 +612,6 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
 
     for (unsigned i = 0; i < sup.nworkers; i++) {
         sup.slots[i].wanted = 1;
-        sup.slots[i].backoff_ms = SUP_BACKOFF_MIN_MS;
-        rp_timer_init(&sup.slots[i].respawn, sup_respawn_fired, (void *)(uintptr_t)i);
         sup_spawn(i);
     }
 
@@ -355,14 +635,22 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
             rp_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
             break;
         }
-        for (int i = 0; i < n; i++)
-            if (evs[i].data.fd == sup.sigfd)
+        for (int i = 0; i < n; i++) {
+            int tag = *(int *)evs[i].data.ptr;
+            if (tag == SUP_TAG_SIGNAL)
                 sup_handle_signals();
+            else if (tag == SUP_TAG_CHAN)
+                sup_forward_handoffs(evs[i].data.ptr);
+            else if (tag == RP_CONTROL_TAG)
+                rp_control_event(evs[i].data.ptr, evs[i].events);
+        }
+        sup_check_replacement();
         struct rp_timer *t;
         while ((t = rp_timer_pop_expired(&sup.timers, rp_clock_mono_ms())))
             t->fn(t, t->arg);
     }
 
+    rp_control_close();
     close(sup.listen_fd);
     struct stat st;
     if (lstat(cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode) && !sup.stopping)

@@ -17,16 +17,38 @@
 #include <unistd.h>
 
 #include "rp_clock.h"
+#include "rp_handoff.h"
 #include "rp_log.h"
 
 struct rp_worker rp_w;
 
-static volatile sig_atomic_t worker_stop_flag;
+static volatile sig_atomic_t worker_stop_flag;   /* SIGTERM: stop, close clients */
+static volatile sig_atomic_t worker_retire_flag; /* SIGUSR2: stop, hand clients over */
 
-static void worker_on_sigterm(int sig)
+static void worker_on_signal(int sig)
 {
-    (void)sig;
-    worker_stop_flag = 1;
+    if (sig == SIGUSR2)
+        worker_retire_flag = 1;
+    else
+        worker_stop_flag = 1;
+}
+
+/* Adopt every client the supervisor passes on from a retiring worker. */
+static void worker_adopt_clients(void)
+{
+    static char buf[RP_HANDOFF_MAX_BYTES];
+    for (;;) {
+        size_t len = 0;
+        int fd = rp_handoff_recv(rp_w.chan_ev.fd, buf, &len);
+        if (fd == -3)
+            continue;
+        if (fd < 0)
+            return;
+        if (rp_w.stopping)
+            close(fd);
+        else
+            rp_conn_adopt(fd, buf, len);
+    }
 }
 
 uint64_t rp_worker_now_ms(void)
@@ -120,7 +142,7 @@ static int worker_epoll_timeout_ms(void)
 {
     uint64_t next = rp_timer_next(&rp_w.timers);
     uint64_t now = rp_worker_now_ms();
-    int cap = 1000; /* heartbeat cadence */
+    int cap = rp_w.retiring ? 20 : 1000; /* heartbeat cadence; handover retries */
     if (next == UINT64_MAX)
         return cap;
     if (next <= now)
@@ -129,7 +151,7 @@ static int worker_epoll_timeout_ms(void)
 }
 
 int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsigned slot,
-                   int listen_fd)
+                   int listen_fd, int chan_fd)
 {
     memset(&rp_w, 0, sizeof rp_w);
     rp_w.cfg = cfg;
@@ -137,6 +159,8 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
     rp_w.slot = slot;
     rp_w.listen_ev.kind = RP_EV_LISTEN;
     rp_w.listen_ev.fd = listen_fd;
+    rp_w.chan_ev.kind = RP_EV_HANDOFF;
+    rp_w.chan_ev.fd = chan_fd;
     rp_w.breaker.failure_threshold = (uint32_t)cfg->cb_failure_threshold;
     rp_w.breaker.recovery_timeout_ms = (uint64_t)cfg->cb_recovery_timeout_ms;
     rp_w.breaker.half_open_max = (uint32_t)cfg->cb_half_open_max_attempts;
@@ -149,9 +173,10 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
         return 1;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = worker_on_sigterm;
+    sa.sa_handler = worker_on_signal;
     sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    signal(SIGINT, SIG_IGN); /* a terminal's Ctrl-C reaches the supervisor, which stops us */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     sigset_t all;
@@ -168,6 +193,11 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
         rp_error("epoll_ctl listen failed", "error=\"%s\"", strerror(errno));
         return 1;
     }
+    struct epoll_event cev = {.events = EPOLLIN, .data.ptr = &rp_w.chan_ev};
+    if (chan_fd >= 0 && epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, chan_fd, &cev) != 0) {
+        rp_error("epoll_ctl channel failed", "error=\"%s\"", strerror(errno));
+        return 1;
+    }
     if (rp_upstream_init() != 0 || worker_setup_endpoints() != 0) {
         rp_error("worker initialisation failed", NULL);
         return 1;
@@ -182,15 +212,22 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
 
     struct epoll_event events[256];
     for (;;) {
-        if (worker_stop_flag && !rp_w.stopping) {
+        if ((worker_stop_flag || worker_retire_flag) && !rp_w.stopping) {
             rp_w.stopping = 1;
+            rp_w.retiring = worker_retire_flag && !worker_stop_flag;
             rp_w.stop_deadline_ms = rp_worker_now_ms() + (uint64_t)cfg->shutdown_timeout_ms;
             atomic_store_explicit(&ws->state, RP_WORKER_DRAINING, memory_order_relaxed);
             worker_stop_accepting();
-            rp_info("worker draining", "requests=%u clients=%u", rp_w.nreqs, rp_w.nconns);
+            rp_info(rp_w.retiring ? "worker retiring: handing clients over" : "worker draining",
+                    "requests=%u clients=%u", rp_w.nreqs, rp_w.nconns);
         }
+        if (worker_stop_flag && rp_w.retiring)
+            rp_w.retiring = 0; /* a full stop overrides a handover */
         if (rp_w.stopping) {
-            rp_conn_close_all_idle();
+            if (rp_w.retiring)
+                rp_conn_handoff_all(rp_w.chan_ev.fd);
+            else
+                rp_conn_close_all_idle();
             if (rp_w.nconns == 0 && rp_w.nreqs == 0)
                 break;
             if (rp_worker_now_ms() >= rp_w.stop_deadline_ms) {
@@ -219,6 +256,9 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
                 break;
             case RP_EV_CURL:
                 rp_upstream_event(e, events[i].events);
+                break;
+            case RP_EV_HANDOFF:
+                worker_adopt_clients();
                 break;
             }
         }

@@ -74,7 +74,9 @@ wanted() {
 
 # Unit tests.
 for bin in "$BUILD"/tests/test_*; do
-    [ -f "$bin" ] && [ -x "$bin" ] || continue
+    if [ ! -f "$bin" ] || [ ! -x "$bin" ]; then
+        continue
+    fi
     name=unit/$(basename "$bin")
     wanted "$name" || continue
     log="$LOGDIR/$(basename "$bin").log"

@@ -10,19 +10,19 @@
 #define MAX_VALS 64
 
 struct scan_out {
-    int n;                /* values found */
+    int n;                  /* values found */
     size_t start[MAX_VALS]; /* offsets in the original input */
     size_t end[MAX_VALS];
-    int res;              /* last result: NEED_MORE, ERROR or TOO_DEEP */
-    size_t err;           /* err_offset in the original input */
+    int res;    /* last result: NEED_MORE, ERROR or TOO_DEEP */
+    size_t err; /* err_offset in the original input */
 };
 
 /* Feed IN[0, LEN) to a scanner: first CUT bytes, then chunks of STEP bytes.
  * The scanner's buffer is an exact-size heap copy of what has arrived, so
- * AddressSanitizer catches any read past it. With SHIFT the consumed prefix
- * is dropped after every value (memmove + rp_frame_shift). */
-static void feed(const char *in, size_t len, size_t cut, size_t step, int shift,
-                 struct scan_out *o)
+ * AddressSanitizer catches any read past it. With SHIFT 1 the consumed
+ * prefix is dropped after every value (memmove + rp_frame_shift); with
+ * SHIFT 2 also everything before s.start whenever more bytes are needed. */
+static void feed(const char *in, size_t len, size_t cut, size_t step, int shift, struct scan_out *o)
 {
     struct rp_frame s;
     char *buf = NULL;
@@ -53,6 +53,13 @@ static void feed(const char *in, size_t len, size_t cut, size_t step, int shift,
                     o->err = s.err_offset + base;
                     free(buf);
                     return;
+                }
+                if (shift == 2 && s.start > 0) { /* drop all before the open value */
+                    size_t drop = s.start;
+                    memmove(buf, buf + drop, have - drop);
+                    have -= drop;
+                    base += drop;
+                    rp_frame_shift(&s, drop);
                 }
                 break;
             }
@@ -101,6 +108,8 @@ static void check_all_splits(const char *in, size_t len, const struct scan_out *
     feed(in, len, 1, 1, 1, &o);
     CU_ASSERT(same_out(&o, ref));
     feed(in, len, 3, 7, 1, &o);
+    CU_ASSERT(same_out(&o, ref));
+    feed(in, len, 1, 1, 2, &o);
     CU_ASSERT(same_out(&o, ref));
 }
 
@@ -215,14 +224,16 @@ static void test_scalars_and_streams(void)
          7,
          {"42", "\"x\"", "true", "false", "null", "-1.5e3", "{}"},
          RP_FRAME_NEED_MORE},
-        {"{\"a\":1}{\"b\":2}[3]\"s\"[]", 5, {"{\"a\":1}", "{\"b\":2}", "[3]", "\"s\"", "[]"},
+        {"{\"a\":1}{\"b\":2}[3]\"s\"[]",
+         5,
+         {"{\"a\":1}", "{\"b\":2}", "[3]", "\"s\"", "[]"},
          RP_FRAME_NEED_MORE},
         {"1{}", 2, {"1", "{}"}, RP_FRAME_NEED_MORE},
         {"\"a\"\"b\"", 2, {"\"a\"", "\"b\""}, RP_FRAME_NEED_MORE},
-        {"42", 0, {NULL}, RP_FRAME_NEED_MORE},       /* a number needs its delimiter */
-        {"true", 0, {NULL}, RP_FRAME_NEED_MORE},     /* so does a literal */
-        {"-", 0, {NULL}, RP_FRAME_NEED_MORE},        /* may still become -1 */
-        {"  \n\t ", 0, {NULL}, RP_FRAME_NEED_MORE},  /* only whitespace */
+        {"42", 0, {NULL}, RP_FRAME_NEED_MORE},          /* a number needs its delimiter */
+        {"true", 0, {NULL}, RP_FRAME_NEED_MORE},        /* so does a literal */
+        {"-", 0, {NULL}, RP_FRAME_NEED_MORE},           /* may still become -1 */
+        {"  \n\t ", 0, {NULL}, RP_FRAME_NEED_MORE},     /* only whitespace */
         {"{\"a\":[1,2", 0, {NULL}, RP_FRAME_NEED_MORE}, /* incomplete */
         {"0\n-0\t1e5 ", 3, {"0", "-0", "1e5"}, RP_FRAME_NEED_MORE},
     };
@@ -275,23 +286,23 @@ static const struct bad_case bad_cases[] = {
     {"{\"k\":\"line\nbreak\"}", 0, 10, 0},
     {"\"\x1f\"", 0, 1, 0},
     /* invalid UTF-8 */
-    {"\"\x80\"", 0, 1, 0},                 /* stray continuation */
-    {"\"\xbf\"", 0, 1, 0},                 /* stray continuation */
-    {"\"\xc0\x80\"", 0, 1, 0},             /* overlong NUL */
-    {"\"\xc1\xbf\"", 0, 1, 0},             /* overlong */
-    {"\"\xe0\x80\x80\"", 0, 2, 0},         /* overlong 3-byte */
-    {"\"\xe0\x9f\xbf\"", 0, 2, 0},         /* overlong 3-byte */
-    {"\"\xf0\x80\x80\x80\"", 0, 2, 0},     /* overlong 4-byte */
-    {"\"\xf0\x8f\xbf\xbf\"", 0, 2, 0},     /* overlong 4-byte */
-    {"\"\xed\xa0\x80\"", 0, 2, 0},         /* surrogate D800 */
-    {"\"\xed\xbf\xbf\"", 0, 2, 0},         /* surrogate DFFF */
-    {"\"\xf4\x90\x80\x80\"", 0, 2, 0},     /* above U+10FFFF */
-    {"\"\xf5\x80\x80\x80\"", 0, 1, 0},     /* lead F5 */
-    {"\"\xff\"", 0, 1, 0},                 /* lead FF */
-    {"\"\xc3\"", 0, 2, 0},                 /* truncated by the quote */
-    {"\"\xe2\x82x\"", 0, 3, 0},            /* truncated by ASCII */
-    {"\"\xf0\x9d\x84\"", 0, 4, 0},         /* 4-byte missing its last */
-    {"\"\xc3\xa9\xa9\"", 0, 3, 0},         /* one continuation too many */
+    {"\"\x80\"", 0, 1, 0},             /* stray continuation */
+    {"\"\xbf\"", 0, 1, 0},             /* stray continuation */
+    {"\"\xc0\x80\"", 0, 1, 0},         /* overlong NUL */
+    {"\"\xc1\xbf\"", 0, 1, 0},         /* overlong */
+    {"\"\xe0\x80\x80\"", 0, 2, 0},     /* overlong 3-byte */
+    {"\"\xe0\x9f\xbf\"", 0, 2, 0},     /* overlong 3-byte */
+    {"\"\xf0\x80\x80\x80\"", 0, 2, 0}, /* overlong 4-byte */
+    {"\"\xf0\x8f\xbf\xbf\"", 0, 2, 0}, /* overlong 4-byte */
+    {"\"\xed\xa0\x80\"", 0, 2, 0},     /* surrogate D800 */
+    {"\"\xed\xbf\xbf\"", 0, 2, 0},     /* surrogate DFFF */
+    {"\"\xf4\x90\x80\x80\"", 0, 2, 0}, /* above U+10FFFF */
+    {"\"\xf5\x80\x80\x80\"", 0, 1, 0}, /* lead F5 */
+    {"\"\xff\"", 0, 1, 0},             /* lead FF */
+    {"\"\xc3\"", 0, 2, 0},             /* truncated by the quote */
+    {"\"\xe2\x82x\"", 0, 3, 0},        /* truncated by ASCII */
+    {"\"\xf0\x9d\x84\"", 0, 4, 0},     /* 4-byte missing its last */
+    {"\"\xc3\xa9\xa9\"", 0, 3, 0},     /* one continuation too many */
     /* numbers */
     {"01 ", 0, 1, 0},
     {"[01]", 0, 2, 0},
@@ -378,6 +389,54 @@ static void test_error_sticky(void)
     CU_ASSERT_EQUAL(s.err_offset, 3);
     CU_ASSERT_EQUAL(rp_frame_scan(&s, in, strlen(in), &st, &en), RP_FRAME_ERROR);
     CU_ASSERT_EQUAL(s.err_offset, 3);
+}
+
+/* Deterministic mutations of the samples (xorshift, fixed seed): whatever
+ * the verdict, scanning the whole buffer and scanning it in pieces (byte by
+ * byte, and random chunks with shifting) must agree. */
+static void test_mutations_split_invariant(void)
+{
+    static const char alpha[] =
+        "{}[]\":,\\-+.eE019tfnul \t\n\x00\x1f\x80\xbf\xc3\xe0\xed\xf0\xf4\xff";
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    char in[1024];
+    int errors = 0;
+
+    for (int it = 0; it < 3000; it++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        const char *sd = samples[x % (sizeof(samples) / sizeof(samples[0]))];
+        size_t len = strlen(sd);
+        memcpy(in, sd, len);
+        for (int k = 0; k < 1 + (int)(x >> 60) % 3; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t pos = (size_t)(x % (len + 1));
+            char ch = alpha[(x >> 32) % (sizeof(alpha) - 1)];
+            if ((x >> 50) % 3 == 0 && pos < len) {
+                memmove(in + pos, in + pos + 1, len - pos - 1);
+                len--;
+            } else if ((x >> 50) % 3 == 1 && len < sizeof(in) - 1) {
+                memmove(in + pos + 1, in + pos, len - pos);
+                in[pos] = ch;
+                len++;
+            } else if (pos < len) {
+                in[pos] = ch;
+            }
+        }
+        struct scan_out ref, o;
+        feed(in, len, len, len, 0, &ref);
+        errors += ref.res == RP_FRAME_ERROR;
+        feed(in, len, 1, 1, 0, &o);
+        CU_ASSERT(same_out(&o, &ref));
+        feed(in, len, 1 + (size_t)(x % 17), 1 + (size_t)((x >> 8) % 11), 1, &o);
+        CU_ASSERT(same_out(&o, &ref));
+        /* a single value that validates is exactly what the scanner found */
+        if (rp_frame_validate(in, len) == 0 && ref.n == 1 && ref.res == RP_FRAME_NEED_MORE) {
+            for (size_t i = ref.end[0]; i < len; i++)
+                CU_ASSERT(in[i] == ' ' || in[i] == '\t' || in[i] == '\n' || in[i] == '\r');
+        }
+    }
+    /* the mutations do produce both verdicts */
+    CU_ASSERT(errors > 300 && errors < 2900);
 }
 
 static char *repeat(const char *unit, size_t times, const char *tail, size_t *len)
@@ -504,6 +563,8 @@ static void test_shift(void)
     CU_ASSERT_EQUAL(rp_frame_scan(&s, buf, have, &st, &en), RP_FRAME_VALUE);
     CU_ASSERT_EQUAL(rp_frame_scan(&s, buf, have, &st, &en), RP_FRAME_NEED_MORE);
     CU_ASSERT_EQUAL(s.pos, have);
+    CU_ASSERT_EQUAL(s.start, have); /* no value open: start follows pos */
+    CU_ASSERT_EQUAL(s.in_value, 0);
     rp_frame_shift(&s, have);
     have = 0;
     CU_ASSERT_EQUAL(s.pos, 0);
@@ -530,12 +591,16 @@ static void test_shift(void)
 static void test_validate(void)
 {
     static const char *const good[] = {
-        "{\"a\":1}", "  [1,2]  \n", "42", "-0.5e10", "true", "null", "\"x\"", " false ", "0",
-        "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x10\"}", "[]", "{}",
+        "{\"a\":1}", "  [1,2]  \n",
+        "42",        "-0.5e10",
+        "true",      "null",
+        "\"x\"",     " false ",
+        "0",         "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x10\"}",
+        "[]",        "{}",
     };
     static const char *const bad[] = {
-        "", "   ", "{} {}", "{}x", "[1,]", "-", "1.", "tru", "1 2", "[", "{\"a\":1",
-        "\"abc", "{}]", "01",
+        "",    "   ", "{} {}", "{}x",      "[1,]",  "-",   "1.",
+        "tru", "1 2", "[",     "{\"a\":1", "\"abc", "{}]", "01",
     };
     for (size_t k = 0; k < sizeof(good) / sizeof(good[0]); k++)
         CU_ASSERT_EQUAL(rp_frame_validate(good[k], strlen(good[k])), 0);
@@ -565,6 +630,7 @@ int main(void)
         {"scalars and streams", test_scalars_and_streams},
         {"syntax errors at their offset", test_syntax_errors},
         {"errors are sticky", test_error_sticky},
+        {"mutations: split invariant", test_mutations_split_invariant},
         {"nesting depth", test_depth},
         {"rp_frame_shift", test_shift},
         {"rp_frame_validate", test_validate},

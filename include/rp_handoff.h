@@ -1,0 +1,28 @@
+/* rp_handoff.h - moving live client connections between workers.
+ *
+ * When workers are replaced (reload, `workers N`), a retiring worker hands
+ * each client connection, once it is quiescent (no request in flight, no
+ * answer unsent), to the supervisor over its SOCK_SEQPACKET channel: the fd
+ * travels as SCM_RIGHTS with the bytes the client already sent but that do
+ * not yet form a whole request. The supervisor passes it on to a worker of
+ * the new generation, which carries on reading. No client connection is
+ * dropped by a reload.
+ */
+#ifndef RP_HANDOFF_H
+#define RP_HANDOFF_H
+
+#include <stddef.h>
+
+#define RP_HANDOFF_MAX_BYTES 65536 /* buffered input that may travel with an fd */
+
+/* Send FD and DATA[0, LEN) on channel CH. Returns 0 when sent, 1 when the
+ * channel is full (try later), -1 on error. FD stays open in the caller. */
+int rp_handoff_send(int ch, int fd, const char *data, size_t len);
+
+/* Receive one message from CH into BUF (RP_HANDOFF_MAX_BYTES). Returns the
+ * fd (>= 0) with *LEN set, -2 when nothing is waiting, -1 on error or when
+ * the peer closed the channel. A message that arrives without an fd is
+ * dropped (returns -3). */
+int rp_handoff_recv(int ch, char *buf, size_t *len);
+
+#endif

@@ -1,0 +1,305 @@
+/* metrics.c - Prometheus text exposition 0.0.4 of a snapshot (rp_metrics.h).
+ *
+ * Families are written one at a time: # HELP, # TYPE, then every sample of
+ * the family, so the output is grouped as the format requires. Numbers are
+ * integers where the source is an integer; floats use %.15g and NaN/Inf
+ * are spelled as the format spells them.
+ */
+#include "rp_metrics.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Endpoint label values, prepared once per render. */
+struct metrics_labels {
+    char ep[RP_SHM_MAX_ENDPOINTS][RP_SHM_NAME_MAX + 16];
+};
+
+/* Append the # HELP and # TYPE lines of family NAME. */
+static void family(struct rp_buf *b, const char *name, const char *type, const char *help)
+{
+    rp_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Length of the valid UTF-8 sequence at S (at most N bytes), 0 if none. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+/* Append the label value S (at most N bytes, stops at NUL) escaped as the
+ * text format wants: backslash, double quote and line feed escaped; bytes
+ * that are not valid UTF-8 replaced by '?'. */
+static void label_value(struct rp_buf *b, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n && p[i]) {
+        size_t run = i;
+        /* copy runs of plain bytes in one append */
+        while (run < n && p[run] && p[run] >= 0x20 && p[run] < 0x7f && p[run] != '\\' &&
+               p[run] != '"')
+            run++;
+        if (run > i) {
+            rp_buf_append(b, s + i, run - i);
+            i = run;
+            continue;
+        }
+        unsigned char c = p[i];
+        if (c == '\\') {
+            rp_buf_puts(b, "\\\\");
+            i++;
+        } else if (c == '"') {
+            rp_buf_puts(b, "\\\"");
+            i++;
+        } else if (c == '\n') {
+            rp_buf_puts(b, "\\n");
+            i++;
+        } else if (c < 0x80) {
+            /* other control bytes are legal in the format but hostile to
+             * terminals and scrapers alike */
+            rp_buf_puts(b, "?");
+            i++;
+        } else {
+            size_t len = utf8_len(p + i, n - i);
+            size_t k;
+            for (k = 0; k < len && p[i + k]; k++)
+                ;
+            if (len == 0 || k < len) {
+                rp_buf_puts(b, "?");
+                i++;
+            } else {
+                rp_buf_append(b, s + i, len);
+                i += len;
+            }
+        }
+    }
+}
+
+/* Append a float sample value: NaN, +Inf, -Inf as the format spells them,
+ * otherwise %.15g (integers print without a fraction). */
+static void float_value(struct rp_buf *b, double v)
+{
+    if (isnan(v))
+        rp_buf_puts(b, "NaN");
+    else if (isinf(v))
+        rp_buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+    else
+        rp_buf_appendf(b, "%.15g", v);
+}
+
+/* The label value naming endpoint I of S: its name, its id when the name is
+ * empty, "name#id" when an earlier row of S has the same name. */
+static void endpoint_label(const struct rp_snapshot *s, int i, char *out, size_t outlen)
+{
+    const struct rp_ep_snapshot *e = &s->eps[i];
+    size_t n = strnlen(e->name, sizeof e->name);
+    if (n == 0) {
+        snprintf(out, outlen, "%" PRIu32, e->id);
+        return;
+    }
+    for (int j = 0; j < i; j++) {
+        if (strncmp(s->eps[j].name, e->name, sizeof e->name) == 0) {
+            snprintf(out, outlen, "%.*s#%" PRIu32, (int)n, e->name, e->id);
+            return;
+        }
+    }
+    snprintf(out, outlen, "%.*s", (int)n, e->name);
+}
+
+/* Append `NAME{endpoint="EP"} ` (the value follows). */
+static void ep_sample(struct rp_buf *b, const char *name, const char *ep)
+{
+    rp_buf_appendf(b, "%s{endpoint=\"", name);
+    label_value(b, ep, strlen(ep));
+    rp_buf_puts(b, "\"} ");
+}
+
+/* Append `NAME{endpoint="EP",KEY="VAL"} `. */
+static void ep_sample2(struct rp_buf *b, const char *name, const char *ep, const char *key,
+                       const char *val)
+{
+    rp_buf_appendf(b, "%s{endpoint=\"", name);
+    label_value(b, ep, strlen(ep));
+    rp_buf_appendf(b, "\",%s=\"%s\"} ", key, val);
+}
+
+/* The latency histogram of every endpoint: RP_LAT_BUCKETS - 1 finite
+ * buckets (upper bounds from rp_lat_bucket_upper_us) plus +Inf, which also
+ * takes the last shm bucket ("everything above"). _count is the buckets'
+ * own total, so the +Inf bucket always equals it. */
+static void histogram(struct rp_buf *b, const struct rp_snapshot *s,
+                      const struct metrics_labels *l)
+{
+    const char *name = "rpcpool_request_duration_seconds";
+    family(b, name, "histogram",
+           "Latency of successful attempts at each endpoint, in seconds.");
+    for (int i = 0; i < s->ep_count && i < RP_SHM_MAX_ENDPOINTS; i++) {
+        const struct rp_ep_snapshot *e = &s->eps[i];
+        uint64_t cum = 0;
+        for (int k = 0; k < RP_LAT_BUCKETS - 1; k++) {
+            cum += e->hist[k];
+            rp_buf_appendf(b, "%s_bucket{endpoint=\"", name);
+            label_value(b, l->ep[i], strlen(l->ep[i]));
+            rp_buf_appendf(b, "\",le=\"%.6g\"} %" PRIu64 "\n",
+                           rp_lat_bucket_upper_us(k) / 1e6, cum);
+        }
+        cum += e->hist[RP_LAT_BUCKETS - 1];
+        rp_buf_appendf(b, "%s_bucket{endpoint=\"", name);
+        label_value(b, l->ep[i], strlen(l->ep[i]));
+        rp_buf_appendf(b, "\",le=\"+Inf\"} %" PRIu64 "\n", cum);
+        rp_buf_appendf(b, "%s_sum{endpoint=\"", name);
+        label_value(b, l->ep[i], strlen(l->ep[i]));
+        rp_buf_puts(b, "\"} ");
+        float_value(b, (double)e->lat_sum_us / 1e6);
+        rp_buf_appendf(b, "\n%s_count{endpoint=\"", name);
+        label_value(b, l->ep[i], strlen(l->ep[i]));
+        rp_buf_appendf(b, "\"} %" PRIu64 "\n", cum);
+    }
+}
+
+int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
+{
+    struct metrics_labels l;
+    int n = s->ep_count < 0 ? 0 : s->ep_count;
+    if (n > RP_SHM_MAX_ENDPOINTS)
+        n = RP_SHM_MAX_ENDPOINTS;
+    for (int i = 0; i < n; i++)
+        endpoint_label(s, i, l.ep[i], sizeof l.ep[i]);
+
+    family(b, "rpcpool_requests_total", "counter",
+           "Attempts sent to each endpoint by outcome (retried: failed attempts that were "
+           "retried on another endpoint).");
+    for (int i = 0; i < n; i++) {
+        const struct rp_ep_snapshot *e = &s->eps[i];
+        ep_sample2(b, "rpcpool_requests_total", l.ep[i], "outcome", "ok");
+        rp_buf_appendf(b, "%" PRIu64 "\n", e->ok);
+        ep_sample2(b, "rpcpool_requests_total", l.ep[i], "outcome", "failed");
+        rp_buf_appendf(b, "%" PRIu64 "\n", e->failed);
+        ep_sample2(b, "rpcpool_requests_total", l.ep[i], "outcome", "retried");
+        rp_buf_appendf(b, "%" PRIu64 "\n", e->retried);
+    }
+
+    family(b, "rpcpool_client_requests_total", "counter",
+           "Client requests answered, by result (error: rpcpool answered with its own error).");
+    rp_buf_appendf(b, "rpcpool_client_requests_total{result=\"ok\"} %" PRIu64 "\n", s->client_ok);
+    rp_buf_appendf(b, "rpcpool_client_requests_total{result=\"error\"} %" PRIu64 "\n",
+                   s->client_error);
+
+    histogram(b, s, &l);
+
+    family(b, "rpcpool_endpoint_info", "gauge",
+           "Configured endpoints: always 1, with the row id and the redacted URL.");
+    for (int i = 0; i < n; i++) {
+        const struct rp_ep_snapshot *e = &s->eps[i];
+        rp_buf_puts(b, "rpcpool_endpoint_info{endpoint=\"");
+        label_value(b, l.ep[i], strlen(l.ep[i]));
+        rp_buf_appendf(b, "\",id=\"%" PRIu32 "\",url=\"", e->id);
+        label_value(b, e->url, sizeof e->url);
+        rp_buf_puts(b, "\"} 1\n");
+    }
+
+    family(b, "rpcpool_endpoint_up", "gauge",
+           "1 when the endpoint is up (healthy, on the right chain, not lagging, not drained).");
+    for (int i = 0; i < n; i++) {
+        ep_sample(b, "rpcpool_endpoint_up", l.ep[i]);
+        rp_buf_puts(b, s->eps[i].state == RP_EP_UP ? "1\n" : "0\n");
+    }
+
+    family(b, "rpcpool_breaker_state", "gauge",
+           "Circuit breaker state: 0 closed, 1 open, 2 half-open.");
+    for (int i = 0; i < n; i++) {
+        ep_sample(b, "rpcpool_breaker_state", l.ep[i]);
+        rp_buf_appendf(b, "%" PRIu32 "\n", s->eps[i].breaker);
+    }
+
+    family(b, "rpcpool_ratelimit_tokens", "gauge",
+           "Rate-limit tokens available now in the endpoint's host-wide bucket.");
+    for (int i = 0; i < n; i++) {
+        ep_sample(b, "rpcpool_ratelimit_tokens", l.ep[i]);
+        float_value(b, s->eps[i].tokens);
+        rp_buf_puts(b, "\n");
+    }
+
+    family(b, "rpcpool_upstream_connections", "gauge",
+           "Upstream connections open to the endpoint, host-wide, by state.");
+    for (int i = 0; i < n; i++) {
+        ep_sample2(b, "rpcpool_upstream_connections", l.ep[i], "state", "active");
+        rp_buf_appendf(b, "%" PRIu32 "\n", s->eps[i].conns_active);
+        ep_sample2(b, "rpcpool_upstream_connections", l.ep[i], "state", "idle");
+        rp_buf_appendf(b, "%" PRIu32 "\n", s->eps[i].conns_idle);
+    }
+
+    family(b, "rpcpool_endpoint_inflight", "gauge",
+           "Attempts in flight at the endpoint, host-wide.");
+    for (int i = 0; i < n; i++) {
+        ep_sample(b, "rpcpool_endpoint_inflight", l.ep[i]);
+        rp_buf_appendf(b, "%" PRIu32 "\n", s->eps[i].inflight);
+    }
+
+    family(b, "rpcpool_endpoint_head_block", "gauge",
+           "Latest block number the endpoint reported (0 when unknown).");
+    for (int i = 0; i < n; i++) {
+        ep_sample(b, "rpcpool_endpoint_head_block", l.ep[i]);
+        rp_buf_appendf(b, "%" PRIu64 "\n", s->eps[i].head_block);
+    }
+
+    family(b, "rpcpool_endpoint_lag_blocks", "gauge",
+           "Blocks the endpoint is behind the best head among healthy endpoints.");
+    for (int i = 0; i < n; i++) {
+        ep_sample(b, "rpcpool_endpoint_lag_blocks", l.ep[i]);
+        rp_buf_appendf(b, "%" PRId64 "\n", s->eps[i].lag);
+    }
+
+    uint64_t restarts = 0;
+    uint64_t by_state[RP_WORKER_DEAD + 1] = {0};
+    for (int i = 0; i < s->worker_count && i < RP_SHM_MAX_WORKERS; i++) {
+        const struct rp_worker_snapshot *w = &s->workers[i];
+        restarts += w->restarts;
+        if (w->kind == RP_KIND_WORKER && w->state <= RP_WORKER_DEAD)
+            by_state[w->state]++;
+    }
+    family(b, "rpcpool_worker_restarts_total", "counter",
+           "Times a worker or prober slot was refilled after its process died.");
+    rp_buf_appendf(b, "rpcpool_worker_restarts_total %" PRIu64 "\n", restarts);
+
+    family(b, "rpcpool_workers", "gauge", "Worker processes by state (the prober excluded).");
+    for (uint32_t st = RP_WORKER_STARTING; st <= RP_WORKER_DEAD; st++)
+        rp_buf_appendf(b, "rpcpool_workers{state=\"%s\"} %" PRIu64 "\n",
+                       rp_worker_state_name(st), by_state[st]);
+
+    family(b, "rpcpool_generation", "gauge",
+           "Configuration generation in force (bumped by every reload).");
+    rp_buf_appendf(b, "rpcpool_generation %" PRIu64 "\n", s->generation);
+
+    return rp_buf_failed(b) ? -1 : 0;
+}
