@@ -19,6 +19,10 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override);
  * -1 with ERR set. */
 int rp_listen_unix(const char *path, int mode, int backlog, char *err, size_t errlen);
 
+/* Listen on "HOST:PORT" (IPv4, [IPv6] or a name resolved once) over TCP.
+ * Returns the fd, or -1 with ERR set. */
+int rp_listen_tcp(const char *hostport, int backlog, char *err, size_t errlen);
+
 /* Write the endpoint rows of CFG into the segment: an endpoint keeps the row
  * whose url_key matches (its breaker, bucket and counters survive a reload),
  * a new one takes a free row, rows of removed endpoints are tombstoned.

@@ -35,6 +35,13 @@ struct rp_ev {
     int fd;
 };
 
+/* A listen socket of the worker: the client UNIX socket (IPC or HTTP,
+ * told apart by the first bytes) or server.http_listen (HTTP only). */
+struct rp_listener {
+    struct rp_ev ev;
+    int http_only;
+};
+
 #define RP_CONN_OUT_HIGH_BYTES (1u << 20) /* stop reading a client whose answers pile up */
 #define RP_CONN_MAX_PENDING 512           /* requests in flight per connection */
 #define RP_CONN_READ_BYTES 65536
@@ -57,6 +64,7 @@ struct rp_conn {
     int closed;          /* fd closed; no more I/O */
     int read_eof;        /* peer shut its write side */
     int close_after_flush; /* a fatal framing error: close once answers are out */
+    int http_only;       /* accepted on http_listen: HTTP/1.1 only */
     int processing;      /* inside conn_process_input() */
     struct rp_timer idle_timer;
     struct rp_timer resume_timer; /* re-run buffered input after back-pressure */
@@ -113,7 +121,7 @@ struct rp_wep {
 
 struct rp_worker {
     int epfd;
-    struct rp_ev listen_ev;
+    struct rp_listener listeners[2]; /* [0] client socket, [1] http_listen (fd -1 when unset) */
     const struct rp_config *cfg;
     struct rp_shm_header *shm;
     unsigned slot;        /* worker slot in shm */
@@ -141,12 +149,12 @@ extern struct rp_worker rp_w;
 
 /* worker.c */
 int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsigned slot,
-                   int listen_fd, int chan_fd);
+                   int listen_fd, int http_fd, int chan_fd);
 uint64_t rp_worker_now_ms(void);
 void rp_worker_count_answer(int ok);
 
 /* conn.c */
-void rp_conn_accept(int listen_fd);
+void rp_conn_accept(const struct rp_listener *l);
 void rp_conn_adopt(int fd, const char *data, size_t len);
 unsigned rp_conn_handoff_all(int ch);
 void rp_conn_event(struct rp_conn *c, uint32_t events);

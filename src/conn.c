@@ -78,13 +78,14 @@ static void conn_touch(struct rp_conn *c)
 }
 
 /* Set up a connection for an accepted (or handed-over) fd. */
-static struct rp_conn *conn_new(int fd)
+static struct rp_conn *conn_new(int fd, int http_only)
 {
     struct rp_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->ev.kind = RP_EV_CLIENT;
     c->ev.fd = fd;
+    c->http_only = http_only;
     rp_frame_init(&c->frame);
     rp_timer_init(&c->idle_timer, conn_idle_timeout, c);
     rp_timer_init(&c->resume_timer, conn_resume, c);
@@ -103,17 +104,17 @@ static struct rp_conn *conn_new(int fd)
 }
 
 /* Accept every pending client on the listen socket. */
-void rp_conn_accept(int listen_fd)
+void rp_conn_accept(const struct rp_listener *l)
 {
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->ev.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
                 errno != ECONNABORTED)
                 rp_warn("accept failed", "error=\"%s\"", strerror(errno));
             return;
         }
-        if (!conn_new(fd))
+        if (!conn_new(fd, l->http_only))
             close(fd);
     }
 }
@@ -125,7 +126,7 @@ void rp_conn_adopt(int fd, const char *data, size_t len)
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    struct rp_conn *c = conn_new(fd);
+    struct rp_conn *c = conn_new(fd, 0);
     if (!c) {
         close(fd);
         return;

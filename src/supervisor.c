@@ -21,6 +21,7 @@
 #include "rp_control.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
+#include "rp_prober.h"
 #include "rp_ratelimit.h"
 #include "rp_timer.h"
 #include "rp_worker.h"
@@ -31,6 +32,7 @@
 #define SUP_TAG_SIGNAL 1
 #define SUP_TAG_CHAN 2
 #define SUP_REPLACE_WAIT_MS 5000 /* longest wait for new workers before old ones retire */
+#define SUP_PROBER_SLOT (RP_SHM_MAX_WORKERS - 1)
 
 struct sup_slot {
     int tag;              /* SUP_TAG_CHAN: epoll data of the channel */
@@ -38,6 +40,7 @@ struct sup_slot {
     pid_t pid;            /* 0 when no process */
     int wanted;           /* the slot should have a running worker */
     int chan;             /* supervisor's end of the handoff channel, -1 when none */
+    int restarting;       /* stopped on purpose to be started again (prober on reload) */
     uint64_t generation;  /* configuration generation it was started with */
     uint64_t started_ms;
     uint64_t backoff_ms;
@@ -48,6 +51,7 @@ static struct {
     struct rp_config *cfg; /* in force; replaced by a reload */
     struct rp_shm shm;
     int listen_fd;
+    int http_fd; /* server.http_listen, -1 when unset */
     int sigfd;
     int epfd;
     int sig_tag;
@@ -164,8 +168,10 @@ static int sup_spawn(unsigned slot)
     int sndbuf = 4 * RP_HANDOFF_MAX_BYTES;
     setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     setsockopt(pair[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    int prober = slot == SUP_PROBER_SLOT;
     atomic_store_explicit(&w->state, RP_WORKER_STARTING, memory_order_relaxed);
-    atomic_store_explicit(&w->kind, RP_KIND_WORKER, memory_order_relaxed);
+    atomic_store_explicit(&w->kind, prober ? RP_KIND_PROBER : RP_KIND_WORKER,
+                          memory_order_relaxed);
     pid_t pid = fork();
     if (pid < 0) {
         rp_error("fork failed", "slot=%u error=\"%s\"", slot, strerror(errno));
@@ -175,11 +181,18 @@ static int sup_spawn(unsigned slot)
         return -1;
     }
     if (pid == 0) {
-        int keep[] = {sup.listen_fd, pair[1]};
-        sup_child_close_fds(keep, 2);
-        rp_log_init("worker", sup.cfg->log_level);
         srandom((unsigned)(getpid() ^ rp_clock_mono_ns()));
-        int rc = rp_worker_main(sup.cfg, sup.shm.hdr, slot, sup.listen_fd, pair[1]);
+        if (prober) {
+            int keep[] = {-1};
+            sup_child_close_fds(keep, 0);
+            rp_log_init("prober", sup.cfg->log_level);
+            exit(rp_prober_main(sup.cfg, sup.shm.hdr, slot));
+        }
+        int keep[] = {sup.listen_fd, sup.http_fd, pair[1]};
+        sup_child_close_fds(keep, 3);
+        rp_log_init("worker", sup.cfg->log_level);
+        int rc = rp_worker_main(sup.cfg, sup.shm.hdr, slot, sup.listen_fd, sup.http_fd,
+                                pair[1]);
         exit(rc);
     }
     close(pair[1]);
@@ -194,8 +207,8 @@ static int sup_spawn(unsigned slot)
     atomic_store_explicit(&w->pid, pid, memory_order_relaxed);
     atomic_store_explicit(&w->started_ms, rp_shm_now_ms(sup.shm.hdr), memory_order_relaxed);
     atomic_store_explicit(&w->heartbeat_ms, rp_shm_now_ms(sup.shm.hdr), memory_order_relaxed);
-    rp_info("worker spawned", "slot=%u worker_pid=%d generation=%llu", slot, (int)pid,
-            (unsigned long long)sup.generation);
+    rp_info(prober ? "prober spawned" : "worker spawned", "slot=%u worker_pid=%d generation=%llu",
+            slot, (int)pid, (unsigned long long)sup.generation);
     return 0;
 }
 
@@ -227,7 +240,8 @@ static void sup_forward_handoffs(struct sup_slot *from)
         int sent = 0;
         for (unsigned tries = 0; tries < RP_SHM_MAX_WORKERS && !sent && !sup.stopping; tries++) {
             struct sup_slot *to = &sup.slots[sup.handoff_rr++ % RP_SHM_MAX_WORKERS];
-            if (to == from || !to->pid || !to->wanted || to->chan < 0 ||
+            if (to == from || to == &sup.slots[SUP_PROBER_SLOT] || !to->pid || !to->wanted ||
+                to->chan < 0 ||
                 to->generation != sup.generation)
                 continue;
             sent = rp_handoff_send(to->chan, fd, buf, len) == 0;
@@ -278,6 +292,12 @@ static void sup_reap(void)
             rp_info("worker exited", "slot=%u worker_pid=%d status=%d", slot, (int)pid,
                     WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
             atomic_store_explicit(&w->state, RP_WORKER_FREE, memory_order_relaxed);
+            continue;
+        }
+        if (s->restarting) {
+            s->restarting = 0;
+            rp_info("restarting", "slot=%u worker_pid=%d", slot, (int)pid);
+            sup_spawn(slot);
             continue;
         }
         if (now - s->started_ms >= SUP_STABLE_MS)
@@ -478,6 +498,11 @@ static int sup_reload(uint64_t *generation, char *err, size_t errlen)
     rp_info("configuration reloaded", "generation=%llu endpoints=%d workers=%u",
             (unsigned long long)sup.generation, n->endpoint_count, sup.nworkers);
     sup_replace_workers();
+    struct sup_slot *pr = &sup.slots[SUP_PROBER_SLOT];
+    if (pr->pid) { /* the prober reads the new endpoints when it starts again */
+        pr->restarting = 1;
+        kill(pr->pid, SIGTERM);
+    }
     *generation = sup.generation;
     return 0;
 }
@@ -535,7 +560,7 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
     char err[RP_ERR_MAX];
     memset(&sup, 0, sizeof sup);
     sup.cfg = cfg;
-    sup.listen_fd = sup.sigfd = sup.epfd = -1;
+    sup.listen_fd = sup.http_fd = sup.sigfd = sup.epfd = -1;
     rp_timer_heap_init(&sup.timers);
     for (unsigned i = 0; i < RP_SHM_MAX_WORKERS; i++) {
         sup.slots[i].chan = -1;
@@ -566,6 +591,15 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
     if (sup.listen_fd < 0) {
         rp_error("cannot create the client socket", "error=\"%s\"", err);
         return 2;
+    }
+    if (cfg->http_listen) {
+        sup.http_fd = rp_listen_tcp(cfg->http_listen, 4096, err, sizeof err);
+        if (sup.http_fd < 0) {
+            rp_error("cannot listen on server.http_listen", "error=\"%s\"", err);
+            close(sup.listen_fd);
+            unlink(cfg->socket_path);
+            return 2;
+        }
     }
     mode_t shm_mode = cfg->group ? 0640 : 0600;
     if (rp_shm_create(&sup.shm, cfg->shm_name, cfg->name, shm_mode, (gid_t)-1, err, sizeof err) !=
@@ -614,6 +648,8 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
         sup.slots[i].wanted = 1;
         sup_spawn(i);
     }
+    sup.slots[SUP_PROBER_SLOT].wanted = 1;
+    sup_spawn(SUP_PROBER_SLOT);
 
     int killed = 0;
     for (;;) {
@@ -652,6 +688,8 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
 
     rp_control_close();
     close(sup.listen_fd);
+    if (sup.http_fd >= 0)
+        close(sup.http_fd);
     struct stat st;
     if (lstat(cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode) && !sup.stopping)
         unlink(cfg->socket_path);

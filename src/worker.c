@@ -118,14 +118,17 @@ static void worker_free_endpoints(void)
     rp_w.nep = 0;
 }
 
-/* Stop accepting: the listen socket leaves epoll and is closed, so the
+/* Stop accepting: the listen sockets leave epoll and are closed, so the
  * kernel hands new clients to the other (or the next) workers. */
 static void worker_stop_accepting(void)
 {
-    if (rp_w.listen_ev.fd >= 0) {
-        epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, rp_w.listen_ev.fd, NULL);
-        close(rp_w.listen_ev.fd);
-        rp_w.listen_ev.fd = -1;
+    for (int i = 0; i < 2; i++) {
+        struct rp_listener *l = &rp_w.listeners[i];
+        if (l->ev.fd >= 0) {
+            epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, l->ev.fd, NULL);
+            close(l->ev.fd);
+            l->ev.fd = -1;
+        }
     }
 }
 
@@ -151,14 +154,18 @@ static int worker_epoll_timeout_ms(void)
 }
 
 int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsigned slot,
-                   int listen_fd, int chan_fd)
+                   int listen_fd, int http_fd, int chan_fd)
 {
     memset(&rp_w, 0, sizeof rp_w);
     rp_w.cfg = cfg;
     rp_w.shm = shm;
     rp_w.slot = slot;
-    rp_w.listen_ev.kind = RP_EV_LISTEN;
-    rp_w.listen_ev.fd = listen_fd;
+    int fds[2] = {listen_fd, http_fd};
+    for (int i = 0; i < 2; i++) {
+        rp_w.listeners[i].ev.kind = RP_EV_LISTEN;
+        rp_w.listeners[i].ev.fd = fds[i];
+        rp_w.listeners[i].http_only = i == 1;
+    }
     rp_w.chan_ev.kind = RP_EV_HANDOFF;
     rp_w.chan_ev.fd = chan_fd;
     rp_w.breaker.failure_threshold = (uint32_t)cfg->cb_failure_threshold;
@@ -188,10 +195,13 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
         rp_error("epoll_create1 failed", "error=\"%s\"", strerror(errno));
         return 1;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &rp_w.listen_ev};
-    if (epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
-        rp_error("epoll_ctl listen failed", "error=\"%s\"", strerror(errno));
-        return 1;
+    for (int i = 0; i < 2; i++) {
+        struct rp_listener *l = &rp_w.listeners[i];
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
+        if (l->ev.fd >= 0 && epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, l->ev.fd, &ev) != 0) {
+            rp_error("epoll_ctl listen failed", "error=\"%s\"", strerror(errno));
+            return 1;
+        }
     }
     struct epoll_event cev = {.events = EPOLLIN, .data.ptr = &rp_w.chan_ev};
     if (chan_fd >= 0 && epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, chan_fd, &cev) != 0) {
@@ -249,7 +259,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
             switch (e->kind) {
             case RP_EV_LISTEN:
                 if (!rp_w.stopping)
-                    rp_conn_accept(e->fd);
+                    rp_conn_accept((struct rp_listener *)e);
                 break;
             case RP_EV_CLIENT:
                 rp_conn_event((struct rp_conn *)e, events[i].events);

@@ -30,7 +30,7 @@
 #define TOTAL RP_SHM_TOTAL_BYTES
 
 static char g_name[64];
-static int g_seq;
+static int g_seq; /* segments created so far: names .1 .. .g_seq */
 
 static uint64_t mono_ns(void)
 {
@@ -748,5 +748,11 @@ int main(void)
         {"table", test_table},
         {NULL, NULL},
     };
-    return rp_test_run("shm_view", cases);
+    int rc = rp_test_run("shm_view", cases);
+    /* a test stopped by a fatal assertion skipped its seg_destroy() */
+    for (int i = 1; i <= g_seq; i++) {
+        snprintf(g_name, sizeof g_name, "/rp_test_shm_view.%d.%d", (int)getpid(), i);
+        shm_unlink(g_name);
+    }
+    return rc;
 }
