@@ -29,10 +29,10 @@ SRC := $(wildcard src/*.c)
 OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRC))
 LIBOBJ := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
 
-# Tools link only the modules they need.
-CTL_OBJ := $(BUILD)/obj/config.o $(BUILD)/obj/jsonrpc.o $(BUILD)/obj/frame.o
-STAT_OBJ := $(BUILD)/obj/breaker.o $(BUILD)/obj/ratelimit.o $(BUILD)/obj/config.o \
-	$(BUILD)/obj/shm_view.o
+# rpcpoolstat builds without daemon code: the view, the renderers and the
+# pure decoders of the breaker and limiter words (plus config for -c).
+STAT_OBJ := $(addprefix $(BUILD)/obj/,shm_view.o status.o buf.o breaker.o ratelimit.o proc.o \
+	config.o log.o)
 
 PROGS := $(BUILD)/rpcpoold $(BUILD)/rpcpoolctl $(BUILD)/rpcpoolstat
 
@@ -50,8 +50,8 @@ $(BUILD)/rpcpoold: $(OBJ)
 $(BUILD)/rpcpoolctl: tools/rpcpoolctl.c $(LIBOBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBOBJ) $(LDLIBS)
 
-$(BUILD)/rpcpoolstat: tools/rpcpoolstat.c $(LIBOBJ)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBOBJ) $(LDLIBS)
+$(BUILD)/rpcpoolstat: tools/rpcpoolstat.c $(STAT_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(STAT_OBJ) $(LDLIBS)
 
 # Unit tests: tests/unit/test_NAME.c links src/NAME.c and what TEST_DEPS_NAME adds.
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -60,6 +60,7 @@ TEST_DEPS_config := src/log.c
 TEST_DEPS_jsonrpc := src/frame.c
 TEST_DEPS_stress := src/breaker.c src/ratelimit.c src/clock.c
 TEST_DEPS_timer :=
+TEST_DEPS_shm_view := src/status.c src/buf.c src/breaker.c src/ratelimit.c src/proc.c
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/$$*.c) $$(TEST_DEPS_$$*) tests/unit/rp_test.h \
 		$(wildcard include/*.h) | $(BUILD)/tests

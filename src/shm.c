@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "rp_clock.h"
+#include "rp_proc.h"
 
 uint64_t rp_shm_url_key(const char *url)
 {
@@ -49,7 +50,7 @@ static int shm_owner_alive(const char *name)
         if (h != MAP_FAILED) {
             if (atomic_load_explicit(&h->magic, memory_order_acquire) == RP_SHM_MAGIC) {
                 int64_t pid = atomic_load_explicit(&h->supervisor_pid, memory_order_relaxed);
-                if (pid > 0 && pid != getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+                if (pid != getpid() && rp_pid_alive(pid))
                     alive = 1;
             }
             munmap(h, sizeof(struct rp_shm_header));

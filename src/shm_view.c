@@ -9,6 +9,8 @@
  */
 #include "rp_shm_view.h"
 
+#include "rp_proc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -340,32 +342,6 @@ static void view_snap_endpoint(const struct rp_shm_header *h, const struct view_
     }
 }
 
-/* 1 when process PID exists (kill(pid, 0) succeeds or is refused with
- * EPERM) and is not a zombie: a supervisor killed under a parent that does
- * not reap it (a container without an init) is dead all the same. kill()
- * with 0 or a negative pid would address process groups: only a real pid
- * counts. */
-static int view_pid_alive(int64_t pid)
-{
-    if (pid <= 0 || pid > INT32_MAX)
-        return 0;
-    if (kill((pid_t)pid, 0) != 0 && errno != EPERM)
-        return 0;
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return 1; /* no /proc: kill() is all we know */
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* "pid (comm) S ...": the state follows the last ')' */
-    const char *rp = strrchr(buf, ')');
-    if (rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'))
-        return 0;
-    return 1;
-}
-
 /* One pass over the segment into OUT through the checked layout L. */
 static void view_snap_once(const struct rp_shm_header *h, const struct view_layout *l,
                            struct rp_snapshot *out)
@@ -377,7 +353,7 @@ static void view_snap_once(const struct rp_shm_header *h, const struct view_layo
     out->generation = atomic_load_explicit(&h->generation, memory_order_acquire);
     out->supervisor_pid = atomic_load_explicit(&h->supervisor_pid, memory_order_relaxed);
     out->supervisor_birth_ns = atomic_load_explicit(&h->supervisor_birth_ns, memory_order_relaxed);
-    out->supervisor_alive = view_pid_alive(out->supervisor_pid);
+    out->supervisor_alive = rp_pid_alive(out->supervisor_pid);
 
     uint64_t base = atomic_load_explicit(&h->clock_base_ns, memory_order_relaxed);
     uint64_t mono = view_mono_ns();

@@ -7,6 +7,21 @@
 // killed by pid (the daemon by its own process group, so its workers go too)
 // from a node:test `after` hook, on exit and on SIGINT/SIGTERM/SIGHUP.
 //
+// Typical use:
+//   const lib = require('./lib.js');
+//   test('reads go through', async () => {
+//     const node = await lib.startAnvil();
+//     const bad = await lib.startFault({ mode: 'http500' });
+//     const pool = await lib.startPool({ endpoints: [node, bad], workers: 2,
+//       settings: { retries: 2 }, server: { max_batch: 10 } });
+//     const c = await lib.ipcClient(pool.socket);
+//     const r = await c.call({ method: 'eth_chainId', params: [] });
+//     assert.equal(r.result, '0x7a69');
+//     c.destroy();
+//     assert.equal(await pool.stop(), 0);
+//     lib.assertNoErrors(pool, [/upstream failed/]);
+//   });
+//
 // Environment:
 //   RPCPOOL_BUILD     build directory holding rpcpoold (default "build")
 //   RPCPOOL_KEEP_TMP  set to 1 to keep the temporary directories
@@ -246,8 +261,14 @@ function run(cmd, args = [], { timeout = 30000, env, input, cwd } = {}) {
   });
 }
 
+// A test tool from tests/node_modules/.bin (anvil, cast).
 function tool(name) {
   return path.join(BIN, name);
+}
+
+// A program of the build under test (rpcpoold, rpcpoolctl, rpcpoolstat).
+function daemonBin(name) {
+  return path.join(BUILD, name);
 }
 
 // `cast ARGS...` from tests/node_modules/.bin.
@@ -525,7 +546,7 @@ function endpointsText(eps) {
 // Spawn `rpcpoold ARGS` (its own process group) with its stderr and stdout
 // captured as lines. Returns {proc, log, exited}.
 function spawnDaemon(args, { env } = {}) {
-  const bin = path.join(BUILD, 'rpcpoold');
+  const bin = daemonBin('rpcpoold');
   const proc = spawnTracked(bin, args, { group: true, name: 'rpcpoold', env: env ? { ...CHILD_ENV, ...env } : CHILD_ENV });
   const log = [];
   captureLines(proc.stderr, log, null, '[rpcpoold] ');
@@ -889,6 +910,7 @@ module.exports = {
   BIN,
   FAULT,
   tool,
+  daemonBin,
   freePort,
   tmpDir,
   waitFor,
