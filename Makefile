@@ -76,8 +76,10 @@ test: deps
 	$(MAKE) BUILD=build/san SAN=1 all units
 	@RPCPOOL_BUILD=build/san sh tests/run.sh
 
-run: deps all
-	@sh tools/run-demo.sh
+# deps first, then a fresh make: pkg-config flags are read after the install
+run: deps
+	$(MAKE) all
+	@RPCPOOL_BUILD=$(BUILD) sh tools/run-demo.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/rpcpool

@@ -103,6 +103,7 @@ struct rp_req {
     uint64_t deadline_ms;  /* request_timeout_ms from arrival, worker clock */
     struct rp_buf trail;   /* JSON array body of what the attempts met, for data */
     int queued_ep;         /* endpoint whose wait queue holds it, -1 when not queued */
+    int pin_ep;            /* warm-up request: only this endpoint, never waits; else -1 */
     struct rp_timer timer; /* wait for a connection slot or a token */
     struct rp_attempt at;
 };
@@ -115,7 +116,10 @@ struct rp_wep {
     struct rp_shm_epstats *stats; /* this worker's row for it */
     struct curl_slist *headers;
     unsigned active;      /* this worker's attempts running on it */
-    unsigned share;       /* this worker's share of max_connections */
+    unsigned share;       /* this worker's part of max_connections (at least 1) */
+    unsigned warm_min;    /* this worker's part of min_connections */
+    unsigned warming;     /* warm-up requests in flight */
+    uint64_t last_used_ms; /* last attempt started on it */
     struct rp_req *qhead, *qtail; /* waiting for a free connection */
 };
 
@@ -133,7 +137,8 @@ struct rp_worker {
     unsigned nreqs;       /* requests alive */
     struct rp_wep eps[RP_MAX_ENDPOINTS];
     int nep;
-    uint64_t rr;          /* round-robin position (until the balancer lands) */
+    unsigned index, count; /* position in its generation (see rp_worker_args) */
+    struct rp_timer warm_timer;
     struct rp_jparser parser;
     struct rp_balancer balancer;
     struct rp_breaker_params breaker;
@@ -148,8 +153,22 @@ struct rp_worker {
 extern struct rp_worker rp_w;
 
 /* worker.c */
-int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsigned slot,
-                   int listen_fd, int http_fd, int chan_fd);
+/* What the supervisor hands a new worker. */
+struct rp_worker_args {
+    unsigned slot;  /* worker slot in shm */
+    unsigned index; /* 0..count-1 within its generation: its share of the host-wide limits */
+    unsigned count; /* workers in its generation */
+    int listen_fd;  /* client UNIX socket */
+    int http_fd;    /* server.http_listen, -1 when unset */
+    int chan_fd;    /* handoff channel to the supervisor */
+};
+
+int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
+                   const struct rp_worker_args *args);
+
+/* This worker's part of a host-wide TOTAL split over COUNT workers: the
+ * remainder goes to the lowest indexes, so the parts add up to TOTAL. */
+unsigned rp_worker_part(uint64_t total, unsigned index, unsigned count);
 uint64_t rp_worker_now_ms(void);
 void rp_worker_count_answer(int ok);
 
@@ -166,8 +185,12 @@ void rp_conn_close_all_idle(void);
 
 /* request.c */
 void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len);
+int rp_req_warm(int ep, const char *body, size_t len);
 void rp_req_attempt_done(struct rp_req *r, CURLcode code);
 void rp_req_ep_slot_free(int ep);
+
+/* warm.c */
+void rp_warm_start(void);
 
 /* upstream.c */
 int rp_upstream_init(void);

@@ -32,9 +32,12 @@ static struct rp_req *req_new(struct rp_conn *c)
     if (!r)
         return NULL;
     r->conn = c;
-    c->refs++;
-    c->pending++;
+    if (c) {
+        c->refs++;
+        c->pending++;
+    }
     r->queued_ep = -1;
+    r->pin_ep = -1;
     r->at.ep = -1;
     r->start_ns = rp_clock_mono_ns();
     r->deadline_ms = r->start_ns / 1000000ull + (uint64_t)rp_w.cfg->request_timeout_ms;
@@ -61,6 +64,8 @@ static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
         rp_conn_request_done(c);
         rp_conn_unref(c);
     }
+    if (r->pin_ep >= 0)
+        rp_w.eps[r->pin_ep].warming--;
     free(r->send);
     free(r->id);
     rp_buf_free(&r->extra);
@@ -293,6 +298,34 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
     req_route(r);
 }
 
+/* Send a warm-up request BODY (id "rpcpool-warm") to endpoint EP only, to
+ * open or refresh a keep-alive connection. It takes a token like any
+ * request, never waits and is never retried. Returns 0 when started. */
+int rp_req_warm(int ep, const char *body, size_t len)
+{
+    struct rp_req *r = req_new(NULL);
+    if (!r)
+        return -1;
+    static const char id[] = "\"rpcpool-warm\"";
+    r->pin_ep = ep;
+    rp_w.eps[ep].warming++;
+    r->ncalls = 1;
+    r->answer = 0;
+    snprintf(r->method, sizeof r->method, "rpcpool-warm");
+    r->send = malloc(len);
+    r->id = malloc(sizeof id - 1);
+    if (!r->send || !r->id) {
+        req_finish(r, NULL, 0, 0);
+        return -1;
+    }
+    memcpy(r->send, body, len);
+    r->send_len = len;
+    memcpy(r->id, id, sizeof id - 1);
+    r->id_len = sizeof id - 1;
+    req_route(r);
+    return 0;
+}
+
 /* ---------------------------------------------------------------------
  * routing
  * ------------------------------------------------------------------- */
@@ -356,6 +389,7 @@ static void req_launch(struct rp_req *r, int ep)
     long left = (long)(r->deadline_ms - now);
     long timeout = rp_w.cfg->attempt_timeout_ms < left ? (long)rp_w.cfg->attempt_timeout_ms : left;
     w->active++;
+    w->last_used_ms = now;
     ep_inflight(ep, +1);
     r->at.start_ns = rp_clock_mono_ns();
     r->tries++;
@@ -382,7 +416,7 @@ static void req_route(struct rp_req *r)
         if (ep_usable(r, i, seg_ms) && rp_w.eps[i].active < rp_w.eps[i].share)
             with_room++;
     for (int i = 0; i < rp_w.nep; i++) {
-        if (!ep_usable(r, i, seg_ms))
+        if (!ep_usable(r, i, seg_ms) || (r->pin_ep >= 0 && i != r->pin_ep))
             continue;
         /* prefer endpoints where this worker has a free connection */
         if (with_room && rp_w.eps[i].active >= rp_w.eps[i].share)
@@ -431,6 +465,10 @@ static void req_route(struct rp_req *r)
         r->queued_ep = ep;
         uint64_t until = now_ms + (uint64_t)rp_w.cfg->connection_timeout_ms;
         rp_timer_arm(&rp_w.timers, &r->timer, until < r->deadline_ms ? until : r->deadline_ms);
+        return;
+    }
+    if (r->pin_ep >= 0) { /* a warm-up that cannot run now is simply dropped */
+        req_finish(r, NULL, 0, 0);
         return;
     }
     if (min_wait_ns != UINT64_MAX) {
@@ -672,7 +710,8 @@ void rp_req_attempt_done(struct rp_req *r, CURLcode code)
     }
     rp_debug("attempt failed", "endpoint=%s error=\"%s\" sent=%d", w->cfg->name, why, sent);
     req_trail(r, ep, why);
-    if (!counts) { /* too large: another endpoint would send the same */
+    if (!counts || r->pin_ep >= 0) { /* too large: another endpoint would send the same;
+                                         a warm-up is never retried */
         req_fail_upstream(r, why);
         return;
     }

@@ -41,6 +41,7 @@ struct sup_slot {
     int wanted;           /* the slot should have a running worker */
     int chan;             /* supervisor's end of the handoff channel, -1 when none */
     int restarting;       /* stopped on purpose to be started again (prober on reload) */
+    unsigned index_in_gen; /* 0..nworkers-1: its part of host-wide connection limits */
     uint64_t generation;  /* configuration generation it was started with */
     uint64_t started_ms;
     uint64_t backoff_ms;
@@ -191,8 +192,13 @@ static int sup_spawn(unsigned slot)
         int keep[] = {sup.listen_fd, sup.http_fd, pair[1]};
         sup_child_close_fds(keep, 3);
         rp_log_init("worker", sup.cfg->log_level);
-        int rc = rp_worker_main(sup.cfg, sup.shm.hdr, slot, sup.listen_fd, sup.http_fd,
-                                pair[1]);
+        struct rp_worker_args args = {.slot = slot,
+                                      .index = s->index_in_gen,
+                                      .count = sup.nworkers,
+                                      .listen_fd = sup.listen_fd,
+                                      .http_fd = sup.http_fd,
+                                      .chan_fd = pair[1]};
+        int rc = rp_worker_main(sup.cfg, sup.shm.hdr, &args);
         exit(rc);
     }
     close(pair[1]);
@@ -408,6 +414,7 @@ static void sup_replace_workers(void)
         atomic_store_explicit(&w->restarts, 0, memory_order_relaxed);
         s->wanted = 1;
         s->backoff_ms = SUP_BACKOFF_MIN_MS;
+        s->index_in_gen = started;
         started++;
         if (sup_spawn(i) != 0)
             rp_timer_arm(&sup.timers, &s->respawn, rp_clock_mono_ms() + s->backoff_ms);
@@ -646,6 +653,7 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
 
     for (unsigned i = 0; i < sup.nworkers; i++) {
         sup.slots[i].wanted = 1;
+        sup.slots[i].index_in_gen = i;
         sup_spawn(i);
     }
     sup.slots[SUP_PROBER_SLOT].wanted = 1;

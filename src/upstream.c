@@ -204,10 +204,9 @@ int rp_upstream_init(void)
     rp_timer_init(&rp_w.curl_timer, upstream_timer_fired, NULL);
     curl_multi_setopt(rp_w.multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
     curl_multi_setopt(rp_w.multi, CURLMOPT_TIMERFUNCTION, upstream_timer_cb);
-    long workers = rp_w.cfg->workers > 0 ? (long)rp_w.cfg->workers : 1;
-    long share = (long)(rp_w.cfg->max_connections + workers - 1) / workers;
+    long share = (long)rp_worker_part((uint64_t)rp_w.cfg->max_connections, rp_w.index, rp_w.count);
     curl_multi_setopt(rp_w.multi, CURLMOPT_MAXCONNECTS,
-                      (long)(share * rp_w.cfg->endpoint_count + 4));
+                      (share < 1 ? 1 : share) * (long)rp_w.cfg->endpoint_count);
     curl_multi_setopt(rp_w.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     return 0;
 }

@@ -74,10 +74,16 @@ void rp_worker_count_answer(int ok)
 static int worker_setup_endpoints(void)
 {
     const struct rp_config *cfg = rp_w.cfg;
-    unsigned workers = cfg->workers > 0 ? (unsigned)cfg->workers : 1;
-    unsigned share = (unsigned)((cfg->max_connections + workers - 1) / workers);
-    if (share < 1)
+    unsigned share = rp_worker_part((uint64_t)cfg->max_connections, rp_w.index, rp_w.count);
+    if (share < 1) {
         share = 1;
+        if (rp_w.index == 0)
+            rp_warn("max_connections is below the number of workers: each worker keeps one "
+                    "connection per endpoint",
+                    "max_connections=%lld workers=%u", (long long)cfg->max_connections,
+                    rp_w.count);
+    }
+    unsigned warm_min = rp_worker_part((uint64_t)cfg->min_connections, rp_w.index, rp_w.count);
     rp_w.nep = 0;
     for (int i = 0; i < cfg->endpoint_count; i++) {
         struct rp_endpoint_config *ec = (struct rp_endpoint_config *)&cfg->endpoints[i];
@@ -101,6 +107,7 @@ static int worker_setup_endpoints(void)
         w->shm = row;
         w->stats = rp_shm_stats(rp_w.shm, rp_w.slot, row->id);
         w->share = share;
+        w->warm_min = warm_min < share ? warm_min : share;
         w->headers = curl_slist_append(NULL, "Content-Type: application/json");
         w->headers = curl_slist_append(w->headers, "Expect:");
         for (int h = 0; h < ec->header_count; h++)
@@ -153,10 +160,21 @@ static int worker_epoll_timeout_ms(void)
     return next - now < (uint64_t)cap ? (int)(next - now) : cap;
 }
 
-int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsigned slot,
-                   int listen_fd, int http_fd, int chan_fd)
+unsigned rp_worker_part(uint64_t total, unsigned index, unsigned count)
 {
+    if (count == 0)
+        return (unsigned)total;
+    return (unsigned)(total / count + (index < total % count ? 1 : 0));
+}
+
+int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
+                   const struct rp_worker_args *args)
+{
+    unsigned slot = args->slot;
+    int listen_fd = args->listen_fd, http_fd = args->http_fd, chan_fd = args->chan_fd;
     memset(&rp_w, 0, sizeof rp_w);
+    rp_w.index = args->index;
+    rp_w.count = args->count;
     rp_w.cfg = cfg;
     rp_w.shm = shm;
     rp_w.slot = slot;
@@ -219,6 +237,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
                           atomic_load_explicit(&shm->generation, memory_order_acquire),
                           memory_order_relaxed);
     rp_info("worker started", "slot=%u endpoints=%d", slot, rp_w.nep);
+    rp_warm_start();
 
     struct epoll_event events[256];
     for (;;) {
