@@ -21,6 +21,7 @@
 #include "rp_control.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
+#include "rp_privs.h"
 #include "rp_prober.h"
 #include "rp_ratelimit.h"
 #include "rp_timer.h"
@@ -608,9 +609,21 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
             return 2;
         }
     }
+    uid_t run_uid;
+    gid_t run_gid;
+    if (rp_privs_resolve(cfg->user, cfg->group, &run_uid, &run_gid, err, sizeof err) != 0) {
+        rp_error("cannot start", "error=\"%s\"", err);
+        close(sup.listen_fd);
+        unlink(cfg->socket_path);
+        return 2;
+    }
+    /* the files we create belong to the user we run as (root only can chown) */
+    if (geteuid() == 0 && (run_uid != (uid_t)-1 || run_gid != (gid_t)-1) &&
+        chown(cfg->socket_path, run_uid, run_gid) != 0)
+        rp_warn("cannot chown the client socket", "error=\"%s\"", strerror(errno));
     mode_t shm_mode = cfg->group ? 0640 : 0600;
-    if (rp_shm_create(&sup.shm, cfg->shm_name, cfg->name, shm_mode, (gid_t)-1, err, sizeof err) !=
-        0) {
+    if (rp_shm_create(&sup.shm, cfg->shm_name, cfg->name, shm_mode,
+                      geteuid() == 0 ? run_gid : (gid_t)-1, err, sizeof err) != 0) {
         rp_error("cannot create the shm segment", "error=\"%s\"", err);
         close(sup.listen_fd);
         unlink(cfg->socket_path);
@@ -647,6 +660,23 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
         unlink(cfg->socket_path);
         return 2;
     }
+    if (geteuid() == 0 && run_uid != (uid_t)-1) {
+        char path[300];
+        snprintf(path, sizeof path, "/dev/shm%s", cfg->shm_name);
+        if (chown(path, run_uid, (gid_t)-1) != 0 || chown(cfg->control_socket, run_uid, -1) != 0)
+            rp_warn("cannot chown the shm segment or the control socket", "error=\"%s\"",
+                    strerror(errno));
+    }
+    if (rp_privs_drop(cfg->user, run_uid, run_gid, err, sizeof err) != 0) {
+        rp_error("cannot drop privileges", "error=\"%s\"", err);
+        rp_control_close();
+        rp_shm_destroy(&sup.shm, 1);
+        close(sup.listen_fd);
+        unlink(cfg->socket_path);
+        return 2;
+    }
+    if (cfg->user || cfg->group)
+        rp_info("running as", "uid=%d gid=%d", (int)geteuid(), (int)getegid());
     rp_info("rpcpoold started", "version=%s name=%s socket=%s shm=%s workers=%u endpoints=%d",
             RP_VERSION, cfg->name, cfg->socket_path, cfg->shm_name, sup.nworkers,
             cfg->endpoint_count);

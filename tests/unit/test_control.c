@@ -39,7 +39,7 @@
 static struct rp_shm g_shm;
 static int g_epfd = -1;
 static char g_dir[64];
-static char g_path[128];
+static char g_path[100];
 
 /* fake ops */
 static int f_reload_rc;
