@@ -9,9 +9,9 @@
 #include "rp_config.h"
 #include "rp_shm.h"
 
-/* Run the supervisor with CFG (owned by the supervisor from now on; a
- * reload replaces it). Returns the process exit status: 0 after a clean
- * stop, 2 for a start-up failure. */
+/* Run the supervisor with CFG, a heap object it owns from now on (a reload
+ * replaces it; it is freed before returning). Returns the process exit
+ * status: 0 after a clean stop, 2 for a start-up failure. */
 int rp_supervisor_run(struct rp_config *cfg, int workers_override);
 
 /* Create the UNIX listen socket at PATH with MODE: a stale socket file is

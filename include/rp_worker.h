@@ -47,6 +47,7 @@ struct rp_listener {
 #define RP_CONN_READ_BYTES 65536
 
 struct rp_req;
+struct rp_http_conn;
 
 /* A client connection. Freed when its fd is closed and no request refers to
  * it any more. */
@@ -66,6 +67,9 @@ struct rp_conn {
     int close_after_flush; /* a fatal framing error: close once answers are out */
     int http_only;       /* accepted on http_listen: HTTP/1.1 only */
     int processing;      /* inside conn_process_input() */
+    int proto;           /* 0 until told by the first bytes, then IPC or HTTP (conn.c) */
+    struct rp_http_conn *http; /* HTTP state (conn.c), NULL unless HTTP */
+    struct rp_conn *parent;    /* an HTTP request's stand-in: answers go to this client */
     struct rp_timer idle_timer;
     struct rp_timer resume_timer; /* re-run buffered input after back-pressure */
     uint64_t last_active_ms;

@@ -1,9 +1,24 @@
-/* conn.c - client connections of a worker: accept, read and frame the byte
- * stream into JSON values, queue answers and write them, back-pressure.
+/* conn.c - client connections of a worker: accept, tell IPC from HTTP by
+ * the first bytes, read and frame the byte stream into requests, queue
+ * answers and write them, back-pressure, handoff.
  *
  * Ownership: a connection is freed when its fd is closed and no request
  * refers to it (refs == 0). A request whose client went away keeps running
  * and its answer is dropped.
+ *
+ * IPC framing: each JSON value is one request; answers are written as they
+ * come, one line each, in any order.
+ *
+ * HTTP/1.1 (rp_http.h parses): answers must go out in request order, so
+ * each request takes a slot at the tail of the connection's queue when its
+ * head is complete. A slot embeds a stand-in struct rp_conn ("sub", with
+ * parent pointing at the client's connection) that is handed to
+ * rp_req_dispatch(): request.c then answers through the usual
+ * rp_conn_write_answer() / rp_conn_request_done() / rp_conn_unref() calls,
+ * which for a stand-in fill its slot instead of writing. The head of the
+ * queue is written out while it is filled. A slot is freed once it left the
+ * queue (written, or the client went away) and no request refers to it;
+ * each slot holds a reference on the client's connection.
  */
 #include "rp_worker.h"
 
@@ -16,11 +31,51 @@
 #include <unistd.h>
 
 #include "rp_handoff.h"
+#include "rp_http.h"
 #include "rp_log.h"
+#include "rp_metrics.h"
+#include "rp_shm_view.h"
+
+/* c->proto */
+#define CONN_PROTO_UNKNOWN 0
+#define CONN_PROTO_IPC     1
+#define CONN_PROTO_HTTP    2
+
+/* After an answer that closes an HTTP connection: the write side is shut
+ * and what the client still sends is read and dropped for this long, so it
+ * reads the answer rather than a reset (nginx's lingering close). */
+#define HTTP_LINGER_MS 2000
+
+static const char http_continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* One HTTP request's place in its connection's answer order. */
+struct http_slot {
+    struct rp_conn sub; /* first: the stand-in request.c answers through */
+    struct http_slot *next;
+    struct rp_buf resp; /* the whole response once filled */
+    int filled;
+    int interim;       /* "100 Continue" to send when this slot reaches the head */
+    int close;         /* the connection closes after this answer */
+    int head_only;     /* HEAD: headers only */
+    int keep_alive_10; /* an HTTP/1.0 client that asked for keep-alive */
+    int in_queue;
+    int counted; /* its request counts in the client's pending */
+};
+
+/* HTTP state of a client connection. */
+struct rp_http_conn {
+    struct rp_http_parser hp;
+    struct http_slot *head, *tail;
+    struct http_slot *cur; /* the request being received (head complete) */
+    unsigned nslots;
+    int closing;   /* an answer that closes the connection is queued: parse no more */
+    int lingering; /* everything answered, write side shut: drop input until EOF */
+};
 
 static void conn_idle_timeout(struct rp_timer *t, void *arg);
 static void conn_resume(struct rp_timer *t, void *arg);
 static void conn_process_input(struct rp_conn *c);
+static void http_flush_queue(struct rp_conn *c);
 
 static void conn_link(struct rp_conn *c)
 {
@@ -45,9 +100,22 @@ static void conn_unlink(struct rp_conn *c)
 
 static void conn_free(struct rp_conn *c)
 {
+    if (c->http) {
+        rp_http_parser_free(&c->http->hp);
+        free(c->http);
+    }
     free(c->in);
     free(c->out);
     free(c);
+}
+
+/* HTTP input is held back: too many requests unanswered, too much output
+ * unsent, or the connection is closing. */
+static int http_paused(const struct rp_conn *c)
+{
+    const struct rp_http_conn *h = c->http;
+    return h && (h->nslots >= RP_CONN_MAX_PENDING || h->closing || h->lingering ||
+                 c->out_len - c->out_off >= RP_CONN_OUT_HIGH_BYTES);
 }
 
 /* Register the events the connection wants now: input unless paused by
@@ -57,12 +125,16 @@ static void conn_update_events(struct rp_conn *c)
     if (c->closed)
         return;
     uint32_t want = 0;
-    int paused = c->pending >= RP_CONN_MAX_PENDING ||
-                 c->out_len - c->out_off >= RP_CONN_OUT_HIGH_BYTES;
-    if (!paused && !c->read_eof && !c->close_after_flush && !rp_w.stopping)
-        want |= EPOLLIN | EPOLLRDHUP;
-    if (c->out_len > c->out_off)
-        want |= EPOLLOUT;
+    if (c->http && c->http->lingering) {
+        want = EPOLLIN | EPOLLRDHUP;
+    } else {
+        int paused = c->pending >= RP_CONN_MAX_PENDING ||
+                     c->out_len - c->out_off >= RP_CONN_OUT_HIGH_BYTES || http_paused(c);
+        if (!paused && !c->read_eof && !c->close_after_flush && !rp_w.stopping)
+            want |= EPOLLIN | EPOLLRDHUP;
+        if (c->out_len > c->out_off)
+            want |= EPOLLOUT;
+    }
     if (want == c->events)
         return;
     struct epoll_event ev = {.events = want, .data.ptr = c};
@@ -77,6 +149,18 @@ static void conn_touch(struct rp_conn *c)
                  c->last_active_ms + (uint64_t)rp_w.cfg->client_idle_timeout_ms);
 }
 
+/* Make C an HTTP connection. Returns 0, or -1 out of memory. */
+static int http_setup(struct rp_conn *c)
+{
+    struct rp_http_conn *h = calloc(1, sizeof *h);
+    if (!h)
+        return -1;
+    rp_http_parser_init(&h->hp, (size_t)rp_w.cfg->max_request_bytes);
+    c->http = h;
+    c->proto = CONN_PROTO_HTTP;
+    return 0;
+}
+
 /* Set up a connection for an accepted (or handed-over) fd. */
 static struct rp_conn *conn_new(int fd, int http_only)
 {
@@ -86,13 +170,17 @@ static struct rp_conn *conn_new(int fd, int http_only)
     c->ev.kind = RP_EV_CLIENT;
     c->ev.fd = fd;
     c->http_only = http_only;
+    if (http_only && http_setup(c) != 0) {
+        free(c);
+        return NULL;
+    }
     rp_frame_init(&c->frame);
     rp_timer_init(&c->idle_timer, conn_idle_timeout, c);
     rp_timer_init(&c->resume_timer, conn_resume, c);
     c->events = EPOLLIN | EPOLLRDHUP;
     struct epoll_event ev = {.events = c->events, .data.ptr = c};
     if (epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        free(c);
+        conn_free(c);
         return NULL;
     }
     conn_link(c);
@@ -109,8 +197,7 @@ void rp_conn_accept(const struct rp_listener *l)
     for (int i = 0; i < 64; i++) {
         int fd = accept4(l->ev.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-                errno != ECONNABORTED)
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
                 rp_warn("accept failed", "error=\"%s\"", strerror(errno));
             return;
         }
@@ -119,18 +206,31 @@ void rp_conn_accept(const struct rp_listener *l)
     }
 }
 
-/* Take over a client handed from a retiring worker, with the bytes it had
- * already sent that do not yet form a whole request. */
+/* Take over a client handed from a retiring worker. DATA starts with the
+ * protocol tag rp_conn_handoff_all() wrote ('I' IPC, 'H' HTTP, 'U' not yet
+ * known), followed by the bytes the client had already sent that do not
+ * yet form a whole request (for HTTP: the parser was between requests). */
 void rp_conn_adopt(int fd, const char *data, size_t len)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    struct rp_conn *c = conn_new(fd, 0);
+    int proto = CONN_PROTO_UNKNOWN;
+    if (len > 0) {
+        if (data[0] == 'H')
+            proto = CONN_PROTO_HTTP;
+        else if (data[0] == 'I')
+            proto = CONN_PROTO_IPC;
+        data++;
+        len--;
+    }
+    struct rp_conn *c = conn_new(fd, proto == CONN_PROTO_HTTP);
     if (!c) {
         close(fd);
         return;
     }
+    if (proto == CONN_PROTO_IPC)
+        c->proto = CONN_PROTO_IPC;
     if (len) {
         c->in = malloc(len > RP_CONN_READ_BYTES ? len : RP_CONN_READ_BYTES);
         if (!c->in) {
@@ -144,19 +244,36 @@ void rp_conn_adopt(int fd, const char *data, size_t len)
     }
 }
 
-/* Retiring: hand every quiescent client to the supervisor on channel CH.
- * Returns the number still held here (busy, or the channel was full). */
+/* May C be handed over now? Nothing in flight or unsent, and for HTTP no
+ * request begun: the new worker starts a fresh parser. */
+static int conn_quiescent(const struct rp_conn *c)
+{
+    const struct rp_http_conn *h = c->http;
+    if (c->pending != 0 || c->out_off != c->out_len || c->close_after_flush ||
+        c->in_len >= RP_HANDOFF_MAX_BYTES)
+        return 0;
+    return !h || (h->nslots == 0 && !h->closing && !h->lingering && rp_http_parser_idle(&h->hp));
+}
+
+/* Retiring: hand every quiescent client to the supervisor on channel CH,
+ * its protocol tag first (see rp_conn_adopt). Returns the number still
+ * held here (busy, or the channel was full). */
 unsigned rp_conn_handoff_all(int ch)
 {
+    static char msg[RP_HANDOFF_MAX_BYTES];
     unsigned held = 0;
     struct rp_conn *c = rp_w.conns;
     while (c) {
         struct rp_conn *next = c->next;
-        int quiet = c->pending == 0 && c->out_off == c->out_len && !c->close_after_flush &&
-                    c->in_len <= RP_HANDOFF_MAX_BYTES;
+        int quiet = conn_quiescent(c);
+        if (quiet) {
+            msg[0] = c->proto == CONN_PROTO_HTTP ? 'H' : c->proto == CONN_PROTO_IPC ? 'I' : 'U';
+            if (c->in_len)
+                memcpy(msg + 1, c->in, c->in_len);
+        }
         if (quiet && c->read_eof) {
             rp_conn_close(c);
-        } else if (quiet && ch >= 0 && rp_handoff_send(ch, c->ev.fd, c->in, c->in_len) == 0) {
+        } else if (quiet && ch >= 0 && rp_handoff_send(ch, c->ev.fd, msg, c->in_len + 1) == 0) {
             rp_conn_close(c); /* our copy only: the client's socket lives on */
         } else {
             conn_update_events(c);
@@ -167,10 +284,39 @@ unsigned rp_conn_handoff_all(int ch)
     return held;
 }
 
+/* Free slot S (out of the queue, no request refers to it) and drop its
+ * reference on the client's connection. */
+static void http_slot_free(struct http_slot *s)
+{
+    struct rp_conn *parent = s->sub.parent;
+    rp_buf_free(&s->resp);
+    free(s);
+    rp_conn_unref(parent);
+}
+
+/* The client went away: forget every queued answer. Slots a request still
+ * refers to are freed when it lets go. The caller holds a reference on C. */
+static void http_drop_slots(struct rp_conn *c)
+{
+    struct rp_http_conn *h = c->http;
+    struct http_slot *s = h->head;
+    h->head = h->tail = h->cur = NULL;
+    h->nslots = 0;
+    while (s) {
+        struct http_slot *next = s->next;
+        s->in_queue = 0;
+        s->interim = 0;
+        rp_buf_free(&s->resp);
+        if (s->sub.refs == 0)
+            http_slot_free(s);
+        s = next;
+    }
+}
+
 /* Close the fd now; the struct lives on while requests refer to it. */
 void rp_conn_close(struct rp_conn *c)
 {
-    if (c->closed)
+    if (c->closed || c->parent)
         return;
     c->closed = 1;
     epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, c->ev.fd, NULL);
@@ -181,6 +327,11 @@ void rp_conn_close(struct rp_conn *c)
     struct rp_shm_worker *ws = rp_shm_worker(rp_w.shm, rp_w.slot);
     atomic_fetch_sub_explicit(&ws->clients, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&rp_w.shm->clients_open, 1, memory_order_relaxed);
+    if (c->http) {
+        c->refs++; /* the slots' references must not free C under us */
+        http_drop_slots(c);
+        c->refs--;
+    }
     if (c->refs == 0)
         conn_free(c);
 }
@@ -188,14 +339,43 @@ void rp_conn_close(struct rp_conn *c)
 void rp_conn_unref(struct rp_conn *c)
 {
     c->refs--;
+    if (c->parent) {
+        struct http_slot *s = (struct http_slot *)c;
+        if (c->refs == 0 && !s->in_queue)
+            http_slot_free(s);
+        return;
+    }
     if (c->closed && c->refs == 0)
         conn_free(c);
+}
+
+/* The connection is done with. IPC: close it. HTTP after an answer that
+ * closes the connection: shut the write side and drop what the client
+ * still sends until it closes or HTTP_LINGER_MS pass. */
+static void conn_end(struct rp_conn *c)
+{
+    struct rp_http_conn *h = c->http;
+    if (h && h->lingering)
+        return; /* already ending: EOF or the timer closes it */
+    if (!h || c->read_eof || !c->close_after_flush || rp_w.stopping) {
+        rp_conn_close(c);
+        return;
+    }
+    h->lingering = 1;
+    shutdown(c->ev.fd, SHUT_WR);
+    rp_timer_cancel(&rp_w.timers, &c->resume_timer);
+    rp_timer_arm(&rp_w.timers, &c->idle_timer, rp_worker_now_ms() + HTTP_LINGER_MS);
+    conn_update_events(c);
 }
 
 static void conn_idle_timeout(struct rp_timer *t, void *arg)
 {
     (void)t;
     struct rp_conn *c = arg;
+    if (c->http && c->http->lingering) {
+        rp_conn_close(c);
+        return;
+    }
     if (c->pending > 0 || c->out_len > c->out_off) {
         conn_touch(c); /* busy, not idle */
         return;
@@ -205,7 +385,7 @@ static void conn_idle_timeout(struct rp_timer *t, void *arg)
 }
 
 /* Write as much queued output as the socket takes. Returns -1 when the
- * connection was closed (write error). */
+ * connection was closed (write error) or is ending. */
 static int conn_flush(struct rp_conn *c)
 {
     while (c->out_off < c->out_len) {
@@ -224,7 +404,7 @@ static int conn_flush(struct rp_conn *c)
     if (c->out_off == c->out_len) {
         c->out_off = c->out_len = 0;
         if ((c->close_after_flush || c->read_eof) && c->pending == 0) {
-            rp_conn_close(c);
+            conn_end(c);
             return -1;
         }
     } else if (c->out_off > (1u << 16) && c->out_off * 2 > c->out_len) {
@@ -235,12 +415,11 @@ static int conn_flush(struct rp_conn *c)
     return 0;
 }
 
-/* Queue DATA followed by a newline and try to send it at once. */
-void rp_conn_write_answer(struct rp_conn *c, const char *data, size_t len)
+/* Queue DATA (and a newline when NEWLINE) for output. Returns 0, or -1 when
+ * memory ran out (the connection is then closed). */
+static int conn_out_append(struct rp_conn *c, const char *data, size_t len, int newline)
 {
-    if (c->closed)
-        return;
-    size_t need = c->out_len + len + 1;
+    size_t need = c->out_len + len + (newline ? 1 : 0);
     if (need > c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap : 4096;
         while (cap < need)
@@ -249,29 +428,127 @@ void rp_conn_write_answer(struct rp_conn *c, const char *data, size_t len)
         if (!o) {
             rp_warn("out of memory queueing an answer: closing client", NULL);
             rp_conn_close(c);
-            return;
+            return -1;
         }
         c->out = o;
         c->out_cap = cap;
     }
-    memcpy(c->out + c->out_len, data, len);
-    c->out[c->out_len + len] = '\n';
-    c->out_len += len + 1;
+    if (len)
+        memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+    if (newline)
+        c->out[c->out_len++] = '\n';
+    return 0;
+}
+
+/* Fill slot S of client C with a whole response and write out what the
+ * queue's order allows. S may be freed by the time this returns. */
+static void http_fill(struct rp_conn *c, struct http_slot *s, int status, const char *ctype,
+                      const char *body, size_t len, const char *extra)
+{
+    char head[512];
+    unsigned flags = s->close ? RP_HTTP_F_CLOSE : s->keep_alive_10 ? RP_HTTP_F_KEEP_ALIVE : 0;
+    size_t n = rp_http_format_head(head, sizeof head, status, ctype, len, extra, flags);
+    if (n >= sizeof head)
+        n = rp_http_format_head(head, sizeof head, 500, NULL, 0, NULL, RP_HTTP_F_CLOSE);
+    rp_buf_reset(&s->resp);
+    rp_buf_append(&s->resp, head, n);
+    if (!s->head_only && len)
+        rp_buf_append(&s->resp, body, len);
+    s->filled = 1;
+    s->interim = 0;
+    http_flush_queue(c);
+}
+
+/* Write the filled answers at the head of C's queue (and a waiting
+ * "100 Continue" of the first unfilled one), in request order. */
+static void http_flush_queue(struct rp_conn *c)
+{
+    struct rp_http_conn *h = c->http;
+    int wrote = 0;
+    struct http_slot *s;
+    while (!c->closed && (s = h->head) != NULL) {
+        if (s->interim && !s->filled) {
+            s->interim = 0;
+            if (conn_out_append(c, http_continue, sizeof http_continue - 1, 0) != 0)
+                return;
+            wrote = 1;
+        }
+        if (!s->filled)
+            break;
+        h->head = s->next;
+        if (!h->head)
+            h->tail = NULL;
+        h->nslots--;
+        s->in_queue = 0;
+        int close = s->close;
+        int failed = rp_buf_failed(&s->resp);
+        int rc = failed ? 0 : conn_out_append(c, s->resp.data, s->resp.len, 0);
+        rp_buf_free(&s->resp);
+        if (s->sub.refs == 0)
+            http_slot_free(s); /* C is not closed: its struct stays */
+        if (rc != 0)
+            return;
+        if (failed) {
+            rp_warn("out of memory building an answer: closing client", NULL);
+            rp_conn_close(c);
+            return;
+        }
+        wrote = 1;
+        if (close) {
+            c->close_after_flush = 1;
+            break;
+        }
+    }
+    if (c->closed)
+        return;
+    if (wrote) {
+        conn_touch(c);
+        if (conn_flush(c) != 0)
+            return;
+    }
+    conn_update_events(c);
+}
+
+/* request.c answered the request of stand-in SUB. */
+static void http_sub_answer(struct rp_conn *sub, const char *data, size_t len)
+{
+    struct http_slot *s = (struct http_slot *)sub;
+    if (s->filled)
+        return;
+    if (sub->parent->closed || !s->in_queue) {
+        s->filled = 1;
+        return;
+    }
+    http_fill(sub->parent, s, 200, "application/json", data, len, NULL);
+}
+
+/* Queue DATA followed by a newline and try to send it at once. For an HTTP
+ * request's stand-in, DATA is the body of its 200 answer. */
+void rp_conn_write_answer(struct rp_conn *c, const char *data, size_t len)
+{
+    if (c->parent) {
+        http_sub_answer(c, data, len);
+        return;
+    }
+    if (c->closed)
+        return;
+    if (conn_out_append(c, data, len, 1) != 0)
+        return;
     conn_touch(c);
     if (conn_flush(c) == 0)
         conn_update_events(c);
 }
 
-/* A request of this connection got its answer (or was dropped). */
-void rp_conn_request_done(struct rp_conn *c)
+/* After a request of C finished: close when that was the last thing to
+ * wait for, resume input held back, update the events. */
+static void conn_after_request(struct rp_conn *c)
 {
-    if (c->pending)
-        c->pending--;
     if (c->closed)
         return;
     if ((c->read_eof || c->close_after_flush) && c->pending == 0 && c->out_off == c->out_len &&
         (!c->in_len || c->close_after_flush)) {
-        rp_conn_close(c);
+        conn_end(c);
         return;
     }
     /* input held back by back-pressure runs from the loop, not from here:
@@ -281,6 +558,40 @@ void rp_conn_request_done(struct rp_conn *c)
     conn_update_events(c);
 }
 
+/* The request of stand-in SUB is over: a notification (no answer) gets an
+ * empty 200, and the client's count of requests in flight drops. */
+static void http_sub_done(struct rp_conn *sub)
+{
+    struct http_slot *s = (struct http_slot *)sub;
+    struct rp_conn *parent = sub->parent;
+    if (sub->pending)
+        sub->pending--;
+    if (!s->filled) {
+        if (parent->closed || !s->in_queue)
+            s->filled = 1;
+        else
+            http_fill(parent, s, 200, "application/json", "", 0, NULL);
+    }
+    if (s->counted) {
+        s->counted = 0;
+        if (parent->pending)
+            parent->pending--;
+    }
+    conn_after_request(parent);
+}
+
+/* A request of this connection got its answer (or was dropped). */
+void rp_conn_request_done(struct rp_conn *c)
+{
+    if (c->parent) {
+        http_sub_done(c);
+        return;
+    }
+    if (c->pending)
+        c->pending--;
+    conn_after_request(c);
+}
+
 static void conn_resume(struct rp_timer *t, void *arg)
 {
     (void)t;
@@ -288,7 +599,7 @@ static void conn_resume(struct rp_timer *t, void *arg)
     c->refs++; /* dispatch may close the connection under us */
     conn_process_input(c);
     if (!c->closed && c->read_eof && c->pending == 0 && c->out_off == c->out_len)
-        rp_conn_close(c);
+        conn_end(c);
     conn_update_events(c);
     rp_conn_unref(c);
 }
@@ -305,10 +616,302 @@ static void conn_fatal(struct rp_conn *c, int code, const char *msg)
         conn_update_events(c);
 }
 
+/* ---------------------------------------------------------------------
+ * HTTP requests
+ * ------------------------------------------------------------------- */
+
+/* A new slot at the tail of C's queue, or NULL out of memory. */
+static struct http_slot *http_slot_new(struct rp_conn *c)
+{
+    struct rp_http_conn *h = c->http;
+    struct http_slot *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->sub.ev.kind = RP_EV_CLIENT;
+    s->sub.ev.fd = -1;
+    s->sub.parent = c;
+    s->sub.proto = CONN_PROTO_HTTP;
+    rp_buf_init(&s->resp);
+    s->in_queue = 1;
+    c->refs++;
+    if (h->tail)
+        h->tail->next = s;
+    else
+        h->head = s;
+    h->tail = s;
+    h->nslots++;
+    return s;
+}
+
+/* Copy the segment into a snapshot (heap; the caller frees it), or NULL. */
+static struct rp_snapshot *http_snapshot(void)
+{
+    struct rp_snapshot *snap = malloc(sizeof *snap);
+    if (!snap)
+        return NULL;
+    struct rp_shm_view v;
+    char err[160];
+    if (rp_shm_view_wrap(&v, rp_w.shm, RP_SHM_TOTAL_BYTES, err, sizeof err) != 0 ||
+        rp_shm_view_snapshot(&v, snap, err, sizeof err) != 0) {
+        rp_warn("cannot read the shm segment for HTTP", "error=\"%s\"", err);
+        free(snap);
+        return NULL;
+    }
+    rp_shm_view_close(&v);
+    return snap;
+}
+
+/* GET /health: 200 when an endpoint can serve, else 503. */
+static void http_health(struct rp_conn *c, struct http_slot *s)
+{
+    char body[128];
+    size_t len = 0;
+    int status = 503;
+    struct rp_snapshot *snap = http_snapshot();
+    if (snap) {
+        status = rp_http_health_body(snap, body, sizeof body, &len);
+        free(snap);
+    } else {
+        len = (size_t)snprintf(body, sizeof body, "{\"status\":\"unavailable\",\"healthy\":0}");
+    }
+    http_fill(c, s, status, "application/json", body, len, NULL);
+}
+
+/* GET /metrics: the Prometheus text of a snapshot. */
+static void http_metrics(struct rp_conn *c, struct http_slot *s)
+{
+    struct rp_snapshot *snap = http_snapshot();
+    struct rp_buf text = RP_BUF_INIT;
+    if (!snap || rp_metrics_render(&text, snap) != 0) {
+        static const char msg[] = "cannot render metrics\n";
+        http_fill(c, s, 500, "text/plain; charset=utf-8", msg, sizeof msg - 1, NULL);
+    } else {
+        http_fill(c, s, 200, RP_METRICS_CONTENT_TYPE, text.data, text.len, NULL);
+    }
+    free(snap);
+    rp_buf_free(&text);
+}
+
+/* A plain-text answer of rpcpool's own (404, 405, 4xx errors). */
+static void http_plain(struct rp_conn *c, struct http_slot *s, int status, const char *msg,
+                       const char *extra)
+{
+    char body[160];
+    int n = snprintf(body, sizeof body, "%s\n", msg);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof body ? (size_t)n : sizeof body - 1;
+    http_fill(c, s, status, "text/plain; charset=utf-8", body, len, extra);
+}
+
+/* A JSON-RPC error of rpcpool's own as a 200 answer (geth does the same). */
+static void http_rpc_error(struct rp_conn *c, struct http_slot *s, int code, const char *msg)
+{
+    char buf[256];
+    size_t n = rp_jsonrpc_error(buf, sizeof buf, NULL, 0, code, msg, NULL);
+    rp_worker_count_answer(0);
+    http_fill(c, s, 200, "application/json", buf, n < sizeof buf ? n : sizeof buf - 1, NULL);
+}
+
+static int is_json_ws(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+/* POST: BODY must be exactly one JSON value (a request or a batch); it is
+ * dispatched through slot S's stand-in, which receives the answer. */
+static void http_rpc(struct rp_conn *c, struct http_slot *s, const char *body, size_t len)
+{
+    struct rp_frame f;
+    size_t start = 0, end = 0;
+    rp_frame_init(&f);
+    enum rp_frame_result r = rp_frame_scan(&f, body, len, &start, &end);
+    if (r == RP_FRAME_NEED_MORE) {
+        /* a lone scalar ends only at the end of the body; anything else
+         * unfinished (or an empty body) is not JSON */
+        if (rp_frame_validate(body, len) == 0) {
+            while (start < len && is_json_ws(body[start]))
+                start++;
+            end = len;
+            while (end > start && is_json_ws(body[end - 1]))
+                end--;
+            r = RP_FRAME_VALUE;
+        }
+    } else if (r == RP_FRAME_VALUE) {
+        for (size_t i = end; i < len; i++)
+            if (!is_json_ws(body[i])) {
+                r = RP_FRAME_ERROR; /* a second value */
+                break;
+            }
+    }
+    if (r == RP_FRAME_TOO_DEEP) {
+        http_rpc_error(c, s, RP_JSONRPC_INVALID_REQUEST, "Invalid Request: nesting too deep");
+        return;
+    }
+    if (r != RP_FRAME_VALUE) {
+        http_rpc_error(c, s, RP_JSONRPC_PARSE_ERROR, "Parse error");
+        return;
+    }
+    s->sub.refs++; /* the request may finish, and let go of S, before we look */
+    rp_req_dispatch(&s->sub, body + start, end - start);
+    if (s->sub.pending > 0) {
+        s->counted = 1;
+        c->pending++;
+    } else if (!s->filled && s->in_queue) {
+        http_fill(c, s, 200, "application/json", "", 0, NULL); /* nothing to answer */
+    }
+    rp_conn_unref(&s->sub);
+}
+
+/* A request's head is complete: it takes its place in the answer order;
+ * a client waiting for "100 Continue" gets it when its turn comes. */
+static void http_on_headers(struct rp_conn *c)
+{
+    struct rp_http_conn *h = c->http;
+    const struct rp_http_msg *m = &h->hp.msg;
+    struct http_slot *s = http_slot_new(c);
+    if (!s) {
+        rp_warn("out of memory for an HTTP request: closing client", NULL);
+        rp_conn_close(c);
+        return;
+    }
+    h->cur = s;
+    s->head_only = m->method == HTTP_HEAD;
+    if (m->expect_continue && m->has_body) {
+        s->interim = 1;
+        http_flush_queue(c);
+    }
+}
+
+/* A whole request: route it and answer (now, or when its call returns). */
+static void http_on_message(struct rp_conn *c)
+{
+    struct rp_http_conn *h = c->http;
+    const struct rp_http_msg *m = &h->hp.msg;
+    struct http_slot *s = h->cur;
+    h->cur = NULL;
+    if (!s) /* cannot happen: every message had its head first */
+        return;
+    s->interim = 0; /* the body is here: no need to invite it any more */
+    s->close = !m->keep_alive || m->method == HTTP_CONNECT;
+    s->keep_alive_10 = m->keep_alive && m->http_minor == 0;
+    if (s->close)
+        h->closing = 1;
+    const char *allow = NULL;
+    size_t url_len = m->url_len < sizeof m->url ? m->url_len : strlen(m->url);
+    enum rp_http_route route = rp_http_route(m->method, m->url, url_len, &allow);
+    char extra[64];
+    switch (route) {
+    case RP_HTTP_ROUTE_RPC:
+        http_rpc(c, s, m->body ? m->body : "", m->body_len);
+        break;
+    case RP_HTTP_ROUTE_HEALTH:
+        http_health(c, s);
+        break;
+    case RP_HTTP_ROUTE_METRICS:
+        http_metrics(c, s);
+        break;
+    case RP_HTTP_ROUTE_OPTIONS:
+        snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+        http_fill(c, s, 200, NULL, "", 0, extra);
+        break;
+    case RP_HTTP_ROUTE_NOT_FOUND:
+        http_plain(c, s, 404, "not found", NULL);
+        break;
+    case RP_HTTP_ROUTE_BAD_METHOD:
+        snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+        http_plain(c, s, 405, "method not allowed", extra);
+        break;
+    }
+    if (!c->closed)
+        rp_http_parser_trim(&h->hp);
+}
+
+/* A bad request: answer it in its turn and close the connection. */
+static void http_on_error(struct rp_conn *c)
+{
+    struct rp_http_conn *h = c->http;
+    struct http_slot *s = h->cur ? h->cur : http_slot_new(c);
+    h->cur = NULL;
+    if (!s) {
+        rp_conn_close(c);
+        return;
+    }
+    int status = h->hp.error_status ? h->hp.error_status : 400;
+    const char *why = h->hp.error_reason ? h->hp.error_reason : "bad request";
+    rp_debug("HTTP request refused", "fd=%d status=%d reason=\"%s\"", c->ev.fd, status, why);
+    s->interim = 0;
+    s->head_only = 0;
+    s->close = 1;
+    h->closing = 1;
+    http_plain(c, s, status, why, NULL);
+}
+
+/* Parse what has arrived, one event at a time, while back-pressure allows;
+ * the unparsed rest stays buffered. */
+static void http_process_input(struct rp_conn *c)
+{
+    struct rp_http_conn *h = c->http;
+    size_t off = 0;
+    c->processing = 1;
+    while (!c->closed && off < c->in_len && c->pending < RP_CONN_MAX_PENDING && !http_paused(c)) {
+        size_t used = 0;
+        enum rp_http_event ev = rp_http_parser_feed(&h->hp, c->in + off, c->in_len - off, &used);
+        off += used;
+        if (ev == RP_HTTP_HEADERS)
+            http_on_headers(c);
+        else if (ev == RP_HTTP_MESSAGE)
+            http_on_message(c);
+        else if (ev == RP_HTTP_ERROR)
+            http_on_error(c);
+    }
+    c->processing = 0;
+    if (!c->closed && off > 0) {
+        if (h->closing)
+            off = c->in_len; /* nothing after a closing request is read */
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+}
+
+/* ---------------------------------------------------------------------
+ * input
+ * ------------------------------------------------------------------- */
+
+/* Decide the protocol of C from its first bytes. Returns 0 when known, -1
+ * while more bytes are needed (or the connection was closed). */
+static int conn_detect(struct rp_conn *c)
+{
+    if (c->http_only) {
+        if (http_setup(c) == 0)
+            return 0;
+        rp_conn_close(c);
+        return -1;
+    }
+    switch (rp_http_detect(c->in, c->in_len)) {
+    case RP_HTTP_DETECT_YES:
+        if (http_setup(c) == 0)
+            return 0;
+        rp_conn_close(c);
+        return -1;
+    case RP_HTTP_DETECT_NO:
+        c->proto = CONN_PROTO_IPC;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 /* Frame what has arrived into values and hand each to the request layer.
  * Stops early when back-pressure applies; the rest stays buffered. */
 static void conn_process_input(struct rp_conn *c)
 {
+    if (c->closed)
+        return;
+    if (c->proto == CONN_PROTO_UNKNOWN && conn_detect(c) != 0)
+        return;
+    if (c->proto == CONN_PROTO_HTTP) {
+        http_process_input(c);
+        return;
+    }
     size_t consumed = 0;
     size_t max_req = (size_t)rp_w.cfg->max_request_bytes;
     c->processing = 1;
@@ -349,10 +952,32 @@ static void conn_process_input(struct rp_conn *c)
     }
 }
 
+/* Lingering close: read and drop until the client closes (bounded per
+ * call, like conn_read). */
+static void http_linger_read(struct rp_conn *c)
+{
+    char sink[16384];
+    for (int rounds = 0; rounds < 16; rounds++) {
+        ssize_t n = recv(c->ev.fd, sink, sizeof sink, 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        rp_conn_close(c);
+        return;
+    }
+}
+
 /* Read what the socket has (bounded per call so one client cannot starve
  * the others), then frame it. */
 static void conn_read(struct rp_conn *c)
 {
+    if (c->http && c->http->lingering) {
+        http_linger_read(c);
+        return;
+    }
     size_t max_buf = (size_t)rp_w.cfg->max_request_bytes + RP_CONN_READ_BYTES;
     for (int rounds = 0; rounds < 16 && !c->closed; rounds++) {
         if (c->in_cap - c->in_len < RP_CONN_READ_BYTES) {
@@ -377,7 +1002,8 @@ static void conn_read(struct rp_conn *c)
             c->in_len += (size_t)n;
             conn_touch(c);
             conn_process_input(c);
-            if (c->closed || c->pending >= RP_CONN_MAX_PENDING || c->close_after_flush)
+            if (c->closed || c->pending >= RP_CONN_MAX_PENDING || c->close_after_flush ||
+                http_paused(c))
                 break;
             continue;
         }
@@ -391,7 +1017,7 @@ static void conn_read(struct rp_conn *c)
             c->read_eof = 1; /* reset: answers cannot be delivered either */
         break;
     }
-    if (c->closed)
+    if (c->closed || (c->http && c->http->lingering))
         return;
     if (c->read_eof && c->pending == 0 && c->out_off == c->out_len) {
         rp_conn_close(c);

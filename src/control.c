@@ -41,10 +41,10 @@
 #include "rp_supervisor.h"
 
 #define CTL_OUT_MAX_BYTES (1u << 20) /* unsent answers above which a client is not read */
-#define CTL_ACCEPT_BURST 64          /* accepts per readiness event */
-#define CTL_READ_BURST 16            /* reads per readiness event */
-#define CTL_BACKLOG 64
-#define CTL_WORKERS_MAX 64 /* as struct rp_control_ops.set_workers says */
+#define CTL_ACCEPT_BURST  64         /* accepts per readiness event */
+#define CTL_READ_BURST    16         /* reads per readiness event */
+#define CTL_BACKLOG       64
+#define CTL_WORKERS_MAX   64 /* as struct rp_control_ops.set_workers says */
 
 /* What must happen once an answer has been queued (and, on a socket, sent). */
 enum ctl_after {
@@ -60,7 +60,7 @@ struct ctl_listener {
 struct ctl_client {
     int tag; /* RP_CONTROL_TAG: must stay the first member */
     int fd;
-    uint32_t events;                 /* mask registered with epoll */
+    uint32_t events;                  /* mask registered with epoll */
     char in[RP_CONTROL_MAX_LINE + 1]; /* a line of MAX_LINE bytes plus its '\n' fits */
     size_t inlen;
     struct rp_buf out; /* answers not yet written */
@@ -167,8 +167,8 @@ static struct rp_snapshot *ctl_snapshot(struct rp_buf *out)
  * NULL when none is. */
 static struct rp_shm_endpoint *ctl_find_endpoint(struct rp_shm_header *h, const char *arg)
 {
-    unsigned rows = h->endpoints.count < RP_SHM_MAX_ENDPOINTS ? h->endpoints.count
-                                                               : RP_SHM_MAX_ENDPOINTS;
+    unsigned rows =
+        h->endpoints.count < RP_SHM_MAX_ENDPOINTS ? h->endpoints.count : RP_SHM_MAX_ENDPOINTS;
     size_t len = strlen(arg);
     if (len > 0 && len <= 6 && strspn(arg, "0123456789") == len) {
         unsigned long id = strtoul(arg, NULL, 10);
@@ -252,12 +252,12 @@ static void cmd_stats(const char *arg, struct rp_buf *out, enum ctl_after *after
         if (e->state == RP_EP_UP && e->breaker != RP_BREAKER_OPEN)
             healthy++;
     }
-    rp_buf_appendf(out,
-                   "{\"ok\":true,\"totalPools\":%d,\"healthyPools\":%d,\"totalConnections\":%" PRIu64
-                   ",\"activeConnections\":%" PRIu64 ",\"idleConnections\":%" PRIu64
-                   ",\"failedRequests\":%" PRIu64 ",\"successfulRequests\":%" PRIu64
-                   ",\"averageLatency\":",
-                   s->ep_count, healthy, active + idle, active, idle, failed, ok);
+    rp_buf_appendf(
+        out,
+        "{\"ok\":true,\"totalPools\":%d,\"healthyPools\":%d,\"totalConnections\":%" PRIu64
+        ",\"activeConnections\":%" PRIu64 ",\"idleConnections\":%" PRIu64
+        ",\"failedRequests\":%" PRIu64 ",\"successfulRequests\":%" PRIu64 ",\"averageLatency\":",
+        s->ep_count, healthy, active + idle, active, idle, failed, ok);
     ctl_json_num(out, lat_count ? (double)lat_sum_us / (double)lat_count / 1000.0 : 0.0);
     rp_buf_puts(out, "}");
     free(s);
@@ -349,8 +349,7 @@ static void cmd_workers(const char *arg, struct rp_buf *out, enum ctl_after *aft
     if (len > 0 && len <= 3 && strspn(arg, "0123456789") == len)
         n = strtoul(arg, NULL, 10);
     if (n < 1 || n > CTL_WORKERS_MAX) {
-        ctl_fail(out, "workers: N must be a number from 1 to %d, not \"%s\"", CTL_WORKERS_MAX,
-                 arg);
+        ctl_fail(out, "workers: N must be a number from 1 to %d, not \"%s\"", CTL_WORKERS_MAX, arg);
         return;
     }
     if (!ctl.have_ops || !ctl.ops.set_workers) {
@@ -543,8 +542,8 @@ static void ctl_client_free(struct ctl_client *c, int owner)
 static int ctl_flush(struct ctl_client *c)
 {
     while (ctl_pending(c) > 0) {
-        ssize_t n = send(c->fd, c->out.data + c->outoff, ctl_pending(c),
-                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t n =
+            send(c->fd, c->out.data + c->outoff, ctl_pending(c), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
             c->outoff += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -710,8 +709,7 @@ static void ctl_accept(void)
         struct ucred cr;
         socklen_t crlen = sizeof cr;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) != 0 || crlen != sizeof cr) {
-            rp_warn("control client refused: no peer credentials", "error=\"%s\"",
-                    strerror(errno));
+            rp_warn("control client refused: no peer credentials", "error=\"%s\"", strerror(errno));
             ctl_refuse(fd, "permission denied");
             continue;
         }

@@ -93,8 +93,5 @@ int main(int argc, char **argv)
         return 0;
     }
     rp_log_init("supervisor", cfg->log_level);
-    int rc = rp_supervisor_run(cfg, (int)workers);
-    rp_config_free(cfg);
-    free(cfg);
-    return rc;
+    return rp_supervisor_run(cfg, (int)workers); /* takes cfg */
 }

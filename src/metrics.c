@@ -157,12 +157,10 @@ static void ep_sample2(struct rp_buf *b, const char *name, const char *ep, const
  * buckets (upper bounds from rp_lat_bucket_upper_us) plus +Inf, which also
  * takes the last shm bucket ("everything above"). _count is the buckets'
  * own total, so the +Inf bucket always equals it. */
-static void histogram(struct rp_buf *b, const struct rp_snapshot *s,
-                      const struct metrics_labels *l)
+static void histogram(struct rp_buf *b, const struct rp_snapshot *s, const struct metrics_labels *l)
 {
     const char *name = "rpcpool_request_duration_seconds";
-    family(b, name, "histogram",
-           "Latency of successful attempts at each endpoint, in seconds.");
+    family(b, name, "histogram", "Latency of successful attempts at each endpoint, in seconds.");
     for (int i = 0; i < s->ep_count && i < RP_SHM_MAX_ENDPOINTS; i++) {
         const struct rp_ep_snapshot *e = &s->eps[i];
         uint64_t cum = 0;
@@ -170,8 +168,8 @@ static void histogram(struct rp_buf *b, const struct rp_snapshot *s,
             cum += e->hist[k];
             rp_buf_appendf(b, "%s_bucket{endpoint=\"", name);
             label_value(b, l->ep[i], strlen(l->ep[i]));
-            rp_buf_appendf(b, "\",le=\"%.6g\"} %" PRIu64 "\n",
-                           rp_lat_bucket_upper_us(k) / 1e6, cum);
+            rp_buf_appendf(b, "\",le=\"%.6g\"} %" PRIu64 "\n", rp_lat_bucket_upper_us(k) / 1e6,
+                           cum);
         }
         cum += e->hist[RP_LAT_BUCKETS - 1];
         rp_buf_appendf(b, "%s_bucket{endpoint=\"", name);
@@ -294,8 +292,8 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
 
     family(b, "rpcpool_workers", "gauge", "Worker processes by state (the prober excluded).");
     for (uint32_t st = RP_WORKER_STARTING; st <= RP_WORKER_DEAD; st++)
-        rp_buf_appendf(b, "rpcpool_workers{state=\"%s\"} %" PRIu64 "\n",
-                       rp_worker_state_name(st), by_state[st]);
+        rp_buf_appendf(b, "rpcpool_workers{state=\"%s\"} %" PRIu64 "\n", rp_worker_state_name(st),
+                       by_state[st]);
 
     family(b, "rpcpool_generation", "gauge",
            "Configuration generation in force (bumped by every reload).");

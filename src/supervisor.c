@@ -563,7 +563,19 @@ static int sup_timeout_ms(void)
     return next <= now ? 0 : (next - now > cap ? (int)cap : (int)(next - now));
 }
 
+static int sup_run(struct rp_config *cfg, int workers_override);
+
 int rp_supervisor_run(struct rp_config *cfg, int workers_override)
+{
+    int rc = sup_run(cfg, workers_override);
+    rp_config_free(sup.cfg); /* a reload may have replaced the one we were given */
+    free(sup.cfg);
+    sup.cfg = NULL;
+    return rc;
+}
+
+/* The supervisor's life, from socket creation to the last worker's exit. */
+static int sup_run(struct rp_config *cfg, int workers_override)
 {
     char err[RP_ERR_MAX];
     memset(&sup, 0, sizeof sup);
@@ -729,8 +741,8 @@ int rp_supervisor_run(struct rp_config *cfg, int workers_override)
     if (sup.http_fd >= 0)
         close(sup.http_fd);
     struct stat st;
-    if (lstat(cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode) && !sup.stopping)
-        unlink(cfg->socket_path);
+    if (lstat(sup.cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode) && !sup.stopping)
+        unlink(sup.cfg->socket_path);
     rp_shm_destroy(&sup.shm, 1);
     close(sup.sigfd);
     close(sup.epfd);

@@ -118,8 +118,8 @@ static void fixture_fill(void)
     set_ep(3, "with space", "http://space.example");
     atomic_store_explicit(&h->endpoint_count, 4, memory_order_release);
 
-    struct rp_breaker_params bp = {.failure_threshold = 1, .recovery_timeout_ms = 600000,
-                                   .half_open_max = 1};
+    struct rp_breaker_params bp = {
+        .failure_threshold = 1, .recovery_timeout_ms = 600000, .half_open_max = 1};
     rp_breaker_failure(&rp_shm_ep(h, 1)->breaker, &bp, RP_BREAKER_ALLOW, rp_shm_now_ms(h));
 
     struct rp_shm_endpoint *a = rp_shm_ep(h, 0);
@@ -310,8 +310,8 @@ static void test_help_lists_the_table(void)
     int cmds = member(&g_j, 0, "commands");
     CU_ASSERT_FATAL(cmds >= 0 && g_j.t[cmds].type == JSMN_ARRAY);
     CU_ASSERT_EQUAL(g_j.t[cmds].size, 11);
-    static const char *names[] = {"ping",   "status", "stats",   "metrics",  "drain", "enable",
-                                  "reset",  "reload", "workers", "shutdown", "help"};
+    static const char *names[] = {"ping",  "status", "stats",   "metrics",  "drain", "enable",
+                                  "reset", "reload", "workers", "shutdown", "help"};
     for (int k = 0; k < 11; k++) {
         int found = 0;
         for (int i = 0; i < g_j.t[cmds].size; i++) {
@@ -393,8 +393,7 @@ static void test_drain_enable(void)
 {
     struct rp_shm_endpoint *a = rp_shm_ep(g_shm.hdr, 0), *b = rp_shm_ep(g_shm.hdr, 1);
     run("drain alpha");
-    CU_ASSERT_STRING_EQUAL(g_j.text,
-                           "{\"ok\":true,\"id\":0,\"name\":\"alpha\",\"drained\":true}");
+    CU_ASSERT_STRING_EQUAL(g_j.text, "{\"ok\":true,\"id\":0,\"name\":\"alpha\",\"drained\":true}");
     CU_ASSERT_EQUAL(atomic_load(&a->drained), 1);
     CU_ASSERT_EQUAL(atomic_load(&b->drained), 0);
     run("status");
@@ -460,8 +459,8 @@ static void test_reset(void)
     run("stats");
     CU_ASSERT_EQUAL(tok_num(&g_j, member(&g_j, 0, "healthyPools")), 3);
     /* open it again for the other tests */
-    struct rp_breaker_params bp = {.failure_threshold = 1, .recovery_timeout_ms = 600000,
-                                   .half_open_max = 1};
+    struct rp_breaker_params bp = {
+        .failure_threshold = 1, .recovery_timeout_ms = 600000, .half_open_max = 1};
     rp_breaker_failure(&b->breaker, &bp, RP_BREAKER_ALLOW, rp_shm_now_ms(h));
 }
 
@@ -475,8 +474,8 @@ static void test_reload(void)
     CU_ASSERT_EQUAL(f_reload_calls, 1);
     f_reload_rc = -1;
     run("reload");
-    CU_ASSERT_STRING_EQUAL(
-        g_j.text, "{\"ok\":false,\"error\":\"/etc/rpcpool/x.conf:3: foo: unknown key\"}");
+    CU_ASSERT_STRING_EQUAL(g_j.text,
+                           "{\"ok\":false,\"error\":\"/etc/rpcpool/x.conf:3: foo: unknown key\"}");
     CU_ASSERT_EQUAL(f_reload_calls, 2);
     run("reload now");
     CU_ASSERT(ok_is(0));
@@ -494,8 +493,8 @@ static void test_workers(void)
     run("workers 64");
     CU_ASSERT(ok_is(1));
     CU_ASSERT_EQUAL(f_workers_n, 64);
-    static const char *bad[] = {"workers 0", "workers 65", "workers abc", "workers -1",
-                                "workers 3 4", "workers 1e1", "workers", "workers 0003x"};
+    static const char *bad[] = {"workers 0",   "workers 65",  "workers abc", "workers -1",
+                                "workers 3 4", "workers 1e1", "workers",     "workers 0003x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         run(bad[i]);
         CU_ASSERT(ok_is(0));

@@ -23,9 +23,9 @@
 /* a strict parser of the text format                                  */
 /* ------------------------------------------------------------------ */
 
-#define MAX_SAMPLES 8192
+#define MAX_SAMPLES  8192
 #define MAX_FAMILIES 64
-#define MAX_LABELS 4
+#define MAX_LABELS   4
 
 struct sample {
     char name[96];
@@ -408,14 +408,14 @@ static void snap_fill(void)
     b->head_block = 20999990;
     b->lag = 10;
     snap.worker_count = 4;
-    snap.workers[0] = (struct rp_worker_snapshot){.slot = 0, .pid = 10, .state = RP_WORKER_RUNNING,
-                                                  .kind = RP_KIND_WORKER, .restarts = 2};
-    snap.workers[1] = (struct rp_worker_snapshot){.slot = 1, .pid = 11, .state = RP_WORKER_RUNNING,
-                                                  .kind = RP_KIND_WORKER};
+    snap.workers[0] = (struct rp_worker_snapshot){
+        .slot = 0, .pid = 10, .state = RP_WORKER_RUNNING, .kind = RP_KIND_WORKER, .restarts = 2};
+    snap.workers[1] = (struct rp_worker_snapshot){
+        .slot = 1, .pid = 11, .state = RP_WORKER_RUNNING, .kind = RP_KIND_WORKER};
     snap.workers[2] = (struct rp_worker_snapshot){
         .slot = 2, .pid = 12, .state = RP_WORKER_DRAINING, .kind = RP_KIND_WORKER, .restarts = 1};
-    snap.workers[3] = (struct rp_worker_snapshot){.slot = 5, .pid = 13, .state = RP_WORKER_RUNNING,
-                                                  .kind = RP_KIND_PROBER, .restarts = 4};
+    snap.workers[3] = (struct rp_worker_snapshot){
+        .slot = 5, .pid = 13, .state = RP_WORKER_RUNNING, .kind = RP_KIND_PROBER, .restarts = 4};
 }
 
 /* Render SNAP and parse it into P; fails the test on any format error. */
@@ -481,25 +481,23 @@ static void test_values(void)
     CU_ASSERT_EQUAL(value_of(&p, R, "endpoint", "alpha", "outcome", "failed"), 4);
     CU_ASSERT_EQUAL(value_of(&p, R, "endpoint", "alpha", "outcome", "retried"), 3);
     CU_ASSERT_EQUAL(value_of(&p, R, "endpoint", "beta", "outcome", "failed"), 9);
-    CU_ASSERT_EQUAL(
-        value_of(&p, "rpcpool_client_requests_total", "result", "ok", NULL, NULL), 1000);
-    CU_ASSERT_EQUAL(
-        value_of(&p, "rpcpool_client_requests_total", "result", "error", NULL, NULL), 3);
+    CU_ASSERT_EQUAL(value_of(&p, "rpcpool_client_requests_total", "result", "ok", NULL, NULL),
+                    1000);
+    CU_ASSERT_EQUAL(value_of(&p, "rpcpool_client_requests_total", "result", "error", NULL, NULL),
+                    3);
     CU_ASSERT_EQUAL(value_of(&p, "rpcpool_endpoint_up", "endpoint", "alpha", NULL, NULL), 1);
     CU_ASSERT_EQUAL(value_of(&p, "rpcpool_endpoint_up", "endpoint", "beta", NULL, NULL), 0);
     CU_ASSERT_EQUAL(value_of(&p, "rpcpool_breaker_state", "endpoint", "alpha", NULL, NULL), 0);
     CU_ASSERT_EQUAL(value_of(&p, "rpcpool_breaker_state", "endpoint", "beta", NULL, NULL), 1);
     CU_ASSERT_DOUBLE_EQUAL(
         value_of(&p, "rpcpool_ratelimit_tokens", "endpoint", "alpha", NULL, NULL), 9.5, 1e-12);
-    CU_ASSERT_DOUBLE_EQUAL(
-        value_of(&p, "rpcpool_ratelimit_tokens", "endpoint", "beta", NULL, NULL), 0.25, 1e-12);
-    CU_ASSERT_EQUAL(value_of(&p, "rpcpool_upstream_connections", "endpoint", "alpha", "state",
-                             "active"),
-                    2);
+    CU_ASSERT_DOUBLE_EQUAL(value_of(&p, "rpcpool_ratelimit_tokens", "endpoint", "beta", NULL, NULL),
+                           0.25, 1e-12);
+    CU_ASSERT_EQUAL(
+        value_of(&p, "rpcpool_upstream_connections", "endpoint", "alpha", "state", "active"), 2);
     CU_ASSERT_EQUAL(
         value_of(&p, "rpcpool_upstream_connections", "endpoint", "alpha", "state", "idle"), 3);
-    CU_ASSERT_EQUAL(value_of(&p, "rpcpool_endpoint_inflight", "endpoint", "alpha", NULL, NULL),
-                    2);
+    CU_ASSERT_EQUAL(value_of(&p, "rpcpool_endpoint_inflight", "endpoint", "alpha", NULL, NULL), 2);
     CU_ASSERT_EQUAL(value_of(&p, "rpcpool_endpoint_head_block", "endpoint", "alpha", NULL, NULL),
                     21000000);
     CU_ASSERT_EQUAL(value_of(&p, "rpcpool_endpoint_lag_blocks", "endpoint", "beta", NULL, NULL),
@@ -561,9 +559,9 @@ static void test_label_escaping(void)
     struct parsed p;
     char *text = render_parse(&p);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "endpoint=\"a\\\"b\\\\c\\nd?\xc3\xa9\""));
-    CU_ASSERT_EQUAL(value_of(&p, "rpcpool_endpoint_inflight", "endpoint", "a\"b\\c\nd?\xc3\xa9",
-                             NULL, NULL),
-                    2);
+    CU_ASSERT_EQUAL(
+        value_of(&p, "rpcpool_endpoint_inflight", "endpoint", "a\"b\\c\nd?\xc3\xa9", NULL, NULL),
+        2);
     free(text);
     free(p.s);
 }
@@ -609,21 +607,21 @@ static void test_empty_pool_and_special_floats(void)
 static void test_checker_rejects(void)
 {
     static const char *bad[] = {
-        "x 1\n",                                           /* no HELP/TYPE */
-        "# HELP x h\n# TYPE x gauge\nx 1\n# HELP x h\n",   /* HELP after samples */
-        "# HELP x h\n# TYPE x gauge\nx{a=\"1} 1\n",        /* unterminated value */
-        "# HELP x h\n# TYPE x gauge\nx{a=\"\\t\"} 1\n",    /* bad escape */
-        "# HELP x h\n# TYPE x gauge\nx 1\nx 2\n",          /* duplicate series */
-        "# HELP x h\n# TYPE x counter\nx -1\n",            /* negative counter */
+        "x 1\n",                                         /* no HELP/TYPE */
+        "# HELP x h\n# TYPE x gauge\nx 1\n# HELP x h\n", /* HELP after samples */
+        "# HELP x h\n# TYPE x gauge\nx{a=\"1} 1\n",      /* unterminated value */
+        "# HELP x h\n# TYPE x gauge\nx{a=\"\\t\"} 1\n",  /* bad escape */
+        "# HELP x h\n# TYPE x gauge\nx 1\nx 2\n",        /* duplicate series */
+        "# HELP x h\n# TYPE x counter\nx -1\n",          /* negative counter */
         "# HELP x h\n# TYPE x gauge\n# HELP y h\n# TYPE y gauge\nx 1\ny 1\nx{a=\"b\"} 1\n",
         "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"2\"} 1\n"
         "h_bucket{le=\"+Inf\"} 2\nh_sum 1\nh_count 2\n", /* not cumulative */
         "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\n"
         "h_sum 1\nh_count 3\n", /* +Inf != count */
         "# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"2\"} 2\n"
-        "h_sum 1\nh_count 2\n", /* no +Inf */
-        "# HELP x h\n# TYPE x gauge\nx 1",                /* no final line feed */
-        "# HELP x h\n# TYPE x gauge\nx 1 2 3\n",          /* trailing text */
+        "h_sum 1\nh_count 2\n",                  /* no +Inf */
+        "# HELP x h\n# TYPE x gauge\nx 1",       /* no final line feed */
+        "# HELP x h\n# TYPE x gauge\nx 1 2 3\n", /* trailing text */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct parsed p;

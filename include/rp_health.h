@@ -19,7 +19,8 @@
  * eth_chainId with an error object (does not tell) is taken as it is.
  *
  * Lag rule: the best head is the highest head block among endpoints that are
- * up (lagging ones included) and not quarantined; an endpoint whose head is
+ * up (lagging ones included), not quarantined and not waiting for their
+ * chain check; an endpoint whose head is
  * known and more than max_block_lag below the best is lagging.
  */
 #ifndef RP_HEALTH_H
@@ -88,7 +89,8 @@ void rp_health_set_head(struct rp_health *h, uint64_t head_block);
 void rp_health_clear_head(struct rp_health *h);
 
 /* Highest head among the N endpoints HS that are up (lagging included), not
- * quarantined and whose head is known; 0 when none. */
+ * quarantined nor held out for a chain check, and whose head is known; 0
+ * when none. */
 uint64_t rp_health_best_head(const struct rp_health *hs, size_t n);
 
 /* 1 when H's head is known and more than MAX_LAG blocks below BEST. */
@@ -124,8 +126,5 @@ enum rp_reply_kind rp_health_parse_reply(const char *body, size_t len, uint64_t 
 /* Decode a JSON-RPC quantity S[0, LEN) ("0x0", "0x1a2b", at most 16 hex
  * digits). Returns 0 and the value in OUT, or -1. */
 int rp_health_parse_quantity(const char *s, size_t len, uint64_t *out);
-
-/* Printable name of a state ("up", "down", ...). */
-const char *rp_health_state_name(enum rp_ep_state s);
 
 #endif

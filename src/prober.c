@@ -1,0 +1,752 @@
+/* prober.c - the prober process: one for the host, forked and supervised
+ * like a worker (slot RP_SHM_MAX_WORKERS-1). It probes every configured
+ * endpoint each health_check_interval_ms and publishes each endpoint's state
+ * in its shm row; workers send only to rows whose state is RP_EP_UP.
+ *
+ * One epoll loop drives its own libcurl multi handle (socket and timer
+ * callbacks, as in upstream.c). A probe round of an endpoint is:
+ *   - the health probe: a JSON-RPC POST of health_check_method, or an HTTP
+ *     GET of URL + health_check_path (2xx = ok);
+ *   - eth_chainId, when a chain check is due (at start, i.e. also after each
+ *     reload since the prober is restarted then, and when the endpoint comes
+ *     back up);
+ *   - eth_blockNumber, for the head block, unless the health probe was
+ *     eth_blockNumber itself.
+ * Each call takes a token from the endpoint's GCRA like any request; a round
+ * whose health probe finds no token is skipped (not a failure). Rounds run on
+ * a fixed cadence from the schedule (not from completion), and each call is
+ * bounded by min(attempt_timeout_ms, interval).
+ *
+ * The decisions (hysteresis, quarantine, lag, the published state) are the
+ * pure functions of health.c; this file does the I/O and the logging.
+ * Prober sockets are not counted in conns_open: those counts are the pool's
+ * client-serving connections.
+ */
+#include "rp_prober.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "rp_buf.h"
+#include "rp_health.h"
+#include "rp_jsonrpc.h"
+#include "rp_log.h"
+#include "rp_ratelimit.h"
+#include "rp_shm_view.h"
+#include "rp_timer.h"
+
+#define PROBER_MAX_BODY_BYTES (1u << 20) /* a bigger probe answer is a failure */
+#define PROBER_LOOP_CAP_MS    1000       /* heartbeat cadence when nothing is due */
+#define PROBER_NAME_Q         (RP_NAME_MAX * 2 + 3)
+
+enum call_kind {
+    CALL_HEALTH = 0, /* health_check method or path */
+    CALL_CHAIN = 1,  /* eth_chainId */
+    CALL_HEAD = 2,   /* eth_blockNumber when the health probe is something else */
+    CALL_KINDS = 3,
+};
+
+static const char *const call_method[CALL_KINDS] = {NULL, "eth_chainId", "eth_blockNumber"};
+
+struct pep;
+
+/* One probe request in flight. */
+struct pcall {
+    struct pep *ep;
+    enum call_kind kind;
+    CURL *easy;
+    uint64_t id;        /* JSON-RPC id sent */
+    char *req;          /* POST body, owned; NULL for a GET */
+    struct rp_buf body; /* the answer */
+    int too_large;
+};
+
+/* One configured endpoint as the prober sees it. */
+struct pep {
+    int index; /* into P.eps and P.hs */
+    const struct rp_endpoint_config *cfg;
+    struct rp_shm_endpoint *row;
+    struct curl_slist *headers; /* Content-Type and the endpoint's own headers */
+    char *get_url;              /* URL + health_check_path, owned; NULL in method mode */
+    char name[PROBER_NAME_Q];   /* the name as a logfmt value */
+    struct pcall *calls[CALL_KINDS];
+    struct rp_timer round;      /* next probe round */
+    uint64_t due_ms;            /* when that round is due (segment clock) */
+    enum rp_ep_state published; /* last state written to the row */
+    char error[96];             /* why the last probe failed */
+    int chain_unknown_logged;
+};
+
+/* Per curl socket: its epoll registration. The epoll data is the fd itself,
+ * never this struct: handling one event may make curl close (and free)
+ * another socket of the same epoll batch. */
+struct psock {
+    uint32_t events;
+};
+
+static struct {
+    const struct rp_config *cfg;
+    struct rp_shm_header *shm;
+    struct rp_shm_worker *slot;
+    int epfd;
+    CURLM *multi;
+    struct rp_timer curl_timer;
+    struct rp_timer_heap timers;
+    struct pep eps[RP_MAX_ENDPOINTS];
+    struct rp_health hs[RP_MAX_ENDPOINTS]; /* parallel to eps, as health.c wants */
+    int nep;
+    uint64_t interval_ms;
+    long call_timeout_ms;
+    int64_t first_chain_id; /* first chain id any endpoint answered */
+    uint64_t next_id;
+    uint64_t best_head;
+} P;
+
+static volatile sig_atomic_t prober_stop_flag;
+
+static void prober_on_signal(int sig)
+{
+    (void)sig;
+    prober_stop_flag = 1;
+}
+
+static uint64_t prober_now_ms(void)
+{
+    return rp_shm_now_ms(P.shm);
+}
+
+/* NAME as a logfmt value: bare when it needs no quoting, else quoted. */
+static void prober_name_value(char *out, size_t outlen, const char *name)
+{
+    int plain = *name != '\0';
+    for (const char *s = name; *s; s++)
+        if (*s <= ' ' || *s == '"' || *s == '=' || *s == '\\' || *s == 0x7f)
+            plain = 0;
+    if (plain)
+        snprintf(out, outlen, "%s", name);
+    else
+        rp_log_quote(out, outlen, name);
+}
+
+/* ---- curl plumbing (the pattern of upstream.c) ---- */
+
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into epoll. */
+static int prober_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)userp;
+    struct psock *ps = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (ps) {
+            epoll_ctl(P.epfd, EPOLL_CTL_DEL, s, NULL);
+            free(ps);
+            curl_multi_assign(P.multi, s, NULL);
+        }
+        return 0;
+    }
+    uint32_t events = 0;
+    if (what & CURL_POLL_IN)
+        events |= EPOLLIN;
+    if (what & CURL_POLL_OUT)
+        events |= EPOLLOUT;
+    if (!ps) {
+        ps = calloc(1, sizeof *ps);
+        if (!ps)
+            return -1;
+        ps->events = events;
+        struct epoll_event ev = {.events = events, .data.fd = s};
+        if (epoll_ctl(P.epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
+            epoll_ctl(P.epfd, EPOLL_CTL_MOD, s, &ev);
+        curl_multi_assign(P.multi, s, ps);
+    } else if (ps->events != events) {
+        ps->events = events;
+        struct epoll_event ev = {.events = events, .data.fd = s};
+        epoll_ctl(P.epfd, EPOLL_CTL_MOD, s, &ev);
+    }
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: acted on from the loop, never from in here. */
+static int prober_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    (void)userp;
+    if (timeout_ms < 0)
+        rp_timer_cancel(&P.timers, &P.curl_timer);
+    else
+        rp_timer_arm(&P.timers, &P.curl_timer, prober_now_ms() + (uint64_t)timeout_ms);
+    return 0;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: leave epoll before the fd number can be
+ * reused. The prober's sockets are deliberately not counted in shm. */
+static int prober_close_cb(void *clientp, curl_socket_t fd)
+{
+    (void)clientp;
+    epoll_ctl(P.epfd, EPOLL_CTL_DEL, fd, NULL);
+    return close(fd);
+}
+
+/* CURLOPT_WRITEFUNCTION: collect the answer, up to PROBER_MAX_BODY_BYTES. */
+static size_t prober_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    struct pcall *c = userdata;
+    size_t n = size * nmemb;
+    if (c->body.len + n > PROBER_MAX_BODY_BYTES) {
+        c->too_large = 1;
+        return 0;
+    }
+    return rp_buf_append(&c->body, ptr, n) == 0 ? n : 0;
+}
+
+/* Detach and free a call (finished or aborted). */
+static void call_free(struct pcall *c)
+{
+    if (c->easy) {
+        curl_multi_remove_handle(P.multi, c->easy);
+        curl_easy_cleanup(c->easy);
+    }
+    if (c->ep && c->ep->calls[c->kind] == c)
+        c->ep->calls[c->kind] = NULL;
+    rp_buf_free(&c->body);
+    free(c->req);
+    free(c);
+}
+
+/* Take one token from E's rate limit at the segment clock. Returns 1 when
+ * granted. */
+static int prober_take_token(struct pep *e)
+{
+    struct rp_gcra_params gp = {.interval_ns = e->row->rl_interval_ns, .burst = e->row->rl_burst};
+    if (gp.interval_ns < 1)
+        gp.interval_ns = 1;
+    if (gp.burst < 1)
+        gp.burst = 1;
+    return rp_gcra_take(&e->row->gcra_tat_ns, &gp, 1, rp_shm_now_ns(P.shm)) == 0;
+}
+
+/* Start call KIND on E (the caller took its token). Returns 0, or -1 when
+ * the call could not be set up. */
+static int call_start(struct pep *e, enum call_kind kind)
+{
+    struct pcall *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    c->ep = e;
+    c->kind = kind;
+    c->id = ++P.next_id;
+    rp_buf_init(&c->body);
+    int get = kind == CALL_HEALTH && e->get_url;
+    if (!get) {
+        const char *m = kind == CALL_HEALTH ? P.cfg->health_check_method : call_method[kind];
+        char esc[256];
+        size_t n = rp_json_escape(esc, sizeof esc, m, strlen(m));
+        if (n >= sizeof esc) {
+            free(c);
+            return -1;
+        }
+        size_t cap = n + 96;
+        c->req = malloc(cap);
+        if (!c->req) {
+            free(c);
+            return -1;
+        }
+        snprintf(c->req, cap, "{\"jsonrpc\":\"2.0\",\"id\":%llu,\"method\":\"%s\",\"params\":[]}",
+                 (unsigned long long)c->id, esc);
+    }
+    c->easy = curl_easy_init();
+    if (!c->easy) {
+        call_free(c);
+        return -1;
+    }
+    CURL *h = c->easy;
+    curl_easy_setopt(h, CURLOPT_URL, get ? e->get_url : e->cfg->url);
+    if (get) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->req);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(c->req));
+    }
+    long connect_ms = (long)P.cfg->connection_timeout_ms < P.call_timeout_ms
+                          ? (long)P.cfg->connection_timeout_ms
+                          : P.call_timeout_ms;
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, e->headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, prober_write_cb);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, P.call_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, prober_close_cb);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, NULL);
+    if (curl_multi_add_handle(P.multi, h) != CURLM_OK) {
+        call_free(c);
+        return -1;
+    }
+    e->calls[kind] = c;
+    return 0;
+}
+
+/* Take a token and start call KIND on E unless one is already in flight.
+ * Returns 1 when started. */
+static int call_try(struct pep *e, enum call_kind kind)
+{
+    if (e->calls[kind])
+        return 0;
+    if (!prober_take_token(e)) {
+        rp_debug("probe call skipped: no rate-limit token", "endpoint=%s method=%s", e->name,
+                 kind == CALL_HEALTH ? (e->get_url ? "GET" : P.cfg->health_check_method)
+                                     : call_method[kind]);
+        return 0;
+    }
+    if (call_start(e, kind) != 0) {
+        rp_warn("probe call could not start", "endpoint=%s", e->name);
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- publishing ---- */
+
+/* Log E's move from state OLD to NEW. */
+static void prober_log_change(struct pep *e, enum rp_ep_state old, enum rp_ep_state now)
+{
+    const struct rp_health *h = &P.hs[e->index];
+    char err[sizeof e->error + 8];
+    switch (now) {
+    case RP_EP_DOWN:
+        if (!h->up)
+            rp_warn("endpoint down", "endpoint=%s failures=%u error=%s", e->name, h->failures,
+                    rp_log_quote(err, sizeof err, e->error));
+        else
+            rp_info("endpoint answering again: checking its chain id", "endpoint=%s successes=%u",
+                    e->name, h->successes);
+        break;
+    case RP_EP_QUARANTINED:
+        rp_warn("endpoint quarantined: wrong chain",
+                "endpoint=%s expected_chain_id=%lld chain_id=%lld", e->name,
+                (long long)rp_health_expected_chain(P.cfg->chain_id, P.first_chain_id),
+                (long long)h->chain_id);
+        break;
+    case RP_EP_LAGGING:
+        rp_warn("endpoint lagging",
+                "endpoint=%s head_block=%llu best_head_block=%llu lag=%llu "
+                "max_block_lag=%lld",
+                e->name, (unsigned long long)h->head_block, (unsigned long long)P.best_head,
+                (unsigned long long)(P.best_head - h->head_block), (long long)P.cfg->max_block_lag);
+        break;
+    case RP_EP_UP:
+        if (old == RP_EP_LAGGING)
+            rp_info("endpoint caught up", "endpoint=%s head_block=%llu best_head_block=%llu",
+                    e->name, (unsigned long long)h->head_block, (unsigned long long)P.best_head);
+        else if (old == RP_EP_QUARANTINED)
+            rp_info("endpoint chain ok: quarantine lifted", "endpoint=%s chain_id=%lld", e->name,
+                    (long long)h->chain_id);
+        else
+            rp_info("endpoint up", "endpoint=%s successes=%u chain_id=%lld", e->name, h->successes,
+                    (long long)h->chain_id);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Recompute lag and every endpoint's state, write them to shm (relaxed
+ * stores) and log each change. */
+static void prober_publish(void)
+{
+    P.best_head = rp_health_update_lag(P.hs, (size_t)P.nep, (uint64_t)P.cfg->max_block_lag);
+    atomic_store_explicit(&P.shm->best_head_block, P.best_head, memory_order_relaxed);
+    for (int i = 0; i < P.nep; i++) {
+        struct pep *e = &P.eps[i];
+        const struct rp_health *h = &P.hs[i];
+        struct rp_shm_endpoint *row = e->row;
+        atomic_store_explicit(&row->health_ok, h->up ? 1u : 0u, memory_order_relaxed);
+        atomic_store_explicit(&row->probe_successes, h->successes, memory_order_relaxed);
+        atomic_store_explicit(&row->probe_failures, h->failures, memory_order_relaxed);
+        if (h->last_probe_ms)
+            atomic_store_explicit(&row->last_probe_ms, h->last_probe_ms, memory_order_relaxed);
+        if (h->head_known)
+            atomic_store_explicit(&row->head_block, h->head_block, memory_order_relaxed);
+        atomic_store_explicit(&row->chain_id, h->chain_id, memory_order_relaxed);
+        enum rp_ep_state st = rp_health_state(h);
+        if (st != e->published) {
+            atomic_store_explicit(&row->state, (uint32_t)st, memory_order_relaxed);
+            prober_log_change(e, e->published, st);
+            e->published = st;
+        }
+    }
+}
+
+/* ---- results ---- */
+
+/* Why a finished call got no HTTP answer to read (curl's generic text,
+ * which names no URL path), or NULL when it got one. */
+static const char *call_transport_error(const struct pcall *c, CURLcode code)
+{
+    if (c->too_large)
+        return "answer too large";
+    if (code != CURLE_OK)
+        return curl_easy_strerror(code);
+    return NULL;
+}
+
+/* The health probe of E finished: OK or not, with WHY when not. */
+static void health_done(struct pep *e, int ok, const char *why)
+{
+    struct rp_health *h = &P.hs[e->index];
+    if (!ok) {
+        snprintf(e->error, sizeof e->error, "%s", why);
+        rp_debug("probe failed", "endpoint=%s error=\"%s\" failures=%u", e->name, why,
+                 h->failures + 1);
+    }
+    enum rp_health_change ch = rp_health_record(h, ok, prober_now_ms());
+    if (ch == RP_HEALTH_CAME_UP && !e->calls[CALL_CHAIN])
+        call_try(e, CALL_CHAIN); /* held out until it answers */
+}
+
+/* Handle one finished call C with curl result CODE. */
+static void call_done(struct pcall *c, CURLcode code)
+{
+    struct pep *e = c->ep;
+    struct rp_health *h = &P.hs[e->index];
+    long status = 0;
+    curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
+    const char *terr = call_transport_error(c, code);
+    int http_ok = !terr && status >= 200 && status < 300;
+    struct rp_reply rep = {0};
+    if (http_ok && c->req)
+        rp_health_parse_reply(c->body.data ? c->body.data : "", c->body.len, c->id, &rep);
+    char statusbuf[32];
+    snprintf(statusbuf, sizeof statusbuf, "HTTP %ld", status);
+
+    switch (c->kind) {
+    case CALL_HEALTH:
+        if (terr)
+            health_done(e, 0, terr);
+        else if (!http_ok)
+            health_done(e, 0, statusbuf);
+        else if (!c->req) /* GET: any 2xx is healthy */
+            health_done(e, 1, NULL);
+        else if (rep.kind == RP_REPLY_INVALID)
+            health_done(e, 0, "not a JSON-RPC response");
+        else if (rep.kind == RP_REPLY_ERROR)
+            health_done(e, 0, "JSON-RPC error object");
+        else {
+            if (strcmp(P.cfg->health_check_method, "eth_blockNumber") == 0) {
+                if (rep.has_quantity)
+                    rp_health_set_head(h, rep.quantity);
+                else
+                    rp_health_clear_head(h);
+            }
+            health_done(e, 1, NULL);
+        }
+        break;
+    case CALL_CHAIN:
+        if (rep.kind == RP_REPLY_RESULT && rep.has_quantity) {
+            int64_t cid = (int64_t)rep.quantity;
+            if (P.cfg->chain_id == 0 && P.first_chain_id == 0 && cid != 0) {
+                P.first_chain_id = cid;
+                rp_info("expected chain id taken from the first endpoint that answered",
+                        "endpoint=%s chain_id=%lld", e->name, (long long)cid);
+            }
+            rp_health_chain_result(h, cid,
+                                   rp_health_expected_chain(P.cfg->chain_id, P.first_chain_id));
+        } else if (rep.kind == RP_REPLY_ERROR || rep.kind == RP_REPLY_RESULT ||
+                   (e->get_url && !terr && status != 429 && status < 500)) {
+            /* it answers but will not tell (or, behind an HTTP GET probe,
+             * does not speak JSON-RPC): taken as it is */
+            if (!e->chain_unknown_logged)
+                rp_info("endpoint does not report its chain id; not checked", "endpoint=%s",
+                        e->name);
+            e->chain_unknown_logged = 1;
+            rp_health_chain_result(h, 0, 0);
+        } else {
+            rp_debug("chain check failed; retried next round", "endpoint=%s error=\"%s\"", e->name,
+                     terr      ? terr
+                     : http_ok ? "not a JSON-RPC response"
+                               : statusbuf);
+        }
+        break;
+    case CALL_HEAD:
+        if (rep.kind == RP_REPLY_RESULT && rep.has_quantity)
+            rp_health_set_head(h, rep.quantity);
+        else if (!terr) /* answers, but no head: lag is not judged */
+            rp_health_clear_head(h);
+        break;
+    default:
+        break;
+    }
+    call_free(c);
+}
+
+/* Collect every finished transfer. */
+static void prober_check_done(void)
+{
+    CURLMsg *msg;
+    int left, any = 0;
+    while ((msg = curl_multi_info_read(P.multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct pcall *c = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+        CURLcode code = msg->data.result;
+        if (c) {
+            call_done(c, code);
+            any = 1;
+        }
+    }
+    if (any)
+        prober_publish();
+}
+
+static void prober_curl_timer_fired(struct rp_timer *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    int running;
+    curl_multi_socket_action(P.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    prober_check_done();
+}
+
+/* ---- rounds ---- */
+
+/* A probe round of endpoint ARG is due: schedule the next one on the fixed
+ * cadence, then send the health probe and whatever checks are due. */
+static void prober_round(struct rp_timer *t, void *arg)
+{
+    struct pep *e = arg;
+    struct rp_health *h = &P.hs[e->index];
+    uint64_t now = prober_now_ms();
+    e->due_ms += P.interval_ms;
+    if (e->due_ms <= now) /* fell more than a round behind: skip, keep the phase */
+        e->due_ms += ((now - e->due_ms) / P.interval_ms + 1) * P.interval_ms;
+    rp_timer_arm(&P.timers, t, e->due_ms);
+
+    if (e->calls[CALL_HEALTH]) { /* still running after a whole interval: a failure */
+        call_free(e->calls[CALL_HEALTH]);
+        health_done(e, 0, "probe overran the interval");
+        prober_publish();
+    }
+    if (!call_try(e, CALL_HEALTH))
+        return; /* no token: this round is skipped, not counted */
+    if (h->chain_pending)
+        call_try(e, CALL_CHAIN);
+    if (e->get_url || strcmp(P.cfg->health_check_method, "eth_blockNumber") != 0)
+        call_try(e, CALL_HEAD);
+}
+
+/* ---- set-up ---- */
+
+/* Match the configured endpoints to their shm rows (by URL key, as the
+ * workers do) and seed each one's health from its row. */
+static int prober_setup_endpoints(void)
+{
+    const struct rp_config *cfg = P.cfg;
+    uint64_t now = prober_now_ms();
+    for (int i = 0; i < cfg->endpoint_count; i++) {
+        const struct rp_endpoint_config *ec = &cfg->endpoints[i];
+        uint64_t key = rp_shm_url_key(ec->url);
+        struct rp_shm_endpoint *row = NULL;
+        for (unsigned s = 0; s < RP_SHM_MAX_ENDPOINTS; s++) {
+            struct rp_shm_endpoint *r = rp_shm_ep(P.shm, s);
+            if (atomic_load_explicit(&r->in_use, memory_order_acquire) && r->url_key == key) {
+                row = r;
+                break;
+            }
+        }
+        if (!row) {
+            rp_error("endpoint has no shm row", "endpoint=%s", ec->name);
+            return -1;
+        }
+        struct pep *e = &P.eps[P.nep];
+        memset(e, 0, sizeof *e);
+        e->index = P.nep;
+        e->cfg = ec;
+        e->row = row;
+        prober_name_value(e->name, sizeof e->name, ec->name);
+        e->headers = curl_slist_append(NULL, "Content-Type: application/json");
+        e->headers = e->headers ? curl_slist_append(e->headers, "Expect:") : NULL;
+        for (int k = 0; e->headers && k < ec->header_count; k++)
+            e->headers = curl_slist_append(e->headers, ec->headers[k]);
+        if (!e->headers)
+            return -1;
+        if (cfg->health_check_path) {
+            const char *path = cfg->health_check_path;
+            size_t ulen = strlen(ec->url);
+            if (ulen && ec->url[ulen - 1] == '/' && path[0] == '/')
+                ulen--;
+            size_t cap = ulen + strlen(path) + 2;
+            e->get_url = malloc(cap);
+            if (!e->get_url)
+                return -1;
+            snprintf(e->get_url, cap, "%.*s%s%s", (int)ulen, ec->url, path[0] == '/' ? "" : "/",
+                     path);
+        }
+        enum rp_ep_state st =
+            (enum rp_ep_state)atomic_load_explicit(&row->state, memory_order_relaxed);
+        if (st == RP_EP_DRAINED)
+            st = RP_EP_UP;
+        struct rp_health *h = &P.hs[P.nep];
+        rp_health_init(h, st, atomic_load_explicit(&row->probe_successes, memory_order_relaxed),
+                       atomic_load_explicit(&row->probe_failures, memory_order_relaxed));
+        uint64_t head = atomic_load_explicit(&row->head_block, memory_order_relaxed);
+        if (head)
+            rp_health_set_head(h, head);
+        e->published = st;
+        rp_timer_init(&e->round, prober_round, e);
+        e->due_ms = now;
+        P.nep++;
+    }
+    return 0;
+}
+
+static void prober_cleanup(void)
+{
+    for (int i = 0; i < P.nep; i++) {
+        struct pep *e = &P.eps[i];
+        for (int k = 0; k < CALL_KINDS; k++)
+            if (e->calls[k])
+                call_free(e->calls[k]);
+        curl_slist_free_all(e->headers);
+        free(e->get_url);
+    }
+    P.nep = 0;
+    if (P.multi)
+        curl_multi_cleanup(P.multi);
+    P.multi = NULL;
+    curl_global_cleanup();
+    rp_timer_heap_free(&P.timers);
+    if (P.epfd >= 0)
+        close(P.epfd);
+    P.epfd = -1;
+}
+
+/* Milliseconds epoll may sleep: until the nearest timer, at most the
+ * heartbeat cap. */
+static int prober_wait_ms(void)
+{
+    uint64_t next = rp_timer_next(&P.timers);
+    uint64_t now = prober_now_ms();
+    if (next == UINT64_MAX)
+        return PROBER_LOOP_CAP_MS;
+    if (next <= now)
+        return 0;
+    return next - now < PROBER_LOOP_CAP_MS ? (int)(next - now) : PROBER_LOOP_CAP_MS;
+}
+
+/* The prober's life: signals, curl, endpoints, then the loop until SIGTERM
+ * (sent by the supervisor, or by the kernel when the supervisor dies).
+ * Transfers in flight are aborted on the way out. Returns 0 after a stop,
+ * 1 when it could not start. */
+int rp_prober_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsigned slot)
+{
+    memset(&P, 0, sizeof P);
+    P.cfg = cfg;
+    P.shm = shm;
+    P.slot = rp_shm_worker(shm, slot);
+    P.epfd = -1;
+    P.interval_ms =
+        cfg->health_check_interval_ms > 0 ? (uint64_t)cfg->health_check_interval_ms : 30000;
+    P.call_timeout_ms =
+        (long)(cfg->attempt_timeout_ms < (int64_t)P.interval_ms ? cfg->attempt_timeout_ms
+                                                                : (int64_t)P.interval_ms);
+    if (P.call_timeout_ms < 1)
+        P.call_timeout_ms = 1;
+    rp_timer_heap_init(&P.timers);
+
+    /* SIGTERM stays blocked except inside epoll_pwait, so a stop request
+     * can never slip in between the flag test and the wait */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = prober_on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
+    sigset_t block, waitmask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_SETMASK, &block, NULL);
+    sigemptyset(&waitmask);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    pid_t sup = (pid_t)atomic_load_explicit(&shm->supervisor_pid, memory_order_relaxed);
+    if (getppid() != sup) /* the supervisor died before the prctl */
+        return 1;
+
+    P.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (P.epfd < 0) {
+        rp_error("epoll_create1 failed", "error=\"%s\"", strerror(errno));
+        return 1;
+    }
+    /* libcurl is not fork-safe: initialised here, in the child */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(P.multi = curl_multi_init())) {
+        rp_error("curl initialisation failed", NULL);
+        prober_cleanup();
+        return 1;
+    }
+    rp_timer_init(&P.curl_timer, prober_curl_timer_fired, NULL);
+    curl_multi_setopt(P.multi, CURLMOPT_SOCKETFUNCTION, prober_socket_cb);
+    curl_multi_setopt(P.multi, CURLMOPT_TIMERFUNCTION, prober_timer_cb);
+    curl_multi_setopt(P.multi, CURLMOPT_MAXCONNECTS, (long)(cfg->endpoint_count * 2 + 2));
+    if (prober_setup_endpoints() != 0) {
+        rp_error("prober initialisation failed", NULL);
+        prober_cleanup();
+        return 1;
+    }
+    for (int i = 0; i < P.nep; i++) /* the first probe runs at start */
+        rp_timer_arm(&P.timers, &P.eps[i].round, P.eps[i].due_ms);
+
+    atomic_store_explicit(&P.slot->generation,
+                          atomic_load_explicit(&shm->generation, memory_order_acquire),
+                          memory_order_relaxed);
+    atomic_store_explicit(&P.slot->state, RP_WORKER_RUNNING, memory_order_relaxed);
+    rp_info("prober started",
+            "slot=%u endpoints=%d interval_ms=%llu timeout_ms=%ld rise=%d fall=%d "
+            "chain_id=%lld",
+            slot, P.nep, (unsigned long long)P.interval_ms, P.call_timeout_ms, RP_HEALTH_RISE,
+            RP_HEALTH_FALL, (long long)cfg->chain_id);
+
+    struct epoll_event events[64];
+    while (!prober_stop_flag) {
+        atomic_store_explicit(&P.slot->heartbeat_ms, prober_now_ms(), memory_order_relaxed);
+        int n = epoll_pwait(P.epfd, events, 64, prober_wait_ms(), &waitmask);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rp_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            int mask = 0;
+            if (events[i].events & EPOLLIN)
+                mask |= CURL_CSELECT_IN;
+            if (events[i].events & EPOLLOUT)
+                mask |= CURL_CSELECT_OUT;
+            if (events[i].events & (EPOLLERR | EPOLLHUP))
+                mask |= CURL_CSELECT_ERR;
+            int running;
+            curl_multi_socket_action(P.multi, events[i].data.fd, mask, &running);
+        }
+        if (n > 0)
+            prober_check_done();
+        uint64_t now = prober_now_ms();
+        struct rp_timer *t;
+        while (!prober_stop_flag && (t = rp_timer_pop_expired(&P.timers, now)))
+            t->fn(t, t->arg);
+    }
+    rp_info("prober stopped", "slot=%u", slot);
+    prober_cleanup();
+    return 0;
+}
