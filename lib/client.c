@@ -713,6 +713,11 @@ static int handle_answer(rpcpool_t *p, const char *js, const jsmntok_t *t, int n
         fail(p, "protocol error: answer with neither result nor error");
         return -1;
     }
+    if (r.id >= p->next_id) {
+        rpcpool_response_free(&r);
+        fail(p, "protocol error: answer to call %" PRIu64 ", which was never sent", r.id);
+        return -1;
+    }
     if (r.id != 0 && idmap_get(&p->abandoned, r.id)) {
         idmap_del(&p->abandoned, r.id);
         if (p->pending > 0)

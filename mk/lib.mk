@@ -17,6 +17,7 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 # under the prefix (/usr/local/etc).
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 AR ?= ar
+, := ,
 
 LIB_SONAME := librpcpool.so.0
 LIB_A := $(BUILD)/librpcpool.a
@@ -46,8 +47,10 @@ $(LIB_A): $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
+# -z defs (no undefined symbol) except in sanitized builds: clang leaves the
+# sanitizer runtime to the executable.
 $(LIB_SO): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(LIB_SONAME) -Wl,-z,defs $(LDFLAGS) -o $@ $^
+	$(CC) -shared -Wl,-soname,$(LIB_SONAME) $(if $(SAN),,-Wl$(,)-z$(,)defs) $(LDFLAGS) -o $@ $^
 
 $(LIB_LINK): $(LIB_SO)
 	ln -sf $(LIB_SONAME) $@

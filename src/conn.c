@@ -118,6 +118,14 @@ static int http_paused(const struct rp_conn *c)
                  c->out_len - c->out_off >= RP_CONN_OUT_HIGH_BYTES);
 }
 
+/* A retiring worker keeps reading an HTTP client until the request it is
+ * receiving is whole (a parser's state cannot travel with the fd); the
+ * bytes after it are handed over unparsed. */
+static int http_finish_request(const struct rp_conn *c)
+{
+    return rp_w.retiring && c->http && !rp_http_parser_idle(&c->http->hp);
+}
+
 /* Register the events the connection wants now: input unless paused by
  * back-pressure or finished, output while answers wait. */
 static void conn_update_events(struct rp_conn *c)
@@ -130,7 +138,8 @@ static void conn_update_events(struct rp_conn *c)
     } else {
         int paused = c->pending >= RP_CONN_MAX_PENDING ||
                      c->out_len - c->out_off >= RP_CONN_OUT_HIGH_BYTES || http_paused(c);
-        if (!paused && !c->read_eof && !c->close_after_flush && !rp_w.stopping)
+        if (!paused && !c->read_eof && !c->close_after_flush &&
+            (!rp_w.stopping || http_finish_request(c)))
             want |= EPOLLIN | EPOLLRDHUP;
         if (c->out_len > c->out_off)
             want |= EPOLLOUT;
@@ -853,6 +862,8 @@ static void http_process_input(struct rp_conn *c)
     size_t off = 0;
     c->processing = 1;
     while (!c->closed && off < c->in_len && c->pending < RP_CONN_MAX_PENDING && !http_paused(c)) {
+        if (rp_w.stopping && rp_http_parser_idle(&h->hp))
+            break; /* no new request: the rest is handed over (or dropped) */
         size_t used = 0;
         enum rp_http_event ev = rp_http_parser_feed(&h->hp, c->in + off, c->in_len - off, &used);
         off += used;
@@ -1003,7 +1014,7 @@ static void conn_read(struct rp_conn *c)
             conn_touch(c);
             conn_process_input(c);
             if (c->closed || c->pending >= RP_CONN_MAX_PENDING || c->close_after_flush ||
-                http_paused(c))
+                http_paused(c) || (rp_w.stopping && c->http && !http_finish_request(c)))
                 break;
             continue;
         }

@@ -970,7 +970,7 @@ static void check_timeouts(uint64_t t)
         for (int k = 0; k < rb_o.pipeline; k++)
             if (c->slots[k].busy && (oldest < 0 || c->slots[k].t_ns < c->slots[oldest].t_ns))
                 oldest = k;
-        if (oldest >= 0 && t - c->slots[oldest].t_ns > limit)
+        if (oldest >= 0 && t > c->slots[oldest].t_ns && t - c->slots[oldest].t_ns > limit)
             conn_close(c, RB_K_CLOSED, oldest);
     }
 }
@@ -1396,7 +1396,7 @@ static int run_load(void)
             }
         }
         if (t - last_timeout_check > 50000000ull) {
-            check_timeouts(t);
+            check_timeouts(now_ns());
             last_timeout_check = t;
         }
         int n = epoll_wait(rb_ep, evs, 256, 10);

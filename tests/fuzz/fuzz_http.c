@@ -194,13 +194,11 @@ static void run_stream(const uint8_t *data, size_t size, size_t chunk, uint64_t 
 
 static void same_run(const struct run *a, const struct run *b)
 {
-    if (a->truncated || b->truncated) {
-        int n = a->n < b->n ? a->n : b->n;
-        (void)n;
-        return;
-    }
-    CHECK(a->n == b->n);
-    for (int i = 0; i < a->n; i++) {
+    /* past MAX_EVENTS only the common prefix is compared */
+    int n = a->n < b->n ? a->n : b->n;
+    if (!a->truncated && !b->truncated)
+        CHECK(a->n == b->n);
+    for (int i = 0; i < n; i++) {
         const struct event *x = &a->ev[i], *y = &b->ev[i];
         CHECK(x->kind == y->kind && x->error_status == y->error_status);
         CHECK(x->method == y->method && x->major == y->major && x->minor == y->minor);
@@ -228,7 +226,7 @@ struct resp_check {
 static int rc_headers_complete(http_parser *p)
 {
     ((struct resp_check *)p->data)->done = 1;
-    return 1; /* no body follows in OUT: stop here */
+    return 1; /* "no body": OUT holds the head only */
 }
 
 static void check_head(int status, size_t content_length, unsigned flags)

@@ -6,7 +6,8 @@
 // Probe traffic and client traffic are told apart by method: the prober sends
 // eth_blockNumber / eth_chainId, the client load here uses eth_gasPrice.
 // min_connections = 0 keeps the workers' warm-up calls (which use the health
-// method) out of the counts. States are read from shm with rpcpoolstat -j.
+// method) out of the counts. States are read from shm, through the control
+// socket's `status` (fast enough to sample between probes) and rpcpoolstat -j.
 'use strict';
 
 const { test } = require('node:test');
@@ -38,11 +39,15 @@ async function stat(pool) {
   return JSON.parse(r.stdout);
 }
 
-// The rpcpoolstat endpoint object of upstream F (matched by URL).
-async function epOf(pool, f) {
-  const s = await stat(pool);
+// The endpoint object of upstream F (matched by URL) from the control
+// socket's `status` (rendered from the same shm rows; a few ms, where
+// spawning the sanitized rpcpoolstat takes a few hundred, too slow to sample
+// between probes), or from rpcpoolstat -j with VIA_STAT.
+async function epOf(pool, f, viaStat = false) {
+  const s = viaStat ? await stat(pool) : await pool.ctl('status');
+  assert.ok(s.endpoints, `no endpoints in ${JSON.stringify(s)}`);
   const e = s.endpoints.find((x) => x.url === f.url);
-  assert.ok(e, `endpoint ${f.url} not in rpcpoolstat: ${JSON.stringify(s.endpoints.map((x) => x.url))}`);
+  assert.ok(e, `endpoint ${f.url} not listed: ${JSON.stringify(s.endpoints.map((x) => x.url))}`);
   return e;
 }
 
@@ -94,8 +99,10 @@ test('a wrong-chain endpoint is quarantined and gets no client request (chain_id
   const pool = await lib.startPool({ endpoints: [a, wrong, b], workers: 2,
     settings: settings({ chain_id: 31337 }) });
   await waitState(pool, wrong, 'quarantined');
-  assert.equal((await epOf(pool, a)).state, 'up');
-  assert.equal((await epOf(pool, b)).state, 'up');
+  // the same in shm as rpcpoolstat reads it
+  assert.equal((await epOf(pool, wrong, true)).state, 'quarantined');
+  assert.equal((await epOf(pool, a, true)).state, 'up');
+  assert.equal((await epOf(pool, b, true)).state, 'up');
   await load(pool, 200);
   assert.equal(await methodCount(wrong, 'eth_gasPrice'), 0, 'the quarantined endpoint got client requests');
   assert.equal(await methodCount(a, 'eth_gasPrice') + await methodCount(b, 'eth_gasPrice'), 200);
@@ -280,6 +287,12 @@ test('the prober restarts on reload and checks the chains again', async () => {
   await waitState(pool, b, 'up');
   assert.ok(await methodCount(a, 'eth_chainId') > chainA);
   await pool.waitLog(/msg="endpoint chain ok: quarantine lifted" .*chain_id=5/);
+  // the old workers have handed over and gone: only the new generation serves
+  await lib.waitFor(async () => {
+    const st = await pool.ctl('status');
+    const ws = st.workers.filter((w) => w.kind === 'worker');
+    return ws.length === 1 && ws.every((w) => w.state === 'running' && w.generation === st.generation);
+  }, { timeout: 10000, message: 'workers of the new generation' });
   await load(pool, 40);
   assert.equal(await methodCount(a, 'eth_gasPrice'), 0);
   assert.equal(await pool.stop(), 0);

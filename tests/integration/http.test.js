@@ -471,3 +471,54 @@ describe('HTTP front', () => {
     }
   });
 });
+
+describe('HTTP across a reload', () => {
+  test('keep-alive HTTP clients survive a reload, a half-sent request included', async () => {
+    const node = await lib.startAnvil();
+    let pool;
+    let port;
+    for (let attempt = 0; attempt < 3 && !pool; attempt++) {
+      port = await lib.freePort();
+      pool = await lib.startPool({
+        endpoints: [node.url],
+        workers: 2,
+        settings: { min_connections: 0, health_check_interval_ms: 60000 },
+        server: { http_listen: `127.0.0.1:${port}` },
+      }).catch(() => null);
+    }
+    assert.ok(pool, 'pool started');
+    try {
+      const tcpC = await rawConn({ port });
+      const unixC = await rawConn({ socketPath: pool.socket });
+      for (const [i, c] of [tcpC, unixC].entries()) {
+        await c.send(rawPost(JSON.stringify(rpc('eth_chainId', `before-${i}`))));
+        assert.equal(JSON.parse((await c.next(1))[0].body).id, `before-${i}`);
+      }
+      // the TCP client is in the middle of a request when the reload comes
+      const body = JSON.stringify(rpc('eth_chainId', 'straddle'));
+      await tcpC.send(`POST / HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+      const from = pool.log.length;
+      const gen = await pool.ctl('reload');
+      assert.equal(gen.ok, true, JSON.stringify(gen));
+      await pool.waitLog(/msg="worker retiring: handing clients over"/, { from });
+      await tcpC.send(body.slice(10));
+      assert.equal(JSON.parse((await tcpC.next(1))[0].body).id, 'straddle');
+      // both old workers go once their clients are handed over
+      await lib.waitFor(() => pool.log.slice(from).filter((l) => /msg="worker stopped"/.test(l)).length >= 2,
+        { timeout: 15000, message: 'old workers stopped' });
+      for (const [i, c] of [tcpC, unixC].entries()) {
+        await c.send(rawPost(JSON.stringify(rpc('eth_chainId', `after-${i}`))) +
+          'GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+        const rs = await c.next(2);
+        assert.equal(JSON.parse(rs[0].body).id, `after-${i}`);
+        assert.equal(rs[1].status, 200);
+        assert.equal(c.isClosed(), false);
+        c.destroy();
+      }
+    } finally {
+      assert.equal(await pool.stop(), 0);
+      await node.stop();
+    }
+    lib.assertNoErrors(pool);
+  });
+});

@@ -373,6 +373,7 @@ static void test_garbage_lines(void)
         "[1,2]\n",
         "{\"id\":1,\"result\":1}{\"id\":1,\"result\":1}\n",
         "{\"id\":18446744073709551616,\"result\":1}\n",
+        "{\"id\":2,\"result\":1}\n",                          /* never sent */
         "{\"id\":1,\"result\":1}\n{\"id\":1,\"result\":2}\n", /* answered twice */
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
