@@ -22,11 +22,11 @@
 #
 # Environment (defaults in brackets):
 #   RPCPOOL_BUILD [build/bench]  where rpcpoold, rpcbench and shm_hotpath are
-#   BENCH_DURATION [8]    seconds per throughput load (also bounded by BENCH_REQUESTS)
+#   BENCH_DURATION [5]    seconds per throughput load (also bounded by BENCH_REQUESTS)
 #   BENCH_REQUESTS [2000000]  requests per throughput load
 #   BENCH_CONNS [32] BENCH_PIPELINE [4]   throughput profile
 #   BENCH_LAT_DURATION [4]  seconds per latency load (1 connection, 1 in flight)
-#   BENCH_ROUNDS [2]      throughput rounds (interleaved; the best round counts)
+#   BENCH_ROUNDS [3]      throughput rounds (interleaved; the best round counts)
 #   BENCH_WORKERS [2]     rpcpoold workers = nginx proxy workers
 #   BENCH_UPSTREAM_WORKERS [1]  upstream nginx workers
 #   BENCH_IDLE [10000]    idle client connections
@@ -38,12 +38,12 @@ cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 
 BUILD=${RPCPOOL_BUILD:-build/bench}
-DUR=${BENCH_DURATION:-8}
+DUR=${BENCH_DURATION:-5}
 TOTAL=${BENCH_REQUESTS:-2000000}
 CONNS=${BENCH_CONNS:-32}
 PIPE=${BENCH_PIPELINE:-4}
 LAT_DUR=${BENCH_LAT_DURATION:-4}
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 WORKERS=${BENCH_WORKERS:-2}
 UP_WORKERS=${BENCH_UPSTREAM_WORKERS:-1}
 IDLE=${BENCH_IDLE:-10000}
@@ -276,13 +276,27 @@ say "shm hot path: 1, 2, 4, 8 processes on one endpoint row"
 # idle client connections
 # ---------------------------------------------------------------------
 # Sum of VmRSS (KiB) and of open descriptors over rpcpoold's processes.
+# PID and its descendants, from /proc (no procps needed).
 tree_pids() {
-    local pids="$1" p kids
-    for p in $1; do
-        kids=$(ps -o pid= --ppid "$p" 2>/dev/null | tr -d ' ')
-        [ -n "$kids" ] && pids="$pids $(tree_pids "$kids")"
+    local set=" $1 " f st pid ppid rest changed=1
+    while [ "$changed" = 1 ]; do
+        changed=0
+        for f in /proc/[0-9]*/stat; do
+            st=$(cat "$f" 2>/dev/null) || continue
+            pid=${f#/proc/}
+            pid=${pid%/stat}
+            rest=${st##*) }
+            ppid=${rest#* }
+            ppid=${ppid%% *}
+            case "$set" in *" $pid "*) continue ;; esac
+            case "$set" in *" $ppid "*)
+                set="$set$pid "
+                changed=1
+                ;;
+            esac
+        done
     done
-    echo "$pids"
+    echo "$set"
 }
 tree_rss_kib() {
     local t=0 p v

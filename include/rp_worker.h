@@ -45,6 +45,9 @@ struct rp_listener {
 #define RP_CONN_OUT_HIGH_BYTES (1u << 20) /* stop reading a client whose answers pile up */
 #define RP_CONN_MAX_PENDING 512           /* requests in flight per connection */
 #define RP_CONN_READ_BYTES 65536
+#define RP_ACCEPT_PAUSE_MS 100      /* out of descriptors: accept again after this */
+#define RP_ACCEPT_FAIR_PAUSE_MS 5   /* over its part of the clients: let others accept */
+#define RP_ACCEPT_FAIR_SLACK 4      /* clients a worker may hold above the host average */
 
 struct rp_req;
 struct rp_http_conn;
@@ -72,6 +75,7 @@ struct rp_conn {
     struct rp_conn *parent;    /* an HTTP request's stand-in: answers go to this client */
     struct rp_timer idle_timer;
     struct rp_timer resume_timer; /* re-run buffered input after back-pressure */
+    struct rp_timer partial_timer; /* a request begun must be whole in request_timeout_ms */
     uint64_t last_active_ms;
 };
 
@@ -143,6 +147,7 @@ struct rp_worker {
     int nep;
     unsigned index, count; /* position in its generation (see rp_worker_args) */
     struct rp_timer warm_timer;
+    struct rp_timer accept_timer; /* accepts paused until it fires */
     struct rp_jparser parser;
     struct rp_balancer balancer;
     struct rp_breaker_params breaker;
@@ -174,6 +179,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
  * remainder goes to the lowest indexes, so the parts add up to TOTAL. */
 unsigned rp_worker_part(uint64_t total, unsigned index, unsigned count);
 uint64_t rp_worker_now_ms(void);
+void rp_worker_pause_accept(uint64_t ms);
 void rp_worker_count_answer(int ok);
 
 /* conn.c */

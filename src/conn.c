@@ -74,7 +74,10 @@ struct rp_http_conn {
 
 static void conn_idle_timeout(struct rp_timer *t, void *arg);
 static void conn_resume(struct rp_timer *t, void *arg);
+static void conn_partial_timeout(struct rp_timer *t, void *arg);
 static void conn_process_input(struct rp_conn *c);
+static void conn_frame_input(struct rp_conn *c);
+static void http_on_error(struct rp_conn *c);
 static void http_flush_queue(struct rp_conn *c);
 
 static void conn_link(struct rp_conn *c)
@@ -186,6 +189,7 @@ static struct rp_conn *conn_new(int fd, int http_only)
     rp_frame_init(&c->frame);
     rp_timer_init(&c->idle_timer, conn_idle_timeout, c);
     rp_timer_init(&c->resume_timer, conn_resume, c);
+    rp_timer_init(&c->partial_timer, conn_partial_timeout, c);
     c->events = EPOLLIN | EPOLLRDHUP;
     struct epoll_event ev = {.events = c->events, .data.ptr = c};
     if (epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -200,18 +204,63 @@ static struct rp_conn *conn_new(int fd, int http_only)
     return c;
 }
 
-/* Accept every pending client on the listen socket. */
+/* Refuse a client beyond max_clients cleanly: one answer saying why (an
+ * error object for IPC, 503 for HTTP), then close. The write is
+ * best-effort: the socket is new, its buffer empty. */
+static void conn_refuse(int fd, int http_only)
+{
+    static const char ipc[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32005,"
+                              "\"message\":\"Limit exceeded: too many clients (max_clients)\"}}\n";
+    static const char http[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                               "Content-Length: 17\r\nConnection: close\r\n\r\ntoo many clients\n";
+    ssize_t n = http_only ? send(fd, http, sizeof http - 1, MSG_NOSIGNAL)
+                          : send(fd, ipc, sizeof ipc - 1, MSG_NOSIGNAL);
+    (void)n;
+    rp_debug("client refused: max_clients reached", "max_clients=%lld",
+             (long long)rp_w.cfg->max_clients);
+    close(fd);
+}
+
+/* Has this worker taken more than its part of the host's clients? Then it
+ * pauses accepting a moment so that EPOLLEXCLUSIVE wakes another worker
+ * (one worker would otherwise take every burst of connections). */
+static int conn_over_share(void)
+{
+    if (rp_w.count < 2)
+        return 0;
+    uint64_t open = atomic_load_explicit(&rp_w.shm->clients_open, memory_order_relaxed);
+    return rp_w.nconns > open / rp_w.count + RP_ACCEPT_FAIR_SLACK;
+}
+
+/* Accept pending clients on the listen socket. */
 void rp_conn_accept(const struct rp_listener *l)
 {
     for (int i = 0; i < 64; i++) {
         int fd = accept4(l->ev.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* out of descriptors: stop accepting for a while instead of
+                 * spinning on a listen socket that stays readable */
+                rp_warn("accept failed: pausing accepts", "error=\"%s\" pause_ms=%d",
+                        strerror(errno), RP_ACCEPT_PAUSE_MS);
+                rp_worker_pause_accept(RP_ACCEPT_PAUSE_MS);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+                       errno != ECONNABORTED) {
                 rp_warn("accept failed", "error=\"%s\"", strerror(errno));
+            }
             return;
+        }
+        uint64_t open = atomic_load_explicit(&rp_w.shm->clients_open, memory_order_relaxed);
+        if (open >= (uint64_t)rp_w.cfg->max_clients) {
+            conn_refuse(fd, l->http_only);
+            continue;
         }
         if (!conn_new(fd, l->http_only))
             close(fd);
+        if (conn_over_share()) {
+            rp_worker_pause_accept(RP_ACCEPT_FAIR_PAUSE_MS);
+            return;
+        }
     }
 }
 
@@ -331,6 +380,7 @@ void rp_conn_close(struct rp_conn *c)
     epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, c->ev.fd, NULL);
     close(c->ev.fd);
     rp_timer_cancel(&rp_w.timers, &c->idle_timer);
+    rp_timer_cancel(&rp_w.timers, &c->partial_timer);
     rp_timer_cancel(&rp_w.timers, &c->resume_timer);
     conn_unlink(c);
     struct rp_shm_worker *ws = rp_shm_worker(rp_w.shm, rp_w.slot);
@@ -911,9 +961,63 @@ static int conn_detect(struct rp_conn *c)
     }
 }
 
+/* A request that has begun but is not whole yet: bytes of an unfinished
+ * JSON value, or an HTTP message still being parsed. */
+static int conn_has_partial(const struct rp_conn *c)
+{
+    if (c->http)
+        return c->in_len > 0 || !rp_http_parser_idle(&c->http->hp);
+    return c->in_len > 0;
+}
+
+/* Slow-loris guard: a request must be whole within request_timeout_ms of
+ * its first byte (the clock restarts when a request completes). */
+static void conn_partial_check(struct rp_conn *c, int progressed)
+{
+    if (c->closed)
+        return;
+    if (!conn_has_partial(c)) {
+        rp_timer_cancel(&rp_w.timers, &c->partial_timer);
+        return;
+    }
+    if (progressed || !rp_timer_armed(&c->partial_timer))
+        rp_timer_arm(&rp_w.timers, &c->partial_timer,
+                     rp_worker_now_ms() + (uint64_t)rp_w.cfg->request_timeout_ms);
+}
+
+static void conn_partial_timeout(struct rp_timer *t, void *arg)
+{
+    (void)t;
+    struct rp_conn *c = arg;
+    if (c->closed || !conn_has_partial(c))
+        return;
+    rp_info("client request incomplete after request_timeout_ms: closing", "fd=%d bytes=%zu",
+            c->ev.fd, c->in_len);
+    c->refs++;
+    if (c->http) {
+        c->http->hp.error_status = 408;
+        c->http->hp.error_reason = "request timeout";
+        http_on_error(c);
+    } else {
+        conn_fatal(c, RP_JSONRPC_INVALID_REQUEST, "Invalid Request: incomplete after "
+                                                  "request_timeout_ms");
+    }
+    rp_conn_unref(c);
+}
+
+/* Frame what has arrived into values and hand each to the request layer,
+ * then watch what is left unfinished. */
+static void conn_process_input(struct rp_conn *c)
+{
+    uint32_t before = c->pending;
+    size_t in_before = c->in_len;
+    conn_frame_input(c);
+    conn_partial_check(c, c->pending != before || c->in_len < in_before);
+}
+
 /* Frame what has arrived into values and hand each to the request layer.
  * Stops early when back-pressure applies; the rest stays buffered. */
-static void conn_process_input(struct rp_conn *c)
+static void conn_frame_input(struct rp_conn *c)
 {
     if (c->closed)
         return;

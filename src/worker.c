@@ -125,18 +125,51 @@ static void worker_free_endpoints(void)
     rp_w.nep = 0;
 }
 
+static void worker_listen(int on);
+
 /* Stop accepting: the listen sockets leave epoll and are closed, so the
  * kernel hands new clients to the other (or the next) workers. */
 static void worker_stop_accepting(void)
 {
+    rp_timer_cancel(&rp_w.timers, &rp_w.accept_timer);
+    worker_listen(0);
     for (int i = 0; i < 2; i++) {
         struct rp_listener *l = &rp_w.listeners[i];
         if (l->ev.fd >= 0) {
-            epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, l->ev.fd, NULL);
             close(l->ev.fd);
             l->ev.fd = -1;
         }
     }
+}
+
+/* Register (ON) or remove the listen sockets in epoll. */
+static void worker_listen(int on)
+{
+    for (int i = 0; i < 2; i++) {
+        struct rp_listener *l = &rp_w.listeners[i];
+        if (l->ev.fd < 0)
+            continue;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
+        epoll_ctl(rp_w.epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, l->ev.fd, on ? &ev : NULL);
+    }
+}
+
+static void worker_resume_accept(struct rp_timer *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    if (!rp_w.stopping)
+        worker_listen(1);
+}
+
+/* Stop accepting for MS milliseconds (descriptors ran out, or this worker
+ * holds more than its part of the clients). */
+void rp_worker_pause_accept(uint64_t ms)
+{
+    if (rp_timer_armed(&rp_w.accept_timer))
+        return;
+    worker_listen(0);
+    rp_timer_arm(&rp_w.timers, &rp_w.accept_timer, rp_worker_now_ms() + ms);
 }
 
 /* Run timers whose deadline has passed. */
@@ -213,14 +246,8 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         rp_error("epoll_create1 failed", "error=\"%s\"", strerror(errno));
         return 1;
     }
-    for (int i = 0; i < 2; i++) {
-        struct rp_listener *l = &rp_w.listeners[i];
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
-        if (l->ev.fd >= 0 && epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, l->ev.fd, &ev) != 0) {
-            rp_error("epoll_ctl listen failed", "error=\"%s\"", strerror(errno));
-            return 1;
-        }
-    }
+    rp_timer_init(&rp_w.accept_timer, worker_resume_accept, NULL);
+    worker_listen(1);
     struct epoll_event cev = {.events = EPOLLIN, .data.ptr = &rp_w.chan_ev};
     if (chan_fd >= 0 && epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, chan_fd, &cev) != 0) {
         rp_error("epoll_ctl channel failed", "error=\"%s\"", strerror(errno));

@@ -31,10 +31,14 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* An invariant: on failure say which one, then abort (libFuzzer keeps the
+ * input as a crash). */
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static char fz_dir[64];
@@ -143,7 +147,8 @@ static void check_loaded(const struct rp_config *c)
             CHECK(strcmp(c->endpoints[k].name, e->name) != 0);
             CHECK(strcmp(c->endpoints[k].url, e->url) != 0);
         }
-        CHECK(e->url && (strncmp(e->url, "http://", 7) == 0 || strncmp(e->url, "https://", 8) == 0));
+        CHECK(e->url &&
+              (strncmp(e->url, "http://", 7) == 0 || strncmp(e->url, "https://", 8) == 0));
         CHECK(e->url_redacted != NULL);
         char red[1024];
         rp_config_redact_url(e->url, red, sizeof red);

@@ -22,15 +22,20 @@
 #include "rp_jsonrpc.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* An invariant: on failure say which one, then abort (libFuzzer keeps the
+ * input as a crash). */
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #define MAX_ELEMS 4096
@@ -218,8 +223,8 @@ static void check_value(struct rp_jparser *p, struct rp_jparser *p2, const char 
         answered++;
         /* the answer rpcpool gives when the call fails upstream */
         check_error_answer(p2, v + c->id_start, c->id_len, RP_JSONRPC_INTERNAL_ERROR,
-                           "Upstream error: retries spent", "[{\"endpoint\":\"a\",\"error\":\"x\"}]",
-                           h);
+                           "Upstream error: retries spent",
+                           "[{\"endpoint\":\"a\",\"error\":\"x\"}]", h);
     }
     if (valid) {
         append(&fwd, &flen, &fcap, "]", 1);
@@ -251,8 +256,8 @@ static void check_value(struct rp_jparser *p, struct rp_jparser *p2, const char 
             /* and not for another id */
             if (m.calls[0].id_len != 15 ||
                 memcmp(v + m.calls[0].id_start, "\"rpcpool-other\"", 15) != 0)
-                CHECK(rp_jsonrpc_check_response(p2, ans + 1, alen - 2, 0, "\"rpcpool-other\"", 15) !=
-                  0);
+                CHECK(rp_jsonrpc_check_response(p2, ans + 1, alen - 2, 0, "\"rpcpool-other\"",
+                                                15) != 0);
         }
     }
     free(fwd);
