@@ -36,7 +36,7 @@ STAT_OBJ := $(addprefix $(BUILD)/obj/,shm_view.o status.o buf.o breaker.o rateli
 
 PROGS := $(BUILD)/rpcpoold $(BUILD)/rpcpoolctl $(BUILD)/rpcpoolstat
 
-all: $(PROGS)
+all: $(PROGS) lib
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -84,17 +84,19 @@ run: deps
 	$(MAKE) all
 	@RPCPOOL_BUILD=$(BUILD) sh tools/run-demo.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/rpcpool
+install: all install-lib install-doc
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/rpcpoold $(DESTDIR)$(PREFIX)/sbin/rpcpoold
 	install -m 0755 $(BUILD)/rpcpoolctl $(DESTDIR)$(PREFIX)/sbin/rpcpoolctl
 	install -m 0755 $(BUILD)/rpcpoolstat $(DESTDIR)$(PREFIX)/bin/rpcpoolstat
-	install -m 0644 etc/rpcpool.conf $(DESTDIR)$(PREFIX)/etc/rpcpool/rpcpool.conf.sample
 
 format:
-	clang-format -i src/*.c include/*.h tools/*.c tests/unit/*.c tests/unit/*.h
+	clang-format -i src/*.c include/*.h include/rpcpool/*.h lib/*.c tools/*.c tests/unit/*.c \
+		tests/unit/*.h
 
 clean:
 	rm -rf build
 
 .PHONY: all units deps test run install format clean
+
+include mk/lib.mk

@@ -42,6 +42,10 @@ elif [ ! -f /usr/include/stdio.h ]; then
     add libc6-dev
 fi
 
+# Tools the tests drive: curl (HTTP front), groff (man pages render).
+have curl || add curl
+have groff || add groff-base
+
 # node and npm for the integration tests.
 have node || add nodejs
 have npm || add npm

@@ -14,7 +14,8 @@
  *  - events alternate HEADERS, MESSAGE, HEADERS, ... and an error ends
  *    them; every split of the stream gives the same events with the same
  *    request (method, version, URL, body, keep-alive, expect-continue,
- *    chunked, Content-Length) and the same error status;
+ *    chunked, Content-Length) and the same error status (except 400 vs 431
+ *    for an over-long bad head, which depends on the split);
  *  - no request with both Content-Length and Transfer-Encoding, another
  *    major version than 1, or a declared body over max_body_bytes gets
  *    through; a body never exceeds max_body_bytes, equals Content-Length
@@ -205,7 +206,13 @@ static void same_run(const struct run *a, const struct run *b)
         CHECK(a->n == b->n);
     for (int i = 0; i < n; i++) {
         const struct event *x = &a->ev[i], *y = &b->ev[i];
-        CHECK(x->kind == y->kind && x->error_status == y->error_status);
+        CHECK(x->kind == y->kind);
+        /* which error wins may depend on the split: libhttp-parser checks
+         * the header size per call, so a long bad head is 431 in small
+         * pieces and 400 in one; both refuse and close */
+        if (x->error_status != y->error_status)
+            CHECK((x->error_status == 431 || y->error_status == 431) &&
+                  (x->error_status == 400 || y->error_status == 400));
         CHECK(x->method == y->method && x->major == y->major && x->minor == y->minor);
         CHECK(x->url_len == y->url_len && strcmp(x->url, y->url) == 0);
         CHECK(x->keep_alive == y->keep_alive && x->expect_continue == y->expect_continue);

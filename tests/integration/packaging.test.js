@@ -71,7 +71,11 @@ describe('librpcpool against a live rpcpoold', () => {
       timeout: 120000,
       env: childEnv({ RPCPOOL_TEST_SOCKET: pool.socket, RPCPOOL_TEST_CONTROL: pool.controlSocket }),
     });
-    for (const line of r.stdout.split('\n')) if (/^(stats|nonblocking):/.test(line)) t.diagnostic(line);
+    // CUnit prints these after "Test: NAME ..." on the same line.
+    for (const line of r.stdout.split('\n')) {
+      const m = /\b((?:stats|nonblocking): .*)$/.exec(line);
+      if (m) t.diagnostic(m[1]);
+    }
     const m = /^RESULT suite=client_live passed=(\d+) failed=(\d+)$/m.exec(r.stdout);
     assert.ok(m, `no RESULT line\n${show(r)}`);
     assert.equal(Number(m[2]), 0, show(r));
@@ -168,7 +172,7 @@ describe('make install', () => {
       'man8/rpcpoold.8': ['-c FILE', '-t', '-w N', 'SIGTERM', 'SIGHUP', 'EXIT STATUS', 'FILES', 'level='],
       // Every command of INTERFACE.md section 4.
       'man8/rpcpoolctl.8': ['ping', 'status', 'stats', 'metrics', 'drain EP', 'enable EP', 'reset EP', 'reload',
-        'workers N', 'shutdown', '-s SOCKET', '-j'],
+        'workers N', 'shutdown', '-s SOCKET', '-j', '-t TIMEOUT_MS'],
       'man1/rpcpoolstat.1': ['-n SHM_NAME', '-i MS', 'BREAKER', 'TOKENS', 'supervisor_alive'],
       // Every key of INTERFACE.md section 2.
       'man5/rpcpool.conf.5': ['name', 'chain_id', 'endpoints', 'url', 'weight', 'headers', 'rate_limit',
