@@ -92,7 +92,7 @@ install: all install-lib install-doc
 
 format:
 	clang-format -i src/*.c include/*.h include/rpcpool/*.h lib/*.c tools/*.c tests/unit/*.c \
-		tests/unit/*.h
+		tests/unit/*.h bench/*.c
 
 clean:
 	rm -rf build
@@ -100,3 +100,4 @@ clean:
 .PHONY: all units deps test run install format clean
 
 include mk/lib.mk
+include mk/bench.mk

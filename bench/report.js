@@ -117,12 +117,14 @@ both('  * direct: the CPU is the upstream\'s own (no proxy on the path)');
 both('');
 
 // ---- latency table
-both(`Latency profile: 1 connection x 1 in flight, ${machine.lat_duration_s} s per load`);
+both(`Latency profile: 1 connection x 1 in flight, ${machine.lat_duration_s} s per load, ` +
+    `best of ${machine.lat_rounds} round(s)`);
 both(
     [pad('case', 20), lpad('req/s', 9), lpad('p50 us', 8), lpad('p90 us', 8), lpad('p99 us', 8),
         lpad('added p50', 10), lpad('CPU us/req', 11)].join(' ')
 );
-md.push('', `### Latency: 1 connection × 1 in flight, ${machine.lat_duration_s} s per load`, '');
+md.push('', `### Latency: 1 connection × 1 in flight, ${machine.lat_duration_s} s per load ` +
+    `(best of ${machine.lat_rounds} rounds)`, '');
 md.push('| case | req/s | p50 µs | p90 µs | p99 µs | added p50 over direct µs | CPU µs/req (proxy) |');
 md.push('|---|---:|---:|---:|---:|---:|---:|');
 const added = {};
@@ -146,6 +148,7 @@ for (const [name] of CASES) {
             `${fmt(r.latency_us.p99)} | ${name === 'direct' ? '–' : fmt(a)} | ${fmt(cpu, 2)} |`
     );
 }
+both('  (CPU us/req at one request in flight includes the cost of waking idle processes)');
 both('');
 
 // ---- shm hot path
@@ -255,8 +258,6 @@ console.log(lines.join('\n'));
 
 // ---- RESULTS.md
 const doc = [
-    '# rpcpool benchmark results',
-    '',
     'Produced by `make bench` (bench/run.sh, bench/report.js); the tables below are from the run',
     `of ${machine.date || 'unknown date'}.`,
     '',
@@ -264,6 +265,8 @@ const doc = [
     '',
     `- CPUs: ${machine.nproc} × ${machine.cpu}`,
     `- kernel: ${machine.kernel}`,
+    `- load average (1 min) at the start / end of the run: ${machine.loadavg_start} / ` +
+        `${machine.loadavg_end} (other work on the machine skews req/s and latency, not CPU µs/req)`,
     `- nginx: ${machine.nginx} (Debian), njs for the upstream`,
     `- rpcpoold: ${machine.workers} workers, the nginx proxy: ${machine.workers} workers, ` +
         `the upstream nginx: ${machine.upstream_workers} worker(s)`,
@@ -301,4 +304,24 @@ const doc = [
     'JSON line per load; hotpath.jsonl; idle.json).',
     '',
 ];
-fs.writeFileSync(path.join(out, 'RESULTS.md'), doc.join('\n'));
+fs.writeFileSync(path.join(out, 'RESULTS.md'), '# rpcpool benchmark results\n\n' + doc.join('\n'));
+
+// With BENCH_UPDATE_RESULTS=1, bench/RESULTS.md gets the new run: only the part
+// between the markers when it has them (the notes around it are kept).
+if (process.env.BENCH_UPDATE_RESULTS === '1') {
+    const target = path.join(__dirname, 'RESULTS.md');
+    const BEGIN = '<!-- bench:begin (written by bench/report.js) -->';
+    const END = '<!-- bench:end -->';
+    const body = doc.join('\n');
+    let text = '# rpcpool benchmark results\n\n' + BEGIN + '\n' + body + '\n' + END + '\n';
+    if (fs.existsSync(target)) {
+        const old = fs.readFileSync(target, 'utf8');
+        const b = old.indexOf(BEGIN);
+        const e = old.indexOf(END);
+        if (b >= 0 && e > b)
+            text = old.slice(0, b) + BEGIN + '\n' + body + '\n' + END + '\n' +
+                old.slice(e + END.length + 1);
+    }
+    fs.writeFileSync(target, text);
+    console.error('bench: bench/RESULTS.md updated');
+}

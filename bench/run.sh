@@ -25,13 +25,14 @@
 #   BENCH_DURATION [5]    seconds per throughput load (also bounded by BENCH_REQUESTS)
 #   BENCH_REQUESTS [2000000]  requests per throughput load
 #   BENCH_CONNS [32] BENCH_PIPELINE [4]   throughput profile
-#   BENCH_LAT_DURATION [4]  seconds per latency load (1 connection, 1 in flight)
+#   BENCH_LAT_DURATION [2]  seconds per latency load (1 connection, 1 in flight)
+#   BENCH_LAT_ROUNDS [3]  latency rounds (interleaved; the best round counts)
 #   BENCH_ROUNDS [3]      throughput rounds (interleaved; the best round counts)
 #   BENCH_WORKERS [2]     rpcpoold workers = nginx proxy workers
 #   BENCH_UPSTREAM_WORKERS [1]  upstream nginx workers
 #   BENCH_IDLE [10000]    idle client connections
 #   BENCH_OUT [$RPCPOOL_BUILD/bench-results]  results (results.jsonl, summary.txt, RESULTS.md)
-#   BENCH_UPDATE_RESULTS [0]  1 = also copy the generated RESULTS.md to bench/RESULTS.md
+#   BENCH_UPDATE_RESULTS [0]  1 = also put the results into bench/RESULTS.md
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -42,7 +43,8 @@ DUR=${BENCH_DURATION:-5}
 TOTAL=${BENCH_REQUESTS:-2000000}
 CONNS=${BENCH_CONNS:-32}
 PIPE=${BENCH_PIPELINE:-4}
-LAT_DUR=${BENCH_LAT_DURATION:-4}
+LAT_DUR=${BENCH_LAT_DURATION:-2}
+LAT_ROUNDS=${BENCH_LAT_ROUNDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
 WORKERS=${BENCH_WORKERS:-2}
 UP_WORKERS=${BENCH_UPSTREAM_WORKERS:-1}
@@ -91,7 +93,9 @@ install_nginx() {
             nginx libnginx-mod-http-js >&2 || ok=0
     [ "$made_policy" = 1 ] && $sudo rm -f "$policy"
     [ "$ok" = 1 ] || die "apt-get install nginx libnginx-mod-http-js failed"
-    command -v nginx >/dev/null 2>&1 && [ -f "$NJS_MODULE" ] || die "nginx or $NJS_MODULE still missing"
+    if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$NJS_MODULE" ]; then
+        die "nginx or $NJS_MODULE still missing"
+    fi
 }
 install_nginx
 
@@ -115,6 +119,7 @@ stop_pid() {
     wait "$pid" 2>/dev/null
 }
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
@@ -166,6 +171,12 @@ render() {
         -e "s|@WORKERS@|$2|g" "$1"
 }
 
+# Other work on the machine skews every number but CPU per request: say so.
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$LOAD0" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+    say "warning: load average $LOAD0 on $(nproc) CPUs: throughput and latency will be noisy"
+fi
+
 UP1=$(free_port)
 UP2=$(free_port)
 PXPORT=$(free_port)
@@ -176,14 +187,14 @@ render bench/nginx-proxy.conf "$WORKERS" >"$WORK/proxy.conf"
 
 say "upstream: nginx + njs on 127.0.0.1:$UP1 and :$UP2 ($UP_WORKERS worker(s))"
 nginx -p "$WORK" -c "$WORK/upstream.conf" -e "$WORK/upstream-error.log" -g 'daemon off;' \
-    2>>"$WORK/upstream-error.log" &
+    2>>"$WORK/upstream-stderr.log" &
 UP_PID=$!
 PIDS+=("$UP_PID")
 wait_ready --http "http://127.0.0.1:$UP1/" || die "the upstream nginx does not answer (see $OUT/upstream-error.log)"
 
 say "nginx proxy: 127.0.0.1:$PXPORT and $WORK/proxy.sock ($WORKERS workers, upstream keepalive)"
 nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy-error.log" -g 'daemon off;' \
-    2>>"$WORK/proxy-error.log" &
+    2>>"$WORK/proxy-stderr.log" &
 PX_PID=$!
 PIDS+=("$PX_PID")
 wait_ready --http "http://127.0.0.1:$PXPORT/" || die "the nginx proxy does not answer (see $OUT/proxy-error.log)"
@@ -258,14 +269,16 @@ run_case() {
 }
 
 say "throughput profile: $CONNS connections x $PIPE in flight, ${DUR}s or $TOTAL requests, $ROUNDS round(s)"
-for r in $(seq 1 "$ROUNDS"); do
+for _ in $(seq 1 "$ROUNDS"); do
     for c in "${CASES[@]}"; do
         run_case "$c" throughput
     done
 done
-say "latency profile: 1 connection x 1 in flight, ${LAT_DUR}s"
-for c in "${CASES[@]}"; do
-    run_case "$c" latency
+say "latency profile: 1 connection x 1 in flight, ${LAT_DUR}s, $LAT_ROUNDS round(s)"
+for _ in $(seq 1 "$LAT_ROUNDS"); do
+    for c in "${CASES[@]}"; do
+        run_case "$c" latency
+    done
 done
 
 say "shm hot path: 1, 2, 4, 8 processes on one endpoint row"
@@ -276,21 +289,25 @@ say "shm hot path: 1, 2, 4, 8 processes on one endpoint row"
 # idle client connections
 # ---------------------------------------------------------------------
 # Sum of VmRSS (KiB) and of open descriptors over rpcpoold's processes.
-# PID and its descendants, from /proc (no procps needed).
+# PID and its descendants, from /proc (no procps needed, no fork per process).
 tree_pids() {
-    local set=" $1 " f st pid ppid rest changed=1
+    local -a pids=() ppids=()
+    local f st pid rest n=0 set=" $1 " changed=1 i
+    for f in /proc/[0-9]*/stat; do
+        { read -r st <"$f"; } 2>/dev/null || continue
+        pid=${f#/proc/}
+        rest=${st##*) }
+        rest=${rest#* }
+        pids[n]=${pid%/stat}
+        ppids[n]=${rest%% *}
+        n=$((n + 1))
+    done
     while [ "$changed" = 1 ]; do
         changed=0
-        for f in /proc/[0-9]*/stat; do
-            st=$(cat "$f" 2>/dev/null) || continue
-            pid=${f#/proc/}
-            pid=${pid%/stat}
-            rest=${st##*) }
-            ppid=${rest#* }
-            ppid=${ppid%% *}
-            case "$set" in *" $pid "*) continue ;; esac
-            case "$set" in *" $ppid "*)
-                set="$set$pid "
+        for ((i = 0; i < n; i++)); do
+            case "$set" in *" ${pids[i]} "*) continue ;; esac
+            case "$set" in *" ${ppids[i]} "*)
+                set="$set${pids[i]} "
                 changed=1
                 ;;
             esac
@@ -307,10 +324,11 @@ tree_rss_kib() {
     echo "$t"
 }
 tree_fds() {
-    local t=0 p n
+    local t=0 p
+    local -a n
     for p in $(tree_pids "$RP_PID"); do
-        n=$(ls "/proc/$p/fd" 2>/dev/null | wc -l)
-        t=$((t + n))
+        n=(/proc/"$p"/fd/*)
+        [ -e "${n[0]}" ] && t=$((t + ${#n[@]}))
     done
     echo "$t"
 }
@@ -363,14 +381,11 @@ say "idle: rss ${RSS0} -> ${RSS1} KiB connected, ${RSS2} KiB after one call each
 # ---------------------------------------------------------------------
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -1)
 cat >"$OUT/machine.json" <<EOF
-{"nproc":$(nproc),"cpu":"${CPU_MODEL//\"/}","kernel":"$(uname -sr)","nginx":"$(nginx -v 2>&1 | sed 's/.*nginx\///')","date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","conns":$CONNS,"pipeline":$PIPE,"duration_s":$DUR,"lat_duration_s":$LAT_DUR,"rounds":$ROUNDS,"workers":$WORKERS,"upstream_workers":$UP_WORKERS,"rpcpoold_http":$RP_HTTP}
+{"nproc":$(nproc),"cpu":"${CPU_MODEL//\"/}","kernel":"$(uname -sr)","nginx":"$(nginx -v 2>&1 | sed 's/.*nginx\///')","date":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","conns":$CONNS,"pipeline":$PIPE,"duration_s":$DUR,"lat_duration_s":$LAT_DUR,"rounds":$ROUNDS,"lat_rounds":$LAT_ROUNDS,"loadavg_start":$LOAD0,"loadavg_end":$(cut -d' ' -f1 /proc/loadavg),"workers":$WORKERS,"upstream_workers":$UP_WORKERS,"rpcpoold_http":$RP_HTTP}
 EOF
 
 if command -v node >/dev/null 2>&1; then
     node bench/report.js "$OUT" | tee "$OUT/summary.txt"
-    if [ "${BENCH_UPDATE_RESULTS:-0}" = 1 ] && [ -f "$OUT/RESULTS.md" ]; then
-        cp "$OUT/RESULTS.md" bench/RESULTS.md && say "bench/RESULTS.md updated"
-    fi
 else
     say "node is missing (make deps): raw results are in $OUT/*.jsonl"
 fi

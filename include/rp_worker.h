@@ -24,6 +24,7 @@
 
 /* What an epoll event's data.ptr points to: the first member of each. */
 enum rp_ev_kind {
+    RP_EV_DEAD = 0, /* freed during this loop turn: its events are ignored */
     RP_EV_LISTEN = 1,
     RP_EV_CLIENT,
     RP_EV_CURL,
@@ -155,6 +156,8 @@ struct rp_worker {
     int retiring;         /* replaced by a new generation: hand clients over */
     volatile int stopping; /* drain and exit */
     uint64_t stop_deadline_ms;
+    void **graveyard;     /* rp_worker_defer_free() */
+    int ngrave, capgrave;
     CURL **easy_pool;
     int easy_n, easy_cap;
 };
@@ -180,6 +183,9 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
 unsigned rp_worker_part(uint64_t total, unsigned index, unsigned count);
 uint64_t rp_worker_now_ms(void);
 void rp_worker_pause_accept(uint64_t ms);
+/* Free P (whose first member is a struct rp_ev) at the end of this loop
+ * turn: events already fetched for it in the same epoll batch see it dead. */
+void rp_worker_defer_free(void *p);
 void rp_worker_count_answer(int ok);
 
 /* conn.c */

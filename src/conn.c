@@ -109,7 +109,8 @@ static void conn_free(struct rp_conn *c)
     }
     free(c->in);
     free(c->out);
-    free(c);
+    c->in = c->out = NULL;
+    rp_worker_defer_free(c); /* events of this epoll batch may still name it */
 }
 
 /* HTTP input is held back: too many requests unanswered, too much output

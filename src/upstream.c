@@ -53,7 +53,7 @@ static int upstream_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp
     if (what == CURL_POLL_REMOVE) {
         if (cs) {
             epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, s, NULL);
-            free(cs);
+            rp_worker_defer_free(cs);
             curl_multi_assign(rp_w.multi, s, NULL);
         }
         return 0;

@@ -172,6 +172,30 @@ void rp_worker_pause_accept(uint64_t ms)
     rp_timer_arm(&rp_w.timers, &rp_w.accept_timer, rp_worker_now_ms() + ms);
 }
 
+void rp_worker_defer_free(void *p)
+{
+    ((struct rp_ev *)p)->kind = RP_EV_DEAD;
+    if (rp_w.ngrave == rp_w.capgrave) {
+        int cap = rp_w.capgrave ? rp_w.capgrave * 2 : 64;
+        void **g = realloc(rp_w.graveyard, (size_t)cap * sizeof *g);
+        if (!g) {
+            /* cannot defer: leaking is safer than a use after free */
+            rp_warn("out of memory deferring a free", NULL);
+            return;
+        }
+        rp_w.graveyard = g;
+        rp_w.capgrave = cap;
+    }
+    rp_w.graveyard[rp_w.ngrave++] = p;
+}
+
+static void worker_bury(void)
+{
+    for (int i = 0; i < rp_w.ngrave; i++)
+        free(rp_w.graveyard[i]);
+    rp_w.ngrave = 0;
+}
+
 /* Run timers whose deadline has passed. */
 static void worker_run_timers(void)
 {
@@ -316,13 +340,18 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
             case RP_EV_HANDOFF:
                 worker_adopt_clients();
                 break;
+            case RP_EV_DEAD:
+                break;
             }
         }
         worker_run_timers();
+        worker_bury();
     }
     rp_info("worker stopped", "slot=%u", slot);
     worker_free_endpoints();
     rp_upstream_cleanup();
+    worker_bury();
+    free(rp_w.graveyard);
     rp_jparser_free(&rp_w.parser);
     rp_balancer_free(&rp_w.balancer);
     rp_timer_heap_free(&rp_w.timers);
