@@ -130,6 +130,8 @@ struct rp_wep {
     unsigned warming;     /* warm-up requests in flight */
     uint64_t last_used_ms; /* last attempt started on it */
     struct rp_req *qhead, *qtail; /* waiting for a free connection */
+    CURL **easy;          /* idle easy handles set up for this endpoint */
+    int neasy, capeasy;
 };
 
 struct rp_worker {
@@ -156,10 +158,9 @@ struct rp_worker {
     int retiring;         /* replaced by a new generation: hand clients over */
     volatile int stopping; /* drain and exit */
     uint64_t stop_deadline_ms;
+    char *scratch;        /* RP_CONN_READ_BYTES: where clients' input is read first */
     void **graveyard;     /* rp_worker_defer_free() */
     int ngrave, capgrave;
-    CURL **easy_pool;
-    int easy_n, easy_cap;
 };
 
 extern struct rp_worker rp_w;

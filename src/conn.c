@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "rp_handoff.h"
@@ -107,7 +108,8 @@ static void conn_free(struct rp_conn *c)
         rp_http_parser_free(&c->http->hp);
         free(c->http);
     }
-    free(c->in);
+    if (c->in != rp_w.scratch)
+        free(c->in);
     free(c->out);
     c->in = c->out = NULL;
     rp_worker_defer_free(c); /* events of this epoll batch may still name it */
@@ -462,7 +464,9 @@ static int conn_flush(struct rp_conn *c)
         return -1;
     }
     if (c->out_off == c->out_len) {
-        c->out_off = c->out_len = 0;
+        free(c->out); /* an idle client holds no output buffer */
+        c->out = NULL;
+        c->out_cap = c->out_off = c->out_len = 0;
         if ((c->close_after_flush || c->read_eof) && c->pending == 0) {
             conn_end(c);
             return -1;
@@ -473,6 +477,43 @@ static int conn_flush(struct rp_conn *c)
         c->out_off = 0;
     }
     return 0;
+}
+
+/* Write DATA and a newline with one writev while nothing else is queued.
+ * Returns the bytes the socket took (LEN + 1 when all); closes the
+ * connection on an error. */
+static size_t conn_send_direct(struct rp_conn *c, const char *data, size_t len)
+{
+    struct iovec iov[2] = {{.iov_base = (void *)data, .iov_len = len},
+                           {.iov_base = (void *)"\n", .iov_len = 1}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    for (;;) {
+        ssize_t n = sendmsg(c->ev.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0)
+            return (size_t)n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        rp_conn_close(c);
+        return 0;
+    }
+}
+
+/* Everything queued is out: release the output buffer (an idle client holds
+ * none) and end the connection if it was waiting for that. */
+static void conn_after_write(struct rp_conn *c)
+{
+    if (c->out_off == c->out_len && c->out_cap > 0) {
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = c->out_len = c->out_off = 0;
+    }
+    if ((c->close_after_flush || c->read_eof) && c->pending == 0) {
+        conn_end(c);
+        return;
+    }
+    conn_update_events(c);
 }
 
 /* Queue DATA (and a newline when NEWLINE) for output. Returns 0, or -1 when
@@ -593,9 +634,25 @@ void rp_conn_write_answer(struct rp_conn *c, const char *data, size_t len)
     }
     if (c->closed)
         return;
-    if (conn_out_append(c, data, len, 1) != 0)
-        return;
     conn_touch(c);
+    if (c->out_len == c->out_off) {
+        /* nothing queued before it: send straight from DATA, keep the rest */
+        size_t sent = conn_send_direct(c, data, len);
+        if (c->closed)
+            return;
+        if (sent == len + 1) {
+            conn_after_write(c);
+            return;
+        }
+        if (sent < len) {
+            if (conn_out_append(c, data + sent, len - sent, 1) != 0)
+                return;
+        } else if (conn_out_append(c, NULL, 0, 1) != 0) {
+            return;
+        }
+    } else if (conn_out_append(c, data, len, 1) != 0) {
+        return;
+    }
     if (conn_flush(c) == 0)
         conn_update_events(c);
 }
@@ -1086,6 +1143,28 @@ static void http_linger_read(struct rp_conn *c)
     }
 }
 
+/* After input was handled in the worker's scratch buffer: keep what is
+ * left (a request not yet whole) in a buffer of the connection's own. */
+static void conn_unscratch(struct rp_conn *c)
+{
+    if (c->in != rp_w.scratch)
+        return;
+    char *left = NULL;
+    size_t cap = 0;
+    if (c->in_len && !c->closed) {
+        cap = c->in_len * 2 > 4096 ? c->in_len * 2 : 4096;
+        left = malloc(cap);
+        if (left)
+            memcpy(left, c->in, c->in_len);
+    }
+    c->in = left;
+    c->in_cap = left ? cap : 0;
+    if (!left)
+        c->in_len = 0;
+    if (!left && !c->closed && cap)
+        rp_conn_close(c); /* out of memory keeping a partial request */
+}
+
 /* Read what the socket has (bounded per call so one client cannot starve
  * the others), then frame it. */
 static void conn_read(struct rp_conn *c)
@@ -1096,7 +1175,15 @@ static void conn_read(struct rp_conn *c)
     }
     size_t max_buf = (size_t)rp_w.cfg->max_request_bytes + RP_CONN_READ_BYTES;
     for (int rounds = 0; rounds < 16 && !c->closed; rounds++) {
-        if (c->in_cap - c->in_len < RP_CONN_READ_BYTES) {
+        int scratch = 0;
+        if (c->in_len == 0 && c->in_cap < RP_CONN_READ_BYTES) {
+            /* nothing buffered: read into the worker's buffer, so an idle
+             * connection holds no input buffer of its own */
+            free(c->in);
+            c->in = rp_w.scratch;
+            c->in_cap = RP_CONN_READ_BYTES;
+            scratch = 1;
+        } else if (c->in_cap - c->in_len < RP_CONN_READ_BYTES) {
             size_t cap = c->in_cap ? c->in_cap * 2 : RP_CONN_READ_BYTES * 2;
             if (cap > max_buf + RP_CONN_READ_BYTES)
                 cap = max_buf + RP_CONN_READ_BYTES;
@@ -1113,15 +1200,24 @@ static void conn_read(struct rp_conn *c)
             c->in = p;
             c->in_cap = cap;
         }
-        ssize_t n = recv(c->ev.fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+        size_t room = c->in_cap - c->in_len;
+        ssize_t n = recv(c->ev.fd, c->in + c->in_len, room, 0);
         if (n > 0) {
             c->in_len += (size_t)n;
             conn_touch(c);
             conn_process_input(c);
+            if (scratch)
+                conn_unscratch(c);
             if (c->closed || c->pending >= RP_CONN_MAX_PENDING || c->close_after_flush ||
                 http_paused(c) || (rp_w.stopping && c->http && !http_finish_request(c)))
                 break;
+            if ((size_t)n < room)
+                break; /* drained: level-triggered epoll says when more comes */
             continue;
+        }
+        if (scratch) {
+            c->in = NULL;
+            c->in_cap = 0;
         }
         if (n == 0) {
             c->read_eof = 1;

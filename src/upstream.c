@@ -18,16 +18,59 @@
 
 #include "rp_log.h"
 
-/* Per curl socket: its epoll registration. */
+/* Per upstream socket, from curl's open callback to its close callback:
+ * the endpoint it is counted against and its epoll registration. The
+ * registration outlives curl's interest (CURL_POLL_REMOVE leaves it in
+ * place), so a keep-alive connection reused for the next request usually
+ * needs no epoll_ctl at all. */
 struct curl_sock {
     struct rp_ev ev;
-    uint32_t events;
+    struct rp_wep *owner; /* NULL for a socket curl did not open through us */
+    uint32_t registered;  /* events registered in epoll; 0 = not in epoll */
+    uint32_t wanted;      /* events curl asked for; 0 = curl is not watching */
 };
 
-/* Per opened socket: which endpoint it is counted against. Indexed by fd;
- * the worker's fd range is small. */
-static struct rp_wep **sock_owner;
-static int sock_owner_cap;
+/* Indexed by fd; the worker's fd range is small. */
+static struct curl_sock **socks;
+static int socks_cap;
+
+/* The record of FD, created on first use. NULL when out of memory. */
+static struct curl_sock *sock_get(int fd)
+{
+    if (fd >= socks_cap) {
+        int cap = socks_cap ? socks_cap : 1024;
+        while (cap <= fd)
+            cap *= 2;
+        struct curl_sock **p = realloc(socks, (size_t)cap * sizeof *p);
+        if (!p)
+            return NULL;
+        memset(p + socks_cap, 0, (size_t)(cap - socks_cap) * sizeof *p);
+        socks = p;
+        socks_cap = cap;
+    }
+    if (!socks[fd]) {
+        struct curl_sock *cs = calloc(1, sizeof *cs);
+        if (!cs)
+            return NULL;
+        cs->ev.kind = RP_EV_CURL;
+        cs->ev.fd = fd;
+        socks[fd] = cs;
+    }
+    return socks[fd];
+}
+
+/* Make epoll watch CS for EVENTS (0: leave it out of epoll). */
+static void sock_register(struct curl_sock *cs, uint32_t events)
+{
+    if (cs->registered == events)
+        return;
+    struct epoll_event ev = {.events = events, .data.ptr = cs};
+    int op = !events ? EPOLL_CTL_DEL : cs->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(rp_w.epfd, op, cs->ev.fd, events ? &ev : NULL) != 0 && op == EPOLL_CTL_ADD &&
+        errno == EEXIST)
+        epoll_ctl(rp_w.epfd, EPOLL_CTL_MOD, cs->ev.fd, &ev);
+    cs->registered = events;
+}
 
 static void upstream_check_done(void)
 {
@@ -44,18 +87,19 @@ static void upstream_check_done(void)
     }
 }
 
-/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into epoll. */
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into epoll.
+ * When curl stops watching (CURL_POLL_REMOVE) the registration is kept for
+ * the connection's next request; see rp_upstream_event(). */
 static int upstream_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
     (void)userp;
-    struct curl_sock *cs = socketp;
+    (void)socketp;
+    struct curl_sock *cs = sock_get(s);
+    if (!cs)
+        return -1;
     if (what == CURL_POLL_REMOVE) {
-        if (cs) {
-            epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, s, NULL);
-            rp_worker_defer_free(cs);
-            curl_multi_assign(rp_w.multi, s, NULL);
-        }
+        cs->wanted = 0;
         return 0;
     }
     uint32_t events = 0;
@@ -63,22 +107,8 @@ static int upstream_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp
         events |= EPOLLIN;
     if (what & CURL_POLL_OUT)
         events |= EPOLLOUT;
-    if (!cs) {
-        cs = calloc(1, sizeof *cs);
-        if (!cs)
-            return -1;
-        cs->ev.kind = RP_EV_CURL;
-        cs->ev.fd = s;
-        cs->events = events;
-        struct epoll_event ev = {.events = events, .data.ptr = cs};
-        if (epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
-            epoll_ctl(rp_w.epfd, EPOLL_CTL_MOD, s, &ev);
-        curl_multi_assign(rp_w.multi, s, cs);
-    } else if (cs->events != events) {
-        cs->events = events;
-        struct epoll_event ev = {.events = events, .data.ptr = cs};
-        epoll_ctl(rp_w.epfd, EPOLL_CTL_MOD, s, &ev);
-    }
+    cs->wanted = events;
+    sock_register(cs, events);
     return 0;
 }
 
@@ -111,6 +141,13 @@ void rp_upstream_timeout(void)
 
 void rp_upstream_event(struct rp_ev *ev, uint32_t events)
 {
+    struct curl_sock *cs = (struct curl_sock *)ev;
+    if (!cs->wanted) {
+        /* an idle keep-alive connection spoke (most often the server closed
+         * it): curl finds out when it next considers the connection */
+        sock_register(cs, 0);
+        return;
+    }
     int mask = 0;
     if (events & EPOLLIN)
         mask |= CURL_CSELECT_IN;
@@ -133,36 +170,33 @@ static curl_socket_t upstream_open_cb(void *clientp, curlsocktype purpose,
     int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
     if (fd < 0)
         return CURL_SOCKET_BAD;
-    if (fd >= sock_owner_cap) {
-        int cap = sock_owner_cap ? sock_owner_cap : 1024;
-        while (cap <= fd)
-            cap *= 2;
-        struct rp_wep **p = realloc(sock_owner, (size_t)cap * sizeof *p);
-        if (!p) {
-            close(fd);
-            return CURL_SOCKET_BAD;
-        }
-        memset(p + sock_owner_cap, 0, (size_t)(cap - sock_owner_cap) * sizeof *p);
-        sock_owner = p;
-        sock_owner_cap = cap;
+    struct curl_sock *cs = sock_get(fd);
+    if (!cs) {
+        close(fd);
+        return CURL_SOCKET_BAD;
     }
-    sock_owner[fd] = w;
+    cs->owner = w;
     atomic_fetch_add_explicit(&w->shm->conns_open, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->stats->conns_open_held, 1, memory_order_relaxed);
     return fd;
 }
 
-/* CURLOPT_CLOSESOCKETFUNCTION: uncount and close. */
+/* CURLOPT_CLOSESOCKETFUNCTION: uncount, leave epoll, close. The record is
+ * freed at the end of the loop turn (events already fetched may name it). */
 static int upstream_close_cb(void *clientp, curl_socket_t fd)
 {
     (void)clientp;
-    if (fd >= 0 && fd < sock_owner_cap && sock_owner[fd]) {
-        struct rp_wep *w = sock_owner[fd];
-        atomic_fetch_sub_explicit(&w->shm->conns_open, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&w->stats->conns_open_held, 1, memory_order_relaxed);
-        sock_owner[fd] = NULL;
+    if (fd >= 0 && fd < socks_cap && socks[fd]) {
+        struct curl_sock *cs = socks[fd];
+        if (cs->owner) {
+            atomic_fetch_sub_explicit(&cs->owner->shm->conns_open, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&cs->owner->stats->conns_open_held, 1,
+                                      memory_order_relaxed);
+        }
+        sock_register(cs, 0);
+        socks[fd] = NULL;
+        rp_worker_defer_free(cs);
     }
-    epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, fd, NULL);
     return close(fd);
 }
 
@@ -213,18 +247,23 @@ int rp_upstream_init(void)
 
 void rp_upstream_cleanup(void)
 {
-    for (int i = 0; i < rp_w.easy_n; i++)
-        curl_easy_cleanup(rp_w.easy_pool[i]);
-    free(rp_w.easy_pool);
-    rp_w.easy_pool = NULL;
-    rp_w.easy_n = rp_w.easy_cap = 0;
+    for (int i = 0; i < rp_w.nep; i++) {
+        struct rp_wep *w = &rp_w.eps[i];
+        for (int k = 0; k < w->neasy; k++)
+            curl_easy_cleanup(w->easy[k]);
+        free(w->easy);
+        w->easy = NULL;
+        w->neasy = w->capeasy = 0;
+    }
     if (rp_w.multi)
         curl_multi_cleanup(rp_w.multi);
     rp_w.multi = NULL;
     curl_global_cleanup();
-    free(sock_owner);
-    sock_owner = NULL;
-    sock_owner_cap = 0;
+    for (int fd = 0; fd < socks_cap; fd++)
+        free(socks[fd]);
+    free(socks);
+    socks = NULL;
+    socks_cap = 0;
 }
 
 /* Count a connection carrying a request (host-wide and this worker's share). */
@@ -240,28 +279,19 @@ static void ep_count_active(struct rp_wep *w, int delta)
 }
 
 /* Start R's attempt on endpoint EP with TIMEOUT_MS for the whole transfer. */
-int rp_upstream_start(struct rp_req *r, int ep, long timeout_ms)
+/* A new easy handle set up for endpoint W: everything that does not change
+ * from one request to the next is set once here. */
+static CURL *upstream_easy_new(struct rp_wep *w)
 {
-    struct rp_wep *w = &rp_w.eps[ep];
-    CURL *e = rp_w.easy_n ? rp_w.easy_pool[--rp_w.easy_n] : curl_easy_init();
+    CURL *e = curl_easy_init();
     if (!e)
-        return -1;
-    rp_buf_reset(&r->at.body);
-    r->at.too_large = 0;
-    r->at.retry_after_s = 0;
-    r->at.easy = e;
+        return NULL;
     curl_easy_setopt(e, CURLOPT_URL, w->cfg->url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->send);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->send_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, w->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, upstream_write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, upstream_header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)rp_w.cfg->connection_timeout_ms);
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, (long)(rp_w.cfg->idle_timeout_ms + 999) / 1000);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -269,10 +299,34 @@ int rp_upstream_start(struct rp_req *r, int ep, long timeout_ms)
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* endpoints are reached directly: proxy variables of the environment
+     * do not apply (and are not looked up on every request) */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, upstream_open_cb);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, w);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, upstream_close_cb);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, NULL);
+    return e;
+}
+
+/* Start R's attempt on endpoint EP with TIMEOUT_MS for the whole transfer:
+ * an easy handle of that endpoint's pool gets the per-request options. */
+int rp_upstream_start(struct rp_req *r, int ep, long timeout_ms)
+{
+    struct rp_wep *w = &rp_w.eps[ep];
+    CURL *e = w->neasy ? w->easy[--w->neasy] : upstream_easy_new(w);
+    if (!e)
+        return -1;
+    rp_buf_reset(&r->at.body);
+    r->at.too_large = 0;
+    r->at.retry_after_s = 0;
+    r->at.easy = e;
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->send);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->send_len);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     ep_count_active(w, +1);
     if (curl_multi_add_handle(rp_w.multi, e) != CURLM_OK) {
         ep_count_active(w, -1);
@@ -283,25 +337,26 @@ int rp_upstream_start(struct rp_req *r, int ep, long timeout_ms)
     return 0;
 }
 
-/* Detach R's finished easy handle from the multi and keep it for reuse. */
+/* Detach R's finished easy handle from the multi and keep it in its
+ * endpoint's pool. */
 void rp_upstream_finish(struct rp_req *r)
 {
     CURL *e = r->at.easy;
     if (!e)
         return;
-    ep_count_active(&rp_w.eps[r->at.ep], -1);
+    struct rp_wep *w = &rp_w.eps[r->at.ep];
+    ep_count_active(w, -1);
     curl_multi_remove_handle(rp_w.multi, e);
     r->at.easy = NULL;
-    curl_easy_reset(e);
-    if (rp_w.easy_n == rp_w.easy_cap) {
-        int cap = rp_w.easy_cap ? rp_w.easy_cap * 2 : 64;
-        CURL **p = realloc(rp_w.easy_pool, (size_t)cap * sizeof *p);
+    if (w->neasy == w->capeasy) {
+        int cap = w->capeasy ? w->capeasy * 2 : 16;
+        CURL **p = realloc(w->easy, (size_t)cap * sizeof *p);
         if (!p) {
             curl_easy_cleanup(e);
             return;
         }
-        rp_w.easy_pool = p;
-        rp_w.easy_cap = cap;
+        w->easy = p;
+        w->capeasy = cap;
     }
-    rp_w.easy_pool[rp_w.easy_n++] = e;
+    w->easy[w->neasy++] = e;
 }

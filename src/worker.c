@@ -248,6 +248,9 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
     rp_w.breaker.half_open_max = (uint32_t)cfg->cb_half_open_max_attempts;
     rp_timer_heap_init(&rp_w.timers);
     rp_jparser_init(&rp_w.parser);
+    rp_w.scratch = malloc(RP_CONN_READ_BYTES);
+    if (!rp_w.scratch)
+        return 1;
     rp_balancer_init(&rp_w.balancer);
 
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -348,10 +351,11 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         worker_bury();
     }
     rp_info("worker stopped", "slot=%u", slot);
-    worker_free_endpoints();
     rp_upstream_cleanup();
+    worker_free_endpoints();
     worker_bury();
     free(rp_w.graveyard);
+    free(rp_w.scratch);
     rp_jparser_free(&rp_w.parser);
     rp_balancer_free(&rp_w.balancer);
     rp_timer_heap_free(&rp_w.timers);

@@ -305,8 +305,12 @@ describe('worker replacement', () => {
       });
       conns.push({ c, slot, ok: 0, okAfter: 0, errors: [] });
     };
-    const ws = workersOf(await stat(pool));
-    assert.equal(ws.length, 2);
+    // every worker running (a pid of 0 must never reach kill(2): it would
+    // signal this test's own process group)
+    const ws = await lib.waitFor(async () => {
+      const w = workersOf(await stat(pool));
+      return w.length === 2 && w.every((x) => x.state === 'running' && x.pid > 1) ? w : null;
+    }, { timeout: 15000, message: 'two workers running' });
     for (const [pause, serve] of [[ws[1], ws[0]], [ws[0], ws[1]]]) {
       process.kill(pause.pid, 'SIGSTOP');
       try {
@@ -325,6 +329,7 @@ describe('worker replacement', () => {
 
     const before = workersOf(await stat(pool));
     const victim = before.find((w) => w.slot === conns[0].slot);
+    assert.ok(victim.pid > 1);
     const survivorSlot = slots.find((s) => s !== victim.slot);
 
     // Continuous load on every connection.

@@ -123,11 +123,26 @@ async function load(pool, { clients = 8, per = 300, method = 'net_version', stop
   return out;
 }
 
+// The N workers of POOL once every one is running (a pid of 0 must never
+// reach kill(2): it would signal this test's own process group).
+async function runningWorkers(pool, n) {
+  return lib.waitFor(async () => {
+    const ws = (await stat(pool)).workers.filter((w) => w.kind === 'worker');
+    return ws.length === n && ws.every((w) => w.state === 'running' && w.pid > 1) ? ws : null;
+  }, { timeout: 15000, message: `${n} workers running` });
+}
+
+// Send SIG to the worker PID (never to a group).
+function signal(pid, sig) {
+  assert.ok(Number.isInteger(pid) && pid > 1, `bad worker pid ${pid}`);
+  process.kill(pid, sig);
+}
+
 // Open N connections served by each worker of POOL (the other workers are
 // SIGSTOPped meanwhile: with EPOLLEXCLUSIVE an idle host would hand every
 // connection to one worker). Returns the clients.
-async function spreadClients(pool, n) {
-  const workers = (await stat(pool)).workers.filter((w) => w.kind === 'worker');
+async function spreadClients(pool, n, nworkers) {
+  const workers = await runningWorkers(pool, nworkers);
   const state = (pid) => {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     return s[s.lastIndexOf(')') + 2];
@@ -135,7 +150,7 @@ async function spreadClients(pool, n) {
   const all = [];
   for (const target of workers) {
     const others = workers.filter((w) => w !== target);
-    for (const w of others) process.kill(w.pid, 'SIGSTOP');
+    for (const w of others) signal(w.pid, 'SIGSTOP');
     try {
       for (const w of others) {
         await lib.waitFor(() => state(w.pid) === 'T', { timeout: 5000, interval: 5, message: `worker ${w.pid} stopped` });
@@ -147,7 +162,7 @@ async function spreadClients(pool, n) {
         return w.clients >= n;
       }, { timeout: 10000, message: `worker ${target.pid} holding its ${n} clients` });
     } finally {
-      for (const w of others) process.kill(w.pid, 'SIGCONT');
+      for (const w of others) signal(w.pid, 'SIGCONT');
     }
   }
   return all;
@@ -320,7 +335,7 @@ describe('rate limits', () => {
       server: { queue_timeout_ms: QUEUE_MS },
     });
     const f = faults[0];
-    const conns = await spreadClients(pool, 4); // 16 clients, 4 on each worker
+    const conns = await spreadClients(pool, 4, 4); // 16 clients, 4 on each worker
     await lib.waitFor(async () => (await endpointStat(pool, 'limited')).tokens >= BURST - 0.01,
       { timeout: 5000, message: 'a full bucket' });
     await f.resetCounters();
