@@ -155,8 +155,9 @@ static void check_loaded(const struct rp_config *c)
             CHECK(strcmp(c->endpoints[k].name, e->name) != 0);
             CHECK(strcmp(c->endpoints[k].url, e->url) != 0);
         }
+        /* the scheme is case-insensitive (RFC 3986) and kept as written */
         CHECK(e->url &&
-              (strncmp(e->url, "http://", 7) == 0 || strncmp(e->url, "https://", 8) == 0));
+              (strncasecmp(e->url, "http://", 7) == 0 || strncasecmp(e->url, "https://", 8) == 0));
         CHECK(e->url_redacted != NULL);
         char red[1024];
         rp_config_redact_url(e->url, red, sizeof red);

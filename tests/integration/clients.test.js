@@ -38,6 +38,7 @@ const NO_CACHE = { cacheTimeout: -1 };
 // per-suite limit even on a loaded machine.
 const STEP_MS = 60000;
 const CAST_MS = 60000;
+const TEST_MS = 240000;
 
 // Start anvil on a free loopback port WITHOUT --quiet, so that it logs the
 // name of every JSON-RPC method it serves (one line each): the test counts
@@ -142,6 +143,9 @@ describe('real clients through rpcpoold (one anvil, two endpoints)', () => {
           workers: 2,
           settings: {
             chain_id: CHAIN_ID,
+            // both endpoints carry reads and transactions (p2c over two
+            // endpoints would mostly keep to the faster one)
+            balance: 'round_robin',
             rate_limit: { max_requests: 100000, window_ms: 1000, burst_size: 10000 },
           },
           server: { http_listen: `127.0.0.1:${port}` },
@@ -158,9 +162,9 @@ describe('real clients through rpcpoold (one anvil, two endpoints)', () => {
       const r = await lib.httpRequest(`${httpUrl}/`, { path: '/health', timeout: 5000 });
       return r.status === 200 && JSON.parse(r.body).healthy === 2;
     }, { timeout: 30000, interval: 100, message: 'both endpoints healthy' });
-  });
+  }, { timeout: TEST_MS });
 
-  after(async () => { const st = await pool.ctl('status'); console.error('EPS', JSON.stringify(st.endpoints.map((e) => [e.name, e.url, e.state, e.requests])));
+  after(async () => {
     try {
       if (pool) {
         assert.equal(await pool.stop(), 0, 'rpcpoold stopped cleanly');
@@ -171,7 +175,7 @@ describe('real clients through rpcpoold (one anvil, two endpoints)', () => {
     }
   });
 
-  test('curl --unix-socket: POST eth_chainId and GET /health', async () => {
+  test('curl --unix-socket: POST eth_chainId and GET /health', { timeout: TEST_MS }, async () => {
     const curl = (args) => lib.run('curl', ['-sS', '--max-time', '30', ...args], { timeout: 40000 });
     let r = await curl(['--unix-socket', pool.socket, 'http://localhost/', '-H', 'content-type: application/json',
       '-d', '{"jsonrpc":"2.0","id":7,"method":"eth_chainId","params":[]}']);
@@ -208,7 +212,7 @@ describe('real clients through rpcpoold (one anvil, two endpoints)', () => {
     await checkSentOnce(before0, to, value, 1);
   }
 
-  test('ethers IpcSocketProvider: reads and a transaction', async () => {
+  test('ethers IpcSocketProvider: reads and a transaction', { timeout: TEST_MS }, async () => {
     const provider = new ethers.IpcSocketProvider(pool.socket, undefined, NO_CACHE);
     try {
       await ethersCase(provider);
@@ -217,7 +221,7 @@ describe('real clients through rpcpoold (one anvil, two endpoints)', () => {
     }
   });
 
-  test('ethers JsonRpcProvider over http_listen: reads and a transaction', async () => {
+  test('ethers JsonRpcProvider over http_listen: reads and a transaction', { timeout: TEST_MS }, async () => {
     const provider = new ethers.JsonRpcProvider(httpUrl, undefined, NO_CACHE);
     try {
       await ethersCase(provider);
@@ -226,7 +230,7 @@ describe('real clients through rpcpoold (one anvil, two endpoints)', () => {
     }
   });
 
-  test('ethers JsonRpcProvider with staticNetwork', async () => {
+  test('ethers JsonRpcProvider with staticNetwork', { timeout: TEST_MS }, async () => {
     const provider = new ethers.JsonRpcProvider(httpUrl, undefined, { ...NO_CACHE, staticNetwork: true });
     try {
       const network = await lib.withTimeout(provider.getNetwork(), STEP_MS, 'getNetwork');
@@ -237,7 +241,7 @@ describe('real clients through rpcpoold (one anvil, two endpoints)', () => {
     }
   });
 
-  test('ethers over IPC: several transactions in a row, each sent once', async () => {
+  test('ethers over IPC: several transactions in a row, each sent once', { timeout: TEST_MS }, async () => {
     const provider = new ethers.IpcSocketProvider(pool.socket, undefined, NO_CACHE);
     try {
       const wallet = new ethers.Wallet(KEY0, provider);
@@ -282,12 +286,25 @@ describe('real clients through rpcpoold (one anvil, two endpoints)', () => {
     await checkSentOnce(before0, to, ONE_ETHER, 1);
   }
 
-  test('cast over IPC (--rpc-url SOCKET)', async () => {
+  test('cast over IPC (--rpc-url SOCKET)', { timeout: TEST_MS }, async () => {
     assert.ok(fs.existsSync(pool.socket));
     await castCase(pool.socket);
   });
 
-  test('cast over HTTP (--rpc-url http://127.0.0.1:PORT)', async () => {
+  test('cast over HTTP (--rpc-url http://127.0.0.1:PORT)', { timeout: TEST_MS }, async () => {
     await castCase(httpUrl);
+  });
+
+  // Runs last (the tests of a file run in order): both URLs carried the
+  // traffic above and none of it failed.
+  test('both endpoints served the clients, without failures', { timeout: TEST_MS }, async () => {
+    const st = await pool.ctl('status');
+    assert.equal(st.ok, true);
+    assert.equal(st.endpoints.length, 2);
+    for (const e of st.endpoints) {
+      assert.equal(e.state, 'up', JSON.stringify(e));
+      assert.ok(e.requests.ok > 0, `endpoint ${e.name} served requests: ${JSON.stringify(e)}`);
+      assert.equal(e.requests.failed, 0, `endpoint ${e.name} had no failure: ${JSON.stringify(e)}`);
+    }
   });
 });
