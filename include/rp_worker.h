@@ -71,6 +71,8 @@ struct rp_conn {
     int close_after_flush; /* a fatal framing error: close once answers are out */
     int http_only;       /* accepted on http_listen: HTTP/1.1 only */
     int processing;      /* inside conn_process_input() */
+    int flush_queued;    /* on the worker's flush list */
+    struct rp_conn *flush_next;
     int proto;           /* 0 until told by the first bytes, then IPC or HTTP (conn.c) */
     struct rp_http_conn *http; /* HTTP state (conn.c), NULL unless HTTP */
     struct rp_conn *parent;    /* an HTTP request's stand-in: answers go to this client */
@@ -78,6 +80,23 @@ struct rp_conn {
     struct rp_timer resume_timer; /* re-run buffered input after back-pressure */
     struct rp_timer partial_timer; /* a request begun must be whole in request_timeout_ms */
     uint64_t last_active_ms;
+};
+
+/* How an attempt's transfer ended, as the upstream layer (libcurl, or the
+ * native HTTP/1.1 client) saw it; request.c judges it. */
+enum rp_xfer_status {
+    RP_XFER_OK = 0,    /* an HTTP response was read whole (any status) */
+    RP_XFER_CONNECT,   /* no connection (refused, unreachable, name): nothing was sent */
+    RP_XFER_TIMEOUT,   /* the attempt's time ran out */
+    RP_XFER_IO,        /* reset, closed early, malformed HTTP */
+    RP_XFER_TOO_LARGE, /* the body passed max_response_bytes */
+};
+
+struct rp_xfer_result {
+    enum rp_xfer_status status;
+    long http;         /* HTTP status when one was read, else 0 */
+    int sent;          /* 1 when any byte of the request reached the endpoint */
+    char detail[96];   /* for RP_XFER_CONNECT / RP_XFER_IO: what happened */
 };
 
 /* One attempt of a request on one endpoint. */
@@ -159,6 +178,7 @@ struct rp_worker {
     volatile int stopping; /* drain and exit */
     uint64_t stop_deadline_ms;
     char *scratch;        /* RP_CONN_READ_BYTES: where clients' input is read first */
+    struct rp_conn *flush_head; /* clients with answers to write at the end of the turn */
     void **graveyard;     /* rp_worker_defer_free() */
     int ngrave, capgrave;
 };
@@ -199,11 +219,12 @@ void rp_conn_request_done(struct rp_conn *c);
 void rp_conn_close(struct rp_conn *c);
 void rp_conn_unref(struct rp_conn *c);
 void rp_conn_close_all_idle(void);
+void rp_conn_flush_all(void);
 
 /* request.c */
 void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len);
 int rp_req_warm(int ep, const char *body, size_t len);
-void rp_req_attempt_done(struct rp_req *r, CURLcode code);
+void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res);
 void rp_req_ep_slot_free(int ep);
 
 /* warm.c */

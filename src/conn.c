@@ -157,11 +157,14 @@ static void conn_update_events(struct rp_conn *c)
     c->events = want;
 }
 
+/* The client did something: its idle clock restarts. The timer is only
+ * moved when it fires (conn_idle_timeout), not on every request. */
 static void conn_touch(struct rp_conn *c)
 {
     c->last_active_ms = rp_worker_now_ms();
-    rp_timer_arm(&rp_w.timers, &c->idle_timer,
-                 c->last_active_ms + (uint64_t)rp_w.cfg->client_idle_timeout_ms);
+    if (!rp_timer_armed(&c->idle_timer))
+        rp_timer_arm(&rp_w.timers, &c->idle_timer,
+                     c->last_active_ms + (uint64_t)rp_w.cfg->client_idle_timeout_ms);
 }
 
 /* Make C an HTTP connection. Returns 0, or -1 out of memory. */
@@ -438,8 +441,13 @@ static void conn_idle_timeout(struct rp_timer *t, void *arg)
         rp_conn_close(c);
         return;
     }
+    uint64_t idle_ms = (uint64_t)rp_w.cfg->client_idle_timeout_ms;
+    uint64_t now = rp_worker_now_ms();
     if (c->pending > 0 || c->out_len > c->out_off) {
-        conn_touch(c); /* busy, not idle */
+        c->last_active_ms = now; /* busy, not idle */
+    }
+    if (now - c->last_active_ms < idle_ms) {
+        rp_timer_arm(&rp_w.timers, &c->idle_timer, c->last_active_ms + idle_ms);
         return;
     }
     rp_debug("client idle timeout", "fd=%d", c->ev.fd);
@@ -479,41 +487,29 @@ static int conn_flush(struct rp_conn *c)
     return 0;
 }
 
-/* Write DATA and a newline with one writev while nothing else is queued.
- * Returns the bytes the socket took (LEN + 1 when all); closes the
- * connection on an error. */
-static size_t conn_send_direct(struct rp_conn *c, const char *data, size_t len)
+/* Write C's queued output at the end of this loop turn, together with
+ * whatever else gets answered in the same turn: one write for many answers
+ * (rp_conn_flush_all()). */
+static void conn_queue_flush(struct rp_conn *c)
 {
-    struct iovec iov[2] = {{.iov_base = (void *)data, .iov_len = len},
-                           {.iov_base = (void *)"\n", .iov_len = 1}};
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
-    for (;;) {
-        ssize_t n = sendmsg(c->ev.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n >= 0)
-            return (size_t)n;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return 0;
-        rp_conn_close(c);
-        return 0;
-    }
+    if (c->flush_queued || c->closed)
+        return;
+    c->flush_queued = 1;
+    c->flush_next = rp_w.flush_head;
+    rp_w.flush_head = c;
 }
 
-/* Everything queued is out: release the output buffer (an idle client holds
- * none) and end the connection if it was waiting for that. */
-static void conn_after_write(struct rp_conn *c)
+void rp_conn_flush_all(void)
 {
-    if (c->out_off == c->out_len && c->out_cap > 0) {
-        free(c->out);
-        c->out = NULL;
-        c->out_cap = c->out_len = c->out_off = 0;
+    struct rp_conn *c;
+    while ((c = rp_w.flush_head)) {
+        rp_w.flush_head = c->flush_next;
+        c->flush_queued = 0;
+        if (c->closed) /* freed at the end of the turn, after this */
+            continue;
+        if (conn_flush(c) == 0)
+            conn_update_events(c);
     }
-    if ((c->close_after_flush || c->read_eof) && c->pending == 0) {
-        conn_end(c);
-        return;
-    }
-    conn_update_events(c);
 }
 
 /* Queue DATA (and a newline when NEWLINE) for output. Returns 0, or -1 when
@@ -605,8 +601,8 @@ static void http_flush_queue(struct rp_conn *c)
         return;
     if (wrote) {
         conn_touch(c);
-        if (conn_flush(c) != 0)
-            return;
+        conn_queue_flush(c);
+        return;
     }
     conn_update_events(c);
 }
@@ -635,26 +631,8 @@ void rp_conn_write_answer(struct rp_conn *c, const char *data, size_t len)
     if (c->closed)
         return;
     conn_touch(c);
-    if (c->out_len == c->out_off) {
-        /* nothing queued before it: send straight from DATA, keep the rest */
-        size_t sent = conn_send_direct(c, data, len);
-        if (c->closed)
-            return;
-        if (sent == len + 1) {
-            conn_after_write(c);
-            return;
-        }
-        if (sent < len) {
-            if (conn_out_append(c, data + sent, len - sent, 1) != 0)
-                return;
-        } else if (conn_out_append(c, NULL, 0, 1) != 0) {
-            return;
-        }
-    } else if (conn_out_append(c, data, len, 1) != 0) {
-        return;
-    }
-    if (conn_flush(c) == 0)
-        conn_update_events(c);
+    if (conn_out_append(c, data, len, 1) == 0)
+        conn_queue_flush(c);
 }
 
 /* After a request of C finished: close when that was the last thing to

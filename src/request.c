@@ -617,74 +617,69 @@ static void req_answer_success(struct rp_req *r)
 }
 
 /* Classify a finished attempt. Returns NULL for an answer, else a short
- * description of the failure; *SENT tells whether any byte reached the
- * endpoint; *BREAKER whether it counts against the endpoint's breaker. */
-static const char *attempt_verdict(struct rp_req *r, CURLcode code, long http, long req_bytes,
-                                   int *sent, int *breaker, char *why, size_t whylen)
+ * description of the failure; *BREAKER tells whether it counts against the
+ * endpoint's breaker. */
+static const char *attempt_verdict(struct rp_req *r, const struct rp_xfer_result *res,
+                                   int *breaker, char *why, size_t whylen)
 {
-    *sent = req_bytes > 0;
+    long http = res->http;
     *breaker = 1;
-    if (code == CURLE_OK) {
-        if (http == 429) {
-            snprintf(why, whylen, "HTTP 429");
-            return why;
-        }
-        if (http >= 500) {
-            snprintf(why, whylen, "HTTP %ld", http);
-            return why;
-        }
-        if (r->at.body.len == 0 && r->is_batch && r->ids.len == 0 && http >= 200 && http < 300)
-            return NULL; /* a batch of notifications: nothing comes back */
-        if (r->at.body.len == 0 && !r->answer && http >= 200 && http < 300)
-            return NULL; /* a notification */
-        if (rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, r->is_batch,
-                                      r->is_batch ? NULL : r->id,
-                                      r->is_batch ? 0 : r->id_len) != 0) {
-            if (!r->answer && http >= 200 && http < 300)
-                return NULL; /* notification: whatever came back is dropped */
-            snprintf(why, whylen, "HTTP %ld: not a JSON-RPC response", http);
-            return why;
-        }
-        return NULL;
-    }
-    if (r->at.too_large) {
+    switch (res->status) {
+    case RP_XFER_OK:
+        break;
+    case RP_XFER_TOO_LARGE:
         *breaker = 0;
         snprintf(why, whylen, "response larger than max_response_bytes");
         return why;
-    }
-    switch (code) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        *sent = 0;
-        snprintf(why, whylen, "connect failed: %s", curl_easy_strerror(code));
+    case RP_XFER_CONNECT:
+        snprintf(why, whylen, "connect failed: %s", res->detail);
         return why;
-    case CURLE_OPERATION_TIMEDOUT:
+    case RP_XFER_TIMEOUT:
         snprintf(why, whylen, "timeout");
         return why;
+    case RP_XFER_IO:
     default:
-        snprintf(why, whylen, "%s", curl_easy_strerror(code));
+        snprintf(why, whylen, "%s", res->detail[0] ? res->detail : "transfer failed");
         return why;
     }
+    if (http == 429) {
+        snprintf(why, whylen, "HTTP 429");
+        return why;
+    }
+    if (http >= 500) {
+        snprintf(why, whylen, "HTTP %ld", http);
+        return why;
+    }
+    if (r->at.body.len == 0 && r->is_batch && r->ids.len == 0 && http >= 200 && http < 300)
+        return NULL; /* a batch of notifications: nothing comes back */
+    if (r->at.body.len == 0 && !r->answer && http >= 200 && http < 300)
+        return NULL; /* a notification */
+    if (rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, r->is_batch,
+                                  r->is_batch ? NULL : r->id, r->is_batch ? 0 : r->id_len) != 0) {
+        if (!r->answer && http >= 200 && http < 300)
+            return NULL; /* notification: whatever came back is dropped */
+        snprintf(why, whylen, "HTTP %ld: not a JSON-RPC response", http);
+        return why;
+    }
+    return NULL;
 }
 
-/* The upstream layer reports a finished attempt of R. */
-void rp_req_attempt_done(struct rp_req *r, CURLcode code)
+/* The upstream layer reports a finished attempt of R (its transfer handle
+ * already released). */
+void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
 {
     int ep = r->at.ep;
     struct rp_wep *w = &rp_w.eps[ep];
-    long http = 0, req_bytes = 0;
-    curl_easy_getinfo(r->at.easy, CURLINFO_RESPONSE_CODE, &http);
-    curl_easy_getinfo(r->at.easy, CURLINFO_REQUEST_SIZE, &req_bytes);
-    rp_upstream_finish(r);
+    long http = res->http;
+    int sent = res->sent;
     w->active--;
     ep_inflight(ep, -1);
     ep_trial_held(ep, r->at.grant, -1);
     uint64_t latency_us = (rp_clock_mono_ns() - r->at.start_ns) / 1000ull;
 
     char why[160];
-    int sent, counts;
-    const char *fail = attempt_verdict(r, code, http, req_bytes, &sent, &counts, why, sizeof why);
+    int counts;
+    const char *fail = attempt_verdict(r, res, &counts, why, sizeof why);
     struct rp_shm_epstats *st = w->stats;
     enum rp_breaker_grant g = r->at.grant;
     r->at.ep = -1;

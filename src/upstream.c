@@ -72,6 +72,32 @@ static void sock_register(struct curl_sock *cs, uint32_t events)
     cs->registered = events;
 }
 
+/* What libcurl's verdict CODE on R's transfer means for request.c. */
+static void upstream_result(struct rp_req *r, CURLcode code, struct rp_xfer_result *res)
+{
+    long http = 0, req_bytes = 0;
+    curl_easy_getinfo(r->at.easy, CURLINFO_RESPONSE_CODE, &http);
+    curl_easy_getinfo(r->at.easy, CURLINFO_REQUEST_SIZE, &req_bytes);
+    memset(res, 0, sizeof *res);
+    res->http = http;
+    res->sent = req_bytes > 0;
+    if (code == CURLE_OK) {
+        res->status = RP_XFER_OK;
+    } else if (r->at.too_large) {
+        res->status = RP_XFER_TOO_LARGE;
+    } else if (code == CURLE_COULDNT_CONNECT || code == CURLE_COULDNT_RESOLVE_HOST ||
+               code == CURLE_COULDNT_RESOLVE_PROXY) {
+        res->status = RP_XFER_CONNECT;
+        res->sent = 0;
+    } else if (code == CURLE_OPERATION_TIMEDOUT) {
+        res->status = RP_XFER_TIMEOUT;
+    } else {
+        res->status = RP_XFER_IO;
+    }
+    if (res->status == RP_XFER_CONNECT || res->status == RP_XFER_IO)
+        snprintf(res->detail, sizeof res->detail, "%s", curl_easy_strerror(code));
+}
+
 static void upstream_check_done(void)
 {
     CURLMsg *msg;
@@ -81,9 +107,12 @@ static void upstream_check_done(void)
             continue;
         struct rp_req *r = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        CURLcode code = msg->data.result;
-        if (r)
-            rp_req_attempt_done(r, code);
+        if (!r)
+            continue;
+        struct rp_xfer_result res;
+        upstream_result(r, msg->data.result, &res);
+        rp_upstream_finish(r);
+        rp_req_attempt_done(r, &res);
     }
 }
 

@@ -348,6 +348,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
             }
         }
         worker_run_timers();
+        rp_conn_flush_all();
         worker_bury();
     }
     rp_info("worker stopped", "slot=%u", slot);
