@@ -73,6 +73,15 @@ int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len,
 size_t rp_jsonrpc_error(char *out, size_t outlen, const char *id, size_t id_len, int code,
                         const char *msg, const char *data);
 
+/* Merge an endpoint's answer BODY[0, LEN) to a forwarded batch with EXTRA,
+ * rpcpool's own error objects for the batch's invalid calls (comma-joined,
+ * may be empty), into one JSON array in OUT. BODY may be an array (maybe
+ * empty), a single object (an error for the whole batch), or nothing.
+ * Returns the length written, or needed when OUTLEN is too small (like
+ * snprintf; OUT is NUL-terminated when it fits). */
+size_t rp_jsonrpc_merge_batch(char *out, size_t outlen, const char *body, size_t len,
+                              const char *extra, size_t extra_len);
+
 /* Remove line breaks (CR, LF) outside and inside the JSON text BUF[0, LEN)
  * in place; valid JSON has none inside strings. Returns the new length. */
 size_t rp_json_strip_newlines(char *buf, size_t len);

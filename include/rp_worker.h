@@ -4,6 +4,7 @@
  *   conn.c     a client connection: read, frame, write, back-pressure
  *   request.c  a client request: validation result -> routing, retries, answer
  *   upstream.c the worker's libcurl multi handle driven from the same epoll
+ *   h1.c       the native HTTP/1.1 client for http:// endpoints (rp_h1.h)
  */
 #ifndef RP_WORKER_H
 #define RP_WORKER_H
@@ -29,6 +30,7 @@ enum rp_ev_kind {
     RP_EV_CLIENT,
     RP_EV_CURL,
     RP_EV_HANDOFF,
+    RP_EV_H1, /* a connection of the native HTTP/1.1 client (h1.c) */
 };
 
 struct rp_ev {
@@ -52,6 +54,8 @@ struct rp_listener {
 
 struct rp_req;
 struct rp_http_conn;
+struct rp_h1_conn;
+struct rp_h1_ep;
 
 /* A client connection. Freed when its fd is closed and no request refers to
  * it any more. */
@@ -108,6 +112,13 @@ struct rp_attempt {
     struct rp_buf body;  /* the endpoint's answer */
     int too_large;       /* answer passed max_response_bytes */
     long retry_after_s;  /* from a 429 */
+    /* native HTTP/1.1 client (h1.c) */
+    struct rp_h1_conn *h1;     /* the connection carrying it, NULL when none */
+    struct rp_timer h1_timer;  /* the attempt's deadline (or a failure reported soon) */
+    uint64_t h1_deadline_ms;
+    int h1_retried;            /* already moved once to a fresh connection */
+    int h1_fail;               /* a failure to report from h1_timer: enum rp_xfer_status + 1 */
+    const char *h1_fail_detail;
 };
 
 /* A client request: one call, or one batch. */
@@ -151,6 +162,8 @@ struct rp_wep {
     struct rp_req *qhead, *qtail; /* waiting for a free connection */
     CURL **easy;          /* idle easy handles set up for this endpoint */
     int neasy, capeasy;
+    int native;           /* plain http:// URL: served by h1.c, not libcurl */
+    struct rp_h1_ep *h1;  /* h1.c's state for it (pool, address, request head) */
 };
 
 struct rp_worker {

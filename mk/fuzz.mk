@@ -50,10 +50,10 @@ fuzz-build: $(FUZZ_BIN)
 # deps first, then a fresh make: clang may have just been installed.
 fuzz: fuzz-deps
 	@$(FUZZ_MAKE) FUZZ_BUILD=$(FUZZ_BUILD) fuzz-build
-	@FUZZ_BUILD=$(FUZZ_BUILD) sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+	@FUZZ_NO_BUILD=1 FUZZ_BUILD=$(FUZZ_BUILD) sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 fuzz-ci: fuzz-deps
 	@$(FUZZ_MAKE) FUZZ_BUILD=$(FUZZ_BUILD) fuzz-build
-	@FUZZ_BUILD=$(FUZZ_BUILD) sh tests/fuzz/run.sh $(FUZZ_CI_SECONDS)
+	@FUZZ_NO_BUILD=1 FUZZ_BUILD=$(FUZZ_BUILD) sh tests/fuzz/run.sh $(FUZZ_CI_SECONDS)
 
 .PHONY: fuzz fuzz-ci fuzz-build fuzz-deps

@@ -1511,6 +1511,54 @@ static int read_all(struct ctx *c, const config_setting_t *root, struct rp_confi
     return 0;
 }
 
+/* libconfig 1.5 calls exit() when an @include names something that is not
+ * a readable regular file (a directory, ""): check every @include line of
+ * FILE, and of the files it includes, before libconfig reads them. Relative
+ * names are taken from TOP's directory, as libconfig does. Returns 0, or -1
+ * with "FILE:LINE: @include: reason" in ERR. */
+static int includes_check(const char *top, const char *file, int depth, char *err, size_t errlen)
+{
+    if (depth > 10) {
+        snprintf(err, errlen, "%s: @include: nested more than 10 deep", file);
+        return -1;
+    }
+    FILE *fp = fopen(file, "r");
+    if (!fp)
+        return 0; /* libconfig reports what it cannot open */
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, fp)) {
+        lineno++;
+        const char *p = line + strspn(line, " \t");
+        if (strncmp(p, "@include", 8) != 0)
+            continue;
+        p += 8;
+        p += strspn(p, " \t");
+        if (*p != '"')
+            continue; /* not an include directive libconfig would act on */
+        const char *q = strchr(p + 1, '"');
+        if (!q)
+            continue;
+        char name[PATH_MAX], full[PATH_MAX * 2];
+        snprintf(name, sizeof name, "%.*s", (int)(q - p - 1), p + 1);
+        const char *slash = strrchr(top, '/');
+        if (name[0] == '/' || !slash)
+            snprintf(full, sizeof full, "%s", name);
+        else
+            snprintf(full, sizeof full, "%.*s/%s", (int)(slash - top), top, name);
+        struct stat st;
+        if (name[0] == '\0' || stat(full, &st) != 0 || !S_ISREG(st.st_mode)) {
+            snprintf(err, errlen, "%s:%d: @include: \"%s\" is not a readable regular file", file,
+                     lineno, name);
+            rc = -1;
+        } else {
+            rc = includes_check(top, full, depth + 1, err, errlen);
+        }
+    }
+    fclose(fp);
+    return rc;
+}
+
 /* See rp_config.h. The file is opened first only to give a precise errno:
  * libconfig reports any open failure as "file I/O error". */
 int rp_config_load(const char *path, struct rp_config *cfg, char *err, size_t errlen)
@@ -1534,6 +1582,8 @@ int rp_config_load(const char *path, struct rp_config *cfg, char *err, size_t er
         return -1;
     }
 
+    if (includes_check(path, path, 0, err, errlen) != 0)
+        return -1;
     config_t lc;
     config_init(&lc);
     /* @include paths are relative to the file's directory. */

@@ -736,3 +736,49 @@ size_t rp_json_strip_newlines(char *buf, size_t len)
     }
     return w;
 }
+
+/* Append N bytes of S at *POS of OUT (OUTLEN), counting what does not fit. */
+static void merge_put(char *out, size_t outlen, size_t *pos, const char *s, size_t n)
+{
+    if (n == 0)
+        return;
+    if (*pos < outlen) {
+        size_t room = outlen - *pos;
+        memcpy(out + *pos, s, n < room ? n : room);
+    }
+    *pos += n;
+}
+
+static int merge_ws(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+size_t rp_jsonrpc_merge_batch(char *out, size_t outlen, const char *body, size_t len,
+                              const char *extra, size_t extra_len)
+{
+    size_t s = 0, e = len, pos = 0;
+    while (s < e && merge_ws(body[s]))
+        s++;
+    while (e > s && merge_ws(body[e - 1]))
+        e--;
+    if (e - s >= 2 && body[s] == '[' && body[e - 1] == ']') {
+        s++; /* the array's elements, without its brackets */
+        e--;
+        while (s < e && merge_ws(body[s]))
+            s++;
+        while (e > s && merge_ws(body[e - 1]))
+            e--;
+    }
+    merge_put(out, outlen, &pos, "[", 1);
+    merge_put(out, outlen, &pos, body + s, e - s);
+    if (e > s && extra_len)
+        merge_put(out, outlen, &pos, ",", 1);
+    merge_put(out, outlen, &pos, extra, extra_len);
+    merge_put(out, outlen, &pos, "]", 1);
+    if (pos < outlen)
+        out[pos] = '\0';
+    else if (outlen)
+        out[outlen - 1] = '\0';
+    return pos;
+}

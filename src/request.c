@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "rp_clock.h"
+#include "rp_h1.h"
 #include "rp_log.h"
 
 static void req_route(struct rp_req *r);
@@ -393,7 +394,7 @@ static void req_launch(struct rp_req *r, int ep)
     ep_inflight(ep, +1);
     r->at.start_ns = rp_clock_mono_ns();
     r->tries++;
-    if (rp_upstream_start(r, ep, timeout) != 0) {
+    if ((w->native ? rp_h1_start(r, ep, timeout) : rp_upstream_start(r, ep, timeout)) != 0) {
         w->active--;
         ep_inflight(ep, -1);
         rp_breaker_release(&w->shm->breaker, r->at.grant);
@@ -590,30 +591,15 @@ static void req_answer_success(struct rp_req *r)
         req_finish(r, b->data, len, 1);
         return;
     }
-    struct rp_buf out = RP_BUF_INIT;
-    /* trim trailing whitespace; an array answer loses its closing bracket */
-    while (len && (b->data[len - 1] == ' ' || b->data[len - 1] == '\t'))
-        len--;
-    size_t s = 0;
-    while (s < len && (b->data[s] == ' ' || b->data[s] == '\t'))
-        s++;
-    if (len == s) {
-        rp_buf_append(&out, "[", 1);
-    } else if (b->data[s] == '[' && b->data[len - 1] == ']') {
-        rp_buf_append(&out, b->data + s, len - 1 - s);
-        rp_buf_append(&out, len - 1 - s > 1 ? "," : "", len - 1 - s > 1 ? 1 : 0);
-    } else {
-        rp_buf_append(&out, "[", 1);
-        rp_buf_append(&out, b->data + s, len - s);
-        rp_buf_append(&out, ",", 1);
-    }
-    rp_buf_append(&out, r->extra.data, r->extra.len);
-    rp_buf_append(&out, "]", 1);
-    if (rp_buf_failed(&out))
+    size_t need = rp_jsonrpc_merge_batch(NULL, 0, b->data, len, r->extra.data, r->extra.len);
+    char *merged = malloc(need + 1);
+    if (!merged) {
         req_fail_upstream(r, "out of memory");
-    else
-        req_finish(r, out.data, out.len, 1);
-    rp_buf_free(&out);
+        return;
+    }
+    rp_jsonrpc_merge_batch(merged, need + 1, b->data, len, r->extra.data, r->extra.len);
+    req_finish(r, merged, need, 1);
+    free(merged);
 }
 
 /* Classify a finished attempt. Returns NULL for an answer, else a short

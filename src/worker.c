@@ -12,11 +12,13 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include "rp_clock.h"
+#include "rp_h1.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
 
@@ -108,6 +110,7 @@ static int worker_setup_endpoints(void)
         w->stats = rp_shm_stats(rp_w.shm, rp_w.slot, row->id);
         w->share = share;
         w->warm_min = warm_min < share ? warm_min : share;
+        w->native = strncasecmp(ec->url, "http://", 7) == 0; /* see rp_h1_init() */
         w->headers = curl_slist_append(NULL, "Content-Type: application/json");
         w->headers = curl_slist_append(w->headers, "Expect:");
         for (int h = 0; h < ec->header_count; h++)
@@ -280,7 +283,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         rp_error("epoll_ctl channel failed", "error=\"%s\"", strerror(errno));
         return 1;
     }
-    if (rp_upstream_init() != 0 || worker_setup_endpoints() != 0) {
+    if (rp_upstream_init() != 0 || worker_setup_endpoints() != 0 || rp_h1_init() != 0) {
         rp_error("worker initialisation failed", NULL);
         return 1;
     }
@@ -340,6 +343,9 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
             case RP_EV_CURL:
                 rp_upstream_event(e, events[i].events);
                 break;
+            case RP_EV_H1:
+                rp_h1_event(e, events[i].events);
+                break;
             case RP_EV_HANDOFF:
                 worker_adopt_clients();
                 break;
@@ -353,6 +359,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
     }
     rp_info("worker stopped", "slot=%u", slot);
     rp_upstream_cleanup();
+    rp_h1_cleanup();
     worker_free_endpoints();
     worker_bury();
     free(rp_w.graveyard);

@@ -14,7 +14,8 @@
 # anything failed or nothing ran.
 #
 # Environment: RPCPOOL_BUILD (default build), RPCPOOL_TEST_TIMEOUT (seconds
-# per suite, default 300), RPCPOOL_TEST_VERBOSE=1 (show every suite's output).
+# per suite, default 300), RPCPOOL_TEST_VERBOSE=1 (show every suite's output),
+# RPCPOOL_FUZZ_SECONDS (run each libFuzzer target that long; 0 = skip).
 
 cd "$(dirname "$0")/.." || exit 1
 
@@ -116,6 +117,21 @@ if ls tests/integration/*.test.js >/dev/null 2>&1; then
             report "$name" "$pass" "$fail" "$rc" "$log"
         done
     fi
+fi
+
+# Fuzzers, for a bounded time each, when RPCPOOL_FUZZ_SECONDS is set (CI:
+# 30): every libFuzzer target counts as one test.
+if [ "${RPCPOOL_FUZZ_SECONDS:-0}" -gt 0 ] && wanted fuzz; then
+    log="$LOGDIR/fuzz.log"
+    FUZZ_SECONDS=$RPCPOOL_FUZZ_SECONDS sh tests/fuzz/run.sh "$RPCPOOL_FUZZ_SECONDS" >"$log" 2>&1 </dev/null
+    rc=$?
+    pass=$(grep -c '^fuzz: [a-z]*: ok ' "$log")
+    fail=$(grep -c '^fuzz: [a-z]*: FAILED' "$log")
+    if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
+        fail=1
+    fi
+    report "fuzz" "$pass" "$fail" "$rc" "$log"
+    grep '^fuzz: [a-z]*: ' "$log"
 fi
 
 if [ "$SUITES" -eq 0 ]; then

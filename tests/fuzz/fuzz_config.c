@@ -1,9 +1,9 @@
 /* fuzz_config.c - libFuzzer target for the configuration parser
  * (src/config.c rp_config_load, rp_config_free, rp_config_redact_url).
  *
- * The input is written to a file in a private directory under /dev/shm and
- * loaded. A relative `@include "inc.conf"` finds a small fixed file there;
- * inputs whose @include line names anything else (a '/', a backslash or
+ * The input is written to a file in a private directory (under
+ * $RP_FUZZ_TMPDIR, else /dev/shm) and loaded. A relative `@include "inc.conf"` finds a small fixed
+ * file there; inputs whose @include line names anything else (a '/', a backslash or
  * "..") are refused so the fuzzer never reads the host's files.
  * Invariants:
  *  - a failure leaves the struct all zero and an error "FILE:..." that names
@@ -42,8 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                          \
     } while (0)
 
-static char fz_dir[64];
-static char fz_path[96];
+static char fz_dir[256];
+static char fz_path[288];
 static int allow_dir_include;
 
 /* libconfig 1.5 leaks a string token's buffer when a syntax error discards
@@ -64,7 +64,7 @@ const char *__lsan_default_suppressions(void)
 /* Remove the private directory at exit. */
 static void fz_cleanup(void)
 {
-    char p[128];
+    char p[320];
     unlink(fz_path);
     snprintf(p, sizeof p, "%s/inc.conf", fz_dir);
     unlink(p);
@@ -75,13 +75,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    snprintf(fz_dir, sizeof fz_dir, "/dev/shm/rpcpool-fuzz-config.XXXXXX");
+    /* run.sh gives a scratch directory it removes afterwards: libFuzzer
+     * may end the process without running atexit handlers */
+    const char *base = getenv("RP_FUZZ_TMPDIR");
+    snprintf(fz_dir, sizeof fz_dir, "%s/rpcpool-fuzz-config.XXXXXX", base ? base : "/dev/shm");
     if (!mkdtemp(fz_dir)) {
         snprintf(fz_dir, sizeof fz_dir, "/tmp/rpcpool-fuzz-config.XXXXXX");
         CHECK(mkdtemp(fz_dir) != NULL);
     }
     snprintf(fz_path, sizeof fz_path, "%s/rpcpool.conf", fz_dir);
-    char inc[128];
+    char inc[320];
     snprintf(inc, sizeof inc, "%s/inc.conf", fz_dir);
     FILE *f = fopen(inc, "w");
     CHECK(f != NULL);

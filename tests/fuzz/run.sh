@@ -5,7 +5,7 @@
 #   sh tests/fuzz/run.sh --deps                    install clang/libFuzzer if missing
 #
 # Targets: frame jsonrpc config http response (tests/fuzz/fuzz_NAME.c, built
-# into $FUZZ_BUILD/fuzz_NAME by mk/fuzz.mk; built here first when missing).
+# into $FUZZ_BUILD/fuzz_NAME by mk/fuzz.mk; brought up to date here first).
 # Each target runs on a temporary copy of its committed seed corpus
 # (tests/fuzz/corpus/NAME/), so the committed corpus never grows, with its
 # dictionary, for -max_total_time=SECONDS. One line per target reports the
@@ -18,7 +18,7 @@
 #
 # Environment: FUZZ_BUILD (default build/fuzz), FUZZ_SECONDS (default 60,
 # overridden by the argument), FUZZ_FLAGS (more libFuzzer flags, e.g.
-# "-jobs=2" or "-seed=1").
+# "-seed=1"), FUZZ_NO_BUILD=1 (use the binaries as they are).
 
 cd "$(dirname "$0")/../.." || exit 1
 
@@ -71,17 +71,18 @@ case "${1:-}" in
 esac
 TARGETS=${*:-$ALL_TARGETS}
 
-# Build what is missing through make (mk/fuzz.mk holds the rules).
-missing=""
-for t in $TARGETS; do
-    [ -x "$FUZZ_BUILD/fuzz_$t" ] || missing="$missing $FUZZ_BUILD/fuzz_$t"
-done
-if [ -n "$missing" ]; then
+# Build (or bring up to date) through make: mk/fuzz.mk holds the rules.
+# FUZZ_NO_BUILD=1 skips this (make fuzz / fuzz-ci have just built).
+if [ "${FUZZ_NO_BUILD:-0}" != 1 ]; then
     deps || exit 1
+    bins=""
+    for t in $TARGETS; do
+        bins="$bins $FUZZ_BUILD/fuzz_$t"
+    done
     if grep -qs '^-\{0,1\}include .*mk/fuzz\.mk' Makefile; then
-        make --no-print-directory FUZZ_BUILD="$FUZZ_BUILD" $missing || exit 1
+        make --no-print-directory FUZZ_BUILD="$FUZZ_BUILD" $bins || exit 1
     else
-        make --no-print-directory -f Makefile -f mk/fuzz.mk FUZZ_BUILD="$FUZZ_BUILD" $missing || exit 1
+        make --no-print-directory -f Makefile -f mk/fuzz.mk FUZZ_BUILD="$FUZZ_BUILD" $bins || exit 1
     fi
 fi
 
@@ -109,6 +110,8 @@ for t in $TARGETS; do
     *) dict="" ;;
     esac
     work=$(mktemp -d "${TMPDIR:-/tmp}/rpcpool-fuzz-$t.XXXXXX") || exit 1
+    # scratch files of the target (fuzz_config writes its input there)
+    scratch=$(mktemp -d "${TMPDIR:-/tmp}/rpcpool-fuzz-$t-tmp.XXXXXX") || exit 1
     if [ -d "tests/fuzz/corpus/$t" ]; then
         cp -R "tests/fuzz/corpus/$t/." "$work/"
     fi
@@ -116,10 +119,11 @@ for t in $TARGETS; do
     # for new ones
     before=$(ls "$FUZZ_BUILD/artifacts" 2>/dev/null | grep "^$t-" | sort)
     # shellcheck disable=SC2086
-    "$bin" "$work" ${dict:+-dict=$dict} -max_total_time="$SECONDS_EACH" -timeout=10 \
+    RP_FUZZ_TMPDIR="$scratch" "$bin" "$work" ${dict:+-dict=$dict} -max_total_time="$SECONDS_EACH" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$FUZZ_BUILD/artifacts/$t-" \
         ${FUZZ_FLAGS:-} >"$log" 2>&1
     rc=$?
+    rm -rf "$scratch"
     corpus=$(ls "$work" | wc -l | tr -d ' ')
     rm -rf "$work"
     last=$(grep -E '^#[0-9]+' "$log" | tail -1)

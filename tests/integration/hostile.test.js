@@ -159,15 +159,18 @@ describe('client side', () => {
     }
   }
 
-  // Write BYTES to client C in 8 KiB pieces, yielding between them, and
-  // stop once an answer arrived or the connection closed: the daemon stops
-  // reading at the first error and closes, and a write into a closed socket
-  // (EPIPE) would make node drop the answer already received.
+  // Write BYTES to client C in 8 KiB pieces, waiting briefly after each,
+  // and stop once an answer arrived or the connection closed: the daemon
+  // stops reading at the first error and closes, and a write into a closed
+  // socket (EPIPE) would make node drop the answer already received. (So of
+  // a 100,000-deep value the daemon reads only what it needs to refuse it.)
   async function sendPieces(c, bytes) {
     const buf = Buffer.from(bytes);
-    for (let off = 0; off < buf.length && !c.isClosed() && c.lines.length === 0; off += 8192) {
+    const answered = () => c.isClosed() || c.lines.length > 0;
+    for (let off = 0; off < buf.length && !answered(); off += 8192) {
       await c.send(buf.subarray(off, off + 8192)).catch(() => {});
-      await new Promise((r) => setImmediate(r));
+      // give the daemon time to answer before writing on
+      for (let k = 0; k < 20 && !answered(); k++) await new Promise((r) => setTimeout(r, 5));
     }
   }
 

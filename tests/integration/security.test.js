@@ -96,7 +96,7 @@ test('secrets in URLs, user info and headers never appear in logs, status, stats
   const pool = await lib.startPool({
     endpoints,
     workers: 2,
-    settings: { ...QUIET, health_check_interval_ms: 1000, retries: 2,
+    settings: { ...QUIET, health_check_interval_ms: 1000, retries: 2, balance: 'round_robin',
       circuit_breaker: { failure_threshold: 3, recovery_timeout_ms: 1000, half_open_max_attempts: 1 } },
     server: { http_listen: `127.0.0.1:${httpPort}`, log_level: 'debug' },
   });
@@ -106,10 +106,10 @@ test('secrets in URLs, user info and headers never appear in logs, status, stats
 
   // the secrets are really used: the header reaches the endpoint
   const c = await lib.ipcClient(pool.socket);
-  for (let i = 0; i < 30; i++) {
-    const r = await c.call(req('net_version'));
-    keep('ipc answer', JSON.stringify(r));
-  }
+  await lib.waitFor(async () => {
+    for (let i = 0; i < 10; i++) keep('ipc answer', JSON.stringify(await c.call(req('net_version'))));
+    return ((await a.state()).by_method.net_version || 0) > 0 && ((await b.state()).by_method.net_version || 0) > 0;
+  }, { timeout: 20000, message: 'both live endpoints served' });
   const st = await a.state();
   assert.equal(st.last_headers.authorization, `Bearer ${S.header}`, 'the planted header is sent');
   assert.equal(st.last_headers['x-api-key'], S.header2);

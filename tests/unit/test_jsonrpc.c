@@ -464,6 +464,38 @@ static void test_strip_newlines(void)
     CU_ASSERT_EQUAL(rp_json_strip_newlines(buf, 0), 0);
 }
 
+/* Merge BODY with EXTRA and compare with WANT; the result must be valid JSON. */
+static void check_merge(const char *body, const char *extra, const char *want)
+{
+    char out[256];
+    size_t n = rp_jsonrpc_merge_batch(out, sizeof out, body, strlen(body), extra, strlen(extra));
+    CU_ASSERT_EQUAL(n, strlen(want));
+    CU_ASSERT_STRING_EQUAL(out, want);
+    CU_ASSERT_EQUAL(rp_frame_validate(out, n), 0);
+}
+
+static void test_merge_batch(void)
+{
+    const char *e = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\"x\"}}";
+    char want[256];
+    snprintf(want, sizeof want, "[{\"id\":1},%s]", e);
+    check_merge("[{\"id\":1}]", e, want);
+    check_merge("  [ {\"id\":1} ]\t", e, want);
+    snprintf(want, sizeof want, "[%s]", e);
+    check_merge("", e, want);
+    check_merge("[]", e, want);
+    check_merge("[ ]", e, want);
+    check_merge("[\r\n  ]", e, want);
+    snprintf(want, sizeof want, "[{\"error\":1},%s]", e);
+    check_merge("{\"error\":1}", e, want);
+    check_merge("[{\"id\":1},{\"id\":2}]", "", "[{\"id\":1},{\"id\":2}]");
+    /* too small a buffer: the needed length, like snprintf */
+    char small[4];
+    CU_ASSERT_EQUAL(rp_jsonrpc_merge_batch(small, sizeof small, "[1]", 3, "2", 1), 5);
+    CU_ASSERT_EQUAL(small[3], '\0');
+    CU_ASSERT_EQUAL(rp_jsonrpc_merge_batch(NULL, 0, NULL, 0, "2", 1), 3);
+}
+
 int main(void)
 {
     static const struct rp_test_case cases[] = {
@@ -479,6 +511,7 @@ int main(void)
         {"error objects", test_error_objects},
         {"rp_json_escape", test_escape},
         {"rp_json_strip_newlines", test_strip_newlines},
+        {"batch answers merged with rpcpool's own errors", test_merge_batch},
         {NULL, NULL},
     };
     rp_jparser_init(&parser);

@@ -1,0 +1,133 @@
+/* rp_h1.h - the worker's native HTTP/1.1 upstream client, used for plain
+ * http:// endpoints instead of libcurl (which stays for https://).
+ *
+ * Modelled on nginx's upstream module with keep-alive: per endpoint a LIFO
+ * pool of idle keep-alive connections on the worker's own epoll, one
+ * sendmsg per request (head and body as an iovec, the body never copied),
+ * the response parsed by libhttp-parser straight into the attempt's body
+ * buffer, no liveness probes (an idle connection stays in epoll and is
+ * closed as soon as the server closes it).
+ *
+ * The contract towards request.c is the one of upstream.c: rp_h1_start()
+ * begins an attempt with a deadline; when it ends, a struct rp_xfer_result
+ * is filled and rp_req_attempt_done() is called (never from inside
+ * rp_h1_start()). Sockets are counted into shm like libcurl's.
+ *
+ * The pure parts (URL splitting, request formatting, the incremental
+ * response parser) touch no socket, clock or shared memory; the unit tests
+ * drive them byte by byte.
+ */
+#ifndef RP_H1_H
+#define RP_H1_H
+
+#include <http_parser.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rp_buf.h"
+
+#define RP_H1_HOST_MAX   256   /* bytes of a host name, NUL included */
+#define RP_H1_MAX_ADDRS  4     /* addresses kept per endpoint */
+#define RP_H1_READ_BYTES 65536 /* one read() of a response */
+
+/* ---------------------------------------------------------------------
+ * pure parts
+ * ------------------------------------------------------------------- */
+
+/* A split http:// URL. */
+struct rp_h1_url {
+    char host[RP_H1_HOST_MAX];         /* without brackets for an IPv6 literal */
+    char hostport[RP_H1_HOST_MAX + 8]; /* the Host header: host, [v6], ":port" when not 80 */
+    uint16_t port;                     /* 80 when not given */
+    const char *target;                /* request target: path and query ("/" when empty); points
+                                          into the URL given to rp_h1_url_parse() */
+    size_t target_len;
+    int has_userinfo; /* "user:pass@" before the host */
+};
+
+/* Split URL ("http://host[:port][/path][?query][#fragment]", scheme in any
+ * case) into U. The fragment is dropped; U->target points into URL, which
+ * must outlive U. Returns 0, or -1 when URL is not such an http:// URL
+ * (https://, bad port, bytes that need encoding, empty host). */
+int rp_h1_url_parse(const char *url, struct rp_h1_url *u);
+
+/* The constant part of every request to the endpoint of U, malloc'd:
+ * "POST target HTTP/1.1", Host, Content-Type: application/json and the
+ * COUNT configured HEADERS ("Name: value"; one named Host or Content-Type
+ * replaces rpcpool's own). Each line ends in CRLF; the blank line is not
+ * included (rp_h1_content_length() ends the head). *LEN gets the length.
+ * Returns NULL when out of memory. */
+char *rp_h1_request_head(const struct rp_h1_url *u, char *const *headers, int count, size_t *len);
+
+/* Write "Content-Length: BODY_BYTES\r\n\r\n" into OUT (CAP >= 40). Returns
+ * its length. */
+size_t rp_h1_content_length(char *out, size_t cap, size_t body_bytes);
+
+/* What rp_h1_resp_feed() / rp_h1_resp_eof() found. */
+enum rp_h1_resp_state {
+    RP_H1_RESP_MORE = 0,  /* the response is not complete yet */
+    RP_H1_RESP_DONE,      /* a final (non-1xx) response was read whole */
+    RP_H1_RESP_MALFORMED, /* not HTTP/1.x, or a framing error */
+    RP_H1_RESP_TRUNCATED, /* (eof) closed before the response was complete */
+    RP_H1_RESP_TOO_LARGE, /* the body passed max_body_bytes */
+};
+
+/* An incremental HTTP/1.x response reader. Interim 1xx responses are read
+ * and forgotten; the final response's body is appended to a caller's
+ * buffer. */
+struct rp_h1_resp {
+    http_parser parser;
+    struct rp_buf *body; /* where the body goes (reset by rp_h1_resp_init) */
+    size_t max_body_bytes;
+    long status;        /* of the final response once its head was read, else 0 */
+    long retry_after_s; /* Retry-After in seconds (1..86399), 0 when absent */
+    uint64_t bytes;     /* response bytes seen so far */
+    int done;           /* the final response was read whole */
+    int keep_alive;     /* when done: the connection may carry another request */
+    int too_large;
+    /* Retry-After matching across split callbacks */
+    unsigned field_len;
+    int field_is_ra; /* the field being read is Retry-After (so far) */
+    int in_value;    /* the last callback was a header value */
+    char ra[16];
+    unsigned ra_len;
+};
+
+/* Prepare R for a new response whose body goes to BODY (emptied). */
+void rp_h1_resp_init(struct rp_h1_resp *r, struct rp_buf *body, size_t max_body_bytes);
+
+/* Feed LEN bytes of the response stream. *USED (may be NULL) gets the bytes
+ * consumed; after DONE, bytes left over mean the server sent more than one
+ * response: the connection is then not kept (R->keep_alive is cleared). */
+enum rp_h1_resp_state rp_h1_resp_feed(struct rp_h1_resp *r, const char *data, size_t len,
+                                      size_t *used);
+
+/* The server closed the connection: DONE when that ends a body read until
+ * close, else TRUNCATED (MALFORMED when the bytes were not HTTP). */
+enum rp_h1_resp_state rp_h1_resp_eof(struct rp_h1_resp *r);
+
+/* ---------------------------------------------------------------------
+ * worker side (h1.c, on the worker's epoll; see rp_worker.h)
+ * ------------------------------------------------------------------- */
+
+struct rp_req;
+struct rp_ev;
+
+/* Set up every endpoint whose wep->native is set: split its URL, build its
+ * request head, resolve its host (once, here). An endpoint that cannot be
+ * served natively (user info in the URL, unresolvable host) gets native = 0
+ * and stays on libcurl. Returns 0, -1 when out of memory. */
+int rp_h1_init(void);
+
+/* Close every connection (uncounted in shm) and free the endpoints' state. */
+void rp_h1_cleanup(void);
+
+/* Start R's attempt on native endpoint EP with TIMEOUT_MS for the whole
+ * transfer (connect included). Returns 0; the end is always reported later
+ * through rp_req_attempt_done(). */
+int rp_h1_start(struct rp_req *r, int ep, long timeout_ms);
+
+/* An epoll event on one of the client's connections. */
+void rp_h1_event(struct rp_ev *ev, uint32_t events);
+
+#endif
