@@ -45,6 +45,8 @@ fi
 # Tools the tests drive: curl (HTTP front), groff (man pages render).
 have curl || add curl
 have groff || add groff-base
+have strace || add strace       # rpcpoolstat's read-only check
+have valgrind || add valgrind   # one integration run under memcheck
 
 # node and npm for the integration tests.
 have node || add nodejs

@@ -212,7 +212,9 @@ async function failover(t, mode, { balance = 'round_robin', onlyOpen = false } =
     while (!done) {
       const e = await endpointStat(pool, 'bad');
       states.add(e.breaker);
-      if (e.breaker === 'open' && tOpen === null) tOpen = Date.now();
+      // half_open is only reached through open (a slow sample may miss the
+      // open period itself when recovery_timeout_ms is short)
+      if ((e.breaker === 'open' || e.breaker === 'half_open') && tOpen === null) tOpen = Date.now();
       await new Promise((r) => setTimeout(r, 25));
     }
   })();
@@ -223,11 +225,11 @@ async function failover(t, mode, { balance = 'round_robin', onlyOpen = false } =
   const atBad = await count(bad);
   figure(`failover ${mode} (${balance}): ${res.ok + res.errors.length} requests, ${res.errors.length} client errors, ` +
     `p50 ${median(res.lat)} ms p99 ${pct(res.lat, 99)} ms; bad endpoint got ${atBad} net_version, ` +
-    `failed ${eBad.requests.failed}, retried ${eBad.requests.retried}; breaker open ` +
+    `failed ${eBad.requests.failed}, retried ${eBad.requests.retried}; breaker open (or past it) ` +
     `${tOpen === null ? 'never seen' : `${tOpen - tMode} ms after the fault began`}; states seen ${[...states]}`);
   assert.equal(res.errors.length, 0, `client errors:\n${res.errors.slice(0, 5).join('\n')}`);
   assert.equal(res.ok, 8 * 300);
-  assert.ok(tOpen !== null, `breaker of the bad endpoint never seen open (states: ${[...states]})`);
+  assert.ok(tOpen !== null, `breaker of the bad endpoint never seen open or half_open (states: ${[...states]})`);
   assert.ok(eBad.requests.failed >= FAILOVER.circuit_breaker.failure_threshold);
   // the open breaker kept most traffic off it
   assert.ok(atBad < res.ok / 3, `bad endpoint got ${atBad} of ${res.ok}`);

@@ -30,7 +30,7 @@ function onlyKnownBug(out) {
   const allKnown = reports.length > 0 && reports.every((r) => {
     if (!/Conditional jump or move depends on uninitialised/.test(r)) return false;
     const at = lines[lines.indexOf(r) + 1] || '';
-    return /sup_run \(supervisor\.c:744\)/.test(at);
+    return /sup_run \(supervisor\.c:\d+\)/.test(at); // the line moves as the file is edited
   });
   return itemsOk && allKnown;
 }
