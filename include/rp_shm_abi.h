@@ -114,7 +114,8 @@ struct rp_shm_endpoint {
     _Atomic uint32_t conns_active; /* of those, carrying a request now; relaxed */
     _Atomic uint32_t drained;      /* 1 = operator drained; relaxed */
     _Atomic uint32_t health_ok;    /* prober verdict 1 up / 0 down; relaxed */
-    uint8_t pad0[128 - 6 * 4 - 4 * 8];
+    _Atomic uint64_t ewma_at_ms;   /* when ewma_latency_us last took a sample; relaxed */
+    uint8_t pad0[128 - 6 * 4 - 5 * 8];
 
     /* ---- line 1+: identity and parameters, written by the supervisor ---- */
     /* 1 = slot describes a configured endpoint, 0 = free or tombstoned.

@@ -405,6 +405,27 @@ static void req_launch(struct rp_req *r, int ep)
     }
 }
 
+/* The latency the balancer should see for endpoint E at NOW_MS. The EWMA
+ * only moves when requests succeed, so an endpoint that was once slow would
+ * never be picked again by p2c and never show it got better: an old sample
+ * halves for every RP_EWMA_HALF_LIFE_MS it has not been refreshed. A
+ * half-open endpoint counts as fast, so its trial request comes soon. */
+#define RP_EWMA_HALF_LIFE_MS 1000
+static uint64_t ewma_decayed(const struct rp_shm_endpoint *e, uint64_t ewma, uint64_t now_ms)
+{
+    uint64_t at = atomic_load_explicit(&e->ewma_at_ms, memory_order_relaxed);
+    uint64_t halvings = now_ms > at ? (now_ms - at) / RP_EWMA_HALF_LIFE_MS : 0;
+    return halvings >= 63 ? 0 : ewma >> halvings;
+}
+
+static uint64_t balance_latency_us(const struct rp_shm_endpoint *e, uint64_t now_ms)
+{
+    uint64_t word = atomic_load_explicit(&e->breaker, memory_order_relaxed);
+    if (rp_breaker_state_at(word, now_ms) == RP_BREAKER_HALF_OPEN)
+        return 0;
+    return ewma_decayed(e, atomic_load_explicit(&e->ewma_latency_us, memory_order_relaxed), now_ms);
+}
+
 /* Pick an endpoint for R and start (or queue) its attempt. */
 static void req_route(struct rp_req *r)
 {
@@ -426,7 +447,7 @@ static void req_route(struct rp_req *r)
         cand[n].id = (uint32_t)i;
         cand[n].weight = e->weight ? e->weight : 1;
         cand[n].inflight = atomic_load_explicit(&e->inflight, memory_order_relaxed);
-        cand[n].ewma_us = atomic_load_explicit(&e->ewma_latency_us, memory_order_relaxed);
+        cand[n].ewma_us = balance_latency_us(e, seg_ms);
         n++;
     }
     uint64_t min_wait_ns = UINT64_MAX;
@@ -563,12 +584,15 @@ void rp_req_ep_slot_free(int ep)
 static void ep_record_latency(int ep, uint64_t latency_us)
 {
     struct rp_wep *w = &rp_w.eps[ep];
+    uint64_t now_ms = rp_shm_now_ms(rp_w.shm);
     uint64_t old = atomic_load_explicit(&w->shm->ewma_latency_us, memory_order_relaxed);
     uint64_t upd;
     do {
-        upd = old == 0 ? latency_us : old - old / 8 + latency_us / 8;
+        uint64_t prev = ewma_decayed(w->shm, old, now_ms); /* an old average counts less */
+        upd = prev == 0 ? latency_us : prev - prev / 8 + latency_us / 8;
     } while (!atomic_compare_exchange_weak_explicit(&w->shm->ewma_latency_us, &old, upd,
                                                     memory_order_relaxed, memory_order_relaxed));
+    atomic_store_explicit(&w->shm->ewma_at_ms, now_ms, memory_order_relaxed);
     struct rp_shm_epstats *st = w->stats;
     atomic_fetch_add_explicit(&st->ok, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&st->lat_sum_us, latency_us, memory_order_relaxed);

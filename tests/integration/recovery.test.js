@@ -27,6 +27,13 @@ function figure(text) {
   process.stderr.write(`# ${text}\n`);
 }
 
+// Wait until POOL is fully up: the client socket listens before the shm
+// segment, the control socket and the workers exist.
+async function ready(pool) {
+  await lib.waitFor(async () => (await pool.ctl('ping')).ok === true, { timeout: 15000, message: 'control socket up' });
+  return pool;
+}
+
 async function stat(pool) {
   const r = await lib.run(lib.daemonBin('rpcpoolstat'), ['-n', pool.shmName, '-j'], { timeout: 10000 });
   assert.equal(r.code, 0, `rpcpoolstat failed: ${r.stderr}`);
@@ -66,7 +73,7 @@ test('SIGKILL of the supervisor: workers and prober exit by themselves; the next
   async (t) => {
     const node = await lib.startFault({});
     t.after(() => node.stop());
-    const pool = await lib.startPool({ endpoints: [node], workers: 2, settings: QUIET });
+    const pool = await ready(await lib.startPool({ endpoints: [node], workers: 2, settings: QUIET }));
     t.after(() => pool.stop().catch(() => {}));
     const c = await lib.ipcClient(pool.socket);
     assert.equal((await c.call(req('net_version'))).result, '31337');
@@ -117,11 +124,11 @@ test('SIGKILL of a worker under load: the other worker\'s clients lose nothing, 
       await a.stop();
       await b.stop();
     });
-    const pool = await lib.startPool({
+    const pool = await ready(await lib.startPool({
       endpoints: [{ name: 'a', url: a.url }, { name: 'b', url: b.url }],
       workers: 2,
       settings: { ...QUIET, retries: 2, request_timeout_ms: 10000 },
-    });
+    }));
     t.after(() => pool.stop().catch(() => {}));
     const ws = (await children(pool, 2)).filter((w) => w.kind === 'worker');
     // Map connections to workers: with one worker stopped (out of
@@ -212,12 +219,12 @@ test('SIGKILL of the worker holding a half-open trial slot: the slot is given ba
   const flaky = await lib.startFault({});
   t.after(() => flaky.stop());
   const RECOVERY = 1000;
-  const pool = await lib.startPool({
+  const pool = await ready(await lib.startPool({
     endpoints: [{ name: 'flaky', url: flaky.url }],
     workers: 2,
     settings: { ...QUIET, retries: 0, request_timeout_ms: 60000, attempt_timeout_ms: 60000, min_connections: 0,
       circuit_breaker: { failure_threshold: 2, recovery_timeout_ms: RECOVERY, half_open_max_attempts: 1 } },
-  });
+  }));
   t.after(() => pool.stop().catch(() => {}));
   const ep = async () => (await pool.ctl('status')).endpoints.find((e) => e.name === 'flaky');
   await children(pool, 2);

@@ -32,6 +32,13 @@ function figure(text) {
   process.stderr.write(`# ${text}\n`);
 }
 
+// Wait until POOL is fully up: the client socket listens before the shm
+// segment, the control socket and the workers exist.
+async function ready(pool) {
+  await lib.waitFor(async () => (await pool.ctl('ping')).ok === true, { timeout: 15000, message: 'control socket up' });
+  return pool;
+}
+
 function mode(p) {
   return fs.statSync(p).mode & 0o7777;
 }
@@ -93,13 +100,13 @@ test('secrets in URLs, user info and headers never appear in logs, status, stats
     `http://${S.user}:${S.password}@127.0.0.1:${b.port}/`,
     { name: 'down', url: `http://127.0.0.1:${deadPort}/rpc/${S.downPath}?token=${S.downQuery}` },
   ];
-  const pool = await lib.startPool({
+  const pool = await ready(await lib.startPool({
     endpoints,
     workers: 2,
     settings: { ...QUIET, health_check_interval_ms: 1000, retries: 2, balance: 'round_robin',
       circuit_breaker: { failure_threshold: 3, recovery_timeout_ms: 1000, half_open_max_attempts: 1 } },
     server: { http_listen: `127.0.0.1:${httpPort}`, log_level: 'debug' },
-  });
+  }));
   t.after(() => pool.stop().catch(() => {}));
   const seen = []; // [where, text]
   const keep = (where, text) => seen.push([where, String(text)]);
@@ -212,7 +219,7 @@ test('socket_mode, control socket 0600, shm 0600, and 0640 with a group', async 
   const node = await lib.startFault({});
   t.after(() => node.stop());
   for (const sm of ['0660', '0600', '0666']) {
-    const pool = await lib.startPool({ endpoints: [node], workers: 1, settings: QUIET, server: { socket_mode: sm } });
+    const pool = await ready(await lib.startPool({ endpoints: [node], workers: 1, settings: QUIET, server: { socket_mode: sm } }));
     try {
       assert.equal(octal(mode(pool.socket)), sm, 'client socket mode = socket_mode');
       assert.ok(fs.statSync(pool.socket).isSocket());
@@ -228,8 +235,8 @@ test('socket_mode, control socket 0600, shm 0600, and 0640 with a group', async 
   // with server.group: the segment is 0640 and belongs to that group
   const gid = IS_ROOT ? NOBODY : process.getgid();
   const group = IS_ROOT ? 'nogroup' : (await lib.run('id', ['-gn'])).stdout.trim();
-  const pool = await lib.startPool({ endpoints: [node], workers: 1, settings: QUIET,
-    server: { socket_mode: '0660', group } });
+  const pool = await ready(await lib.startPool({ endpoints: [node], workers: 1, settings: QUIET,
+    server: { socket_mode: '0660', group } }));
   try {
     const shm = path.join('/dev/shm', pool.shmName.slice(1));
     assert.equal(octal(mode(shm)), '0640', 'shm 0640 with a group');
@@ -254,8 +261,8 @@ test('the control socket refuses another uid (file mode, and SO_PEERCRED)', asyn
   t.after(() => node.stop());
   const dir = lib.tmpDir('rpcpool-sec-');
   fs.chmodSync(dir, 0o755); // reachable by nobody
-  const pool = await lib.startPool({ dir, endpoints: [node], workers: 1, settings: QUIET,
-    server: { socket_mode: '0666' } });
+  const pool = await ready(await lib.startPool({ dir, endpoints: [node], workers: 1, settings: QUIET,
+    server: { socket_mode: '0666' } }));
   t.after(() => pool.stop().catch(() => {}));
   const asNobody = (args) => lib.run(SETPRIV, ['--reuid=65534', '--regid=65534', '--clear-groups',
     lib.daemonBin('rpcpoolctl'), ...args], { timeout: 10000 });
@@ -302,8 +309,8 @@ test('started as root with server.user/group: supervisor, workers and prober run
   const dir = lib.tmpDir('rpcpool-priv-');
   fs.chownSync(dir, NOBODY, NOBODY);
   fs.chmodSync(dir, 0o755);
-  const pool = await lib.startPool({ dir, endpoints: [node], workers: 2, settings: QUIET,
-    server: { user: 'nobody', group: 'nogroup', socket_mode: '0660' } });
+  const pool = await ready(await lib.startPool({ dir, endpoints: [node], workers: 2, settings: QUIET,
+    server: { user: 'nobody', group: 'nogroup', socket_mode: '0660' } }));
   t.after(() => pool.stop().catch(() => {}));
   const procs = await runningWorkers(pool, 2);
   const all = [{ kind: 'supervisor', pid: pool.pid }, ...procs];
