@@ -48,6 +48,10 @@ static inline struct rp_shm_epstats *rp_shm_stats(struct rp_shm_header *h, unsig
 uint64_t rp_shm_now_ms(const struct rp_shm_header *h);
 uint64_t rp_shm_now_ns(const struct rp_shm_header *h);
 
+/* The live row of the endpoint whose URL is URL (matched by url_key, the
+ * way the supervisor publishes them), or NULL. */
+struct rp_shm_endpoint *rp_shm_find_endpoint(struct rp_shm_header *h, const char *url);
+
 /* FNV-1a 64 of a string: the endpoint's stable key across reloads. */
 uint64_t rp_shm_url_key(const char *url);
 

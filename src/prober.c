@@ -556,15 +556,7 @@ static int prober_setup_endpoints(void)
     uint64_t now = prober_now_ms();
     for (int i = 0; i < cfg->endpoint_count; i++) {
         const struct rp_endpoint_config *ec = &cfg->endpoints[i];
-        uint64_t key = rp_shm_url_key(ec->url);
-        struct rp_shm_endpoint *row = NULL;
-        for (unsigned s = 0; s < RP_SHM_MAX_ENDPOINTS; s++) {
-            struct rp_shm_endpoint *r = rp_shm_ep(P.shm, s);
-            if (atomic_load_explicit(&r->in_use, memory_order_acquire) && r->url_key == key) {
-                row = r;
-                break;
-            }
-        }
+        struct rp_shm_endpoint *row = rp_shm_find_endpoint(P.shm, ec->url);
         if (!row) {
             rp_error("endpoint has no shm row", "endpoint=%s", ec->name);
             return -1;

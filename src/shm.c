@@ -132,3 +132,14 @@ void rp_shm_destroy(struct rp_shm *s, int unlink_name)
     if (unlink_name && s->name[0])
         shm_unlink(s->name);
 }
+
+struct rp_shm_endpoint *rp_shm_find_endpoint(struct rp_shm_header *h, const char *url)
+{
+    uint64_t key = rp_shm_url_key(url);
+    for (unsigned s = 0; s < RP_SHM_MAX_ENDPOINTS; s++) {
+        struct rp_shm_endpoint *e = rp_shm_ep(h, s);
+        if (atomic_load_explicit(&e->in_use, memory_order_acquire) && e->url_key == key)
+            return e;
+    }
+    return NULL;
+}

@@ -89,15 +89,7 @@ static int worker_setup_endpoints(void)
     rp_w.nep = 0;
     for (int i = 0; i < cfg->endpoint_count; i++) {
         struct rp_endpoint_config *ec = (struct rp_endpoint_config *)&cfg->endpoints[i];
-        uint64_t key = rp_shm_url_key(ec->url);
-        struct rp_shm_endpoint *row = NULL;
-        for (unsigned s = 0; s < RP_SHM_MAX_ENDPOINTS; s++) {
-            struct rp_shm_endpoint *e = rp_shm_ep(rp_w.shm, s);
-            if (atomic_load_explicit(&e->in_use, memory_order_acquire) && e->url_key == key) {
-                row = e;
-                break;
-            }
-        }
+        struct rp_shm_endpoint *row = rp_shm_find_endpoint(rp_w.shm, ec->url);
         if (!row) {
             rp_error("endpoint has no shm row", "endpoint=%s", ec->name);
             return -1;
