@@ -409,8 +409,12 @@ describe('native HTTP/1.1 client against anvil', () => {
     assert.ok(b.every((x) => typeof x.result === 'string'), JSON.stringify(b));
     const h = await c.call(req('eth_sendTransaction', [{ from: ACCOUNT0, to: '0x000000000000000000000000000000000000dEaD', value: '0x1' }]));
     assert.match(h.result, /^0x[0-9a-f]{64}$/, JSON.stringify(h));
-    const rc = await c.call(req('eth_getTransactionReceipt', [h.result]));
-    assert.equal(rc.result && rc.result.status, '0x1', JSON.stringify(rc));
+    // anvil mines it right after answering: poll for the receipt
+    const rc = await lib.waitFor(async () => {
+      const x = await c.call(req('eth_getTransactionReceipt', [h.result]));
+      return x.result ? x : null;
+    }, { timeout: 10000, interval: 50, message: 'the transaction receipt' });
+    assert.equal(rc.result.status, '0x1', JSON.stringify(rc));
     // an error object of the node passes through as an answer
     const e = await c.call(req('eth_call', [{ to: ACCOUNT0, data: '0xzz' }, 'latest']));
     assert.ok(e.error && e.error.code !== -32603, JSON.stringify(e));
