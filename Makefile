@@ -66,6 +66,7 @@ TEST_DEPS_timer :=
 TEST_DEPS_shm_view := src/status.c src/buf.c src/breaker.c src/ratelimit.c src/proc.c
 TEST_DEPS_control := src/buf.c src/status.c src/shm_view.c src/metrics.c src/breaker.c \
 	src/ratelimit.c src/clock.c src/log.c src/listen.c src/shm.c src/proc.c
+TEST_DEPS_h1 := src/buf.c src/timer.c
 TEST_DEPS_metrics := src/buf.c src/shm_view.c src/breaker.c src/ratelimit.c src/proc.c
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/$$*.c) $$(TEST_DEPS_$$*) tests/unit/rp_test.h \

@@ -5,9 +5,10 @@
  * Each worker owns its part of min_connections per endpoint (connections
  * cannot be shared between processes). A periodic check opens what is
  * missing with warm-up requests (a cheap JSON-RPC call that takes a token
- * like any request), and refreshes the warm ones before curl's idle limit
- * (CURLOPT_MAXAGE_CONN = idle_timeout_ms) would close them. Connections
- * beyond the minimum get no refresh, so they close once idle that long.
+ * like any request), and refreshes the warm ones before the idle limit
+ * closes them (the native client's idle timer, or libcurl's
+ * CURLOPT_MAXAGE_CONN, both idle_timeout_ms). Connections beyond the minimum
+ * get no refresh, so they close once idle that long.
  */
 #include "rp_worker.h"
 

@@ -3,9 +3,8 @@
  * driven with every input split byte by byte (and whole).
  *
  * src/h1.c also holds the worker side, which refers to the worker's
- * globals; this test links h1.c alone (no TEST_DEPS_h1 in the Makefile), so
- * it compiles the pure helpers h1.c uses (buf.c, timer.c) in here and gives
- * the worker symbols inert definitions that fail the test if called.
+ * globals; this test links h1.c with buf.c and timer.c (TEST_DEPS_h1) and
+ * gives the worker symbols inert definitions that fail the test if called.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +13,6 @@
 #include "rp_log.h"
 #include "rp_test.h"
 #include "rp_worker.h"
-
-#include "../../src/buf.c"
-#include "../../src/timer.c"
 
 /* ---- worker symbols: none may be reached from the pure parts ---- */
 struct rp_worker rp_w;
