@@ -60,11 +60,16 @@ int rp_jcall_is_notification(const struct rp_jcall *c);
 
 /* Check an upstream body: a JSON-RPC 2.0 response object (jsonrpc "2.0",
  * and result or error), or for a batch an array of them. For a single call
- * WANT_ID (raw bytes) must match the response id token byte for byte after
- * whitespace is ignored; pass NULL to skip the check. Returns 0 when it is a
- * response, -1 otherwise. */
+ * the response id must name the same value as WANT_ID (raw bytes; strings
+ * compared decoded, numbers by value), or the response must be an error
+ * with a null or missing id (a node that could not read the id); pass NULL
+ * to skip the check. Returns 0 when it is a response, -1 otherwise. */
 int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len, int want_batch,
                               const char *want_id, size_t want_id_len);
+
+/* Where the id value of the single response object BUF[0, LEN) is:
+ * BUF[*START, *END). Returns 0, or -1 when there is no such id. */
+int rp_jsonrpc_response_id(const char *buf, size_t len, size_t *start, size_t *end);
 
 /* Write {"jsonrpc":"2.0","id":ID,"error":{"code":CODE,"message":"MSG"[,"data":DATA]}}
  * into OUT (no newline). ID is raw JSON bytes, or NULL/0 for null. MSG is

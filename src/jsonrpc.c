@@ -517,6 +517,112 @@ static int resp_object(const char *b, size_t len, size_t i, struct resp_info *ri
     return 0;
 }
 
+/* Decode the contents S[0, N) of a JSON string (between the quotes) into
+ * OUT (CAP bytes) as UTF-8. Returns the length, or -1 when it does not fit
+ * or an escape is broken. */
+static long jstr_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t i = 0, o = 0;
+    while (i < n) {
+        unsigned c = (unsigned char)s[i++];
+        uint32_t cp = c;
+        if (c == '\\') {
+            if (i >= n)
+                return -1;
+            unsigned e = (unsigned char)s[i++];
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            const char *hit = e ? strchr(from, (int)e) : NULL;
+            if (hit) {
+                cp = (unsigned char)to[hit - from];
+            } else if (e == 'u') {
+                cp = 0;
+                for (int pair = 0; pair < 2; pair++) {
+                    if (n - i < 4)
+                        return -1;
+                    uint32_t v = 0;
+                    for (int d = 0; d < 4; d++) {
+                        int h = hex_val((unsigned char)s[i++]);
+                        if (h < 0)
+                            return -1;
+                        v = v << 4 | (uint32_t)h;
+                    }
+                    if (pair == 0 && v >= 0xd800 && v < 0xdc00 && n - i >= 6 && s[i] == '\\' &&
+                        s[i + 1] == 'u') {
+                        cp = v; /* high surrogate: its low half follows */
+                        i += 2;
+                        continue;
+                    }
+                    cp = pair ? 0x10000 + ((cp - 0xd800) << 10) + (v - 0xdc00) : v;
+                    break;
+                }
+            } else {
+                return -1;
+            }
+            /* encode CP as UTF-8 */
+            char u[4];
+            size_t k = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+            if (k == 1) {
+                u[0] = (char)cp;
+            } else {
+                for (size_t b = k - 1; b > 0; b--) {
+                    u[b] = (char)(0x80 | (cp & 0x3f));
+                    cp >>= 6;
+                }
+                u[0] = (char)((k == 2 ? 0xc0 : k == 3 ? 0xe0 : 0xf0) | cp);
+            }
+            if (o + k > cap)
+                return -1;
+            memcpy(out + o, u, k);
+            o += k;
+            continue;
+        }
+        if (o >= cap)
+            return -1;
+        out[o++] = (char)c;
+    }
+    return (long)o;
+}
+
+/* Do the ids A and B (raw JSON tokens) name the same value? Byte-equal
+ * tokens do; strings compare by their decoded text ("\u0061" is "a");
+ * numbers by value (1.0 is 1), as nodes rewrite ids when they echo them. */
+static int id_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen == blen && memcmp(a, b, alen) == 0)
+        return 1;
+    if (alen >= 2 && blen >= 2 && a[0] == '"' && b[0] == '"') {
+        char da[256], db[256];
+        long la = jstr_decode(a + 1, alen - 2, da, sizeof da);
+        long lb = jstr_decode(b + 1, blen - 2, db, sizeof db);
+        return la >= 0 && la == lb && memcmp(da, db, (size_t)la) == 0;
+    }
+    int anum = alen && (a[0] == '-' || (a[0] >= '0' && a[0] <= '9'));
+    int bnum = blen && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9'));
+    if (anum && bnum && alen < 64 && blen < 64) {
+        char na[64], nb[64];
+        memcpy(na, a, alen);
+        na[alen] = '\0';
+        memcpy(nb, b, blen);
+        nb[blen] = '\0';
+        double x = strtod(na, NULL), y = strtod(nb, NULL);
+        return x == y && x - x == 0; /* equal and finite */
+    }
+    return 0;
+}
+
+int rp_jsonrpc_response_id(const char *buf, size_t len, size_t *start, size_t *end)
+{
+    struct resp_info ri;
+    if (rp_frame_validate(buf, len) != 0)
+        return -1;
+    size_t i = js_skip_ws(buf, len, 0);
+    if (buf[i] != '{' || resp_object(buf, len, i, &ri) != 0 || ri.n_id != 1)
+        return -1;
+    *start = ri.id_start;
+    *end = ri.id_end;
+    return 0;
+}
+
 /* See rp_jsonrpc.h. The syntax is checked here too (rp_frame_validate), so
  * callers need not validate the body first. No token array is built. */
 int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len, int want_batch,
@@ -541,10 +647,15 @@ int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len,
         }
         while (want_id_len && is_ws((unsigned char)want_id[want_id_len - 1]))
             want_id_len--;
-        if (ri.n_id != 1 || ri.id_end - ri.id_start != want_id_len ||
-            memcmp(buf + ri.id_start, want_id, want_id_len) != 0)
-            return -1;
-        return 0;
+        if (ri.n_id == 1 && id_equal(buf + ri.id_start, ri.id_end - ri.id_start, want_id,
+                                     want_id_len))
+            return 0;
+        /* an error the node could not tie to an id (it could not read
+         * ours): the node's answer to this call all the same */
+        if (ri.n_error &&
+            (ri.n_id == 0 || (ri.id_end - ri.id_start == 4 && !memcmp(buf + ri.id_start, "null", 4))))
+            return 0;
+        return -1;
     }
     if (buf[i] != '[' || !want_batch)
         return -1;

@@ -600,6 +600,44 @@ static void ep_record_latency(int ep, uint64_t latency_us)
     atomic_fetch_add_explicit(&st->hist[rp_lat_bucket(latency_us)], 1, memory_order_relaxed);
 }
 
+/* A node may echo an id in another spelling ("\u0061" for "a", 1.0 for 1)
+ * or answer an id it could not read with null: the client gets its own id
+ * bytes back. Returns 1 when R was answered here with the id restored. */
+static int req_restore_id(struct rp_req *r, const char *body, size_t len)
+{
+    size_t s, e;
+    if (rp_jsonrpc_response_id(body, len, &s, &e) != 0) {
+        /* an error without any id: put ours in */
+        const char *brace = memchr(body, '{', len);
+        if (!brace)
+            return 0;
+        s = e = (size_t)(brace - body) + 1;
+    } else if (e - s == r->id_len && memcmp(body + s, r->id, r->id_len) == 0) {
+        return 0; /* already ours */
+    }
+    int insert = s == e; /* no id member: add one */
+    size_t n = len - (e - s) + r->id_len + (insert ? 6 : 0);
+    char *out = malloc(n);
+    if (!out)
+        return 0;
+    size_t o = 0;
+    memcpy(out, body, s);
+    o = s;
+    if (insert) {
+        memcpy(out + o, "\"id\":", 5);
+        o += 5;
+    }
+    memcpy(out + o, r->id, r->id_len);
+    o += r->id_len;
+    if (insert)
+        out[o++] = ',';
+    memcpy(out + o, body + e, len - e);
+    o += len - e;
+    req_finish(r, out, o, 1);
+    free(out);
+    return 1;
+}
+
 /* Write the endpoint's answer to the client: single-line, with the batch's
  * own error objects merged in. */
 static void req_answer_success(struct rp_req *r)
@@ -612,6 +650,8 @@ static void req_answer_success(struct rp_req *r)
             req_finish(r, NULL, 0, 1);
             return;
         }
+        if (!r->is_batch && r->id && req_restore_id(r, b->data, len))
+            return;
         req_finish(r, b->data, len, 1);
         return;
     }

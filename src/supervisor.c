@@ -183,6 +183,14 @@ static int sup_spawn(unsigned slot)
         return -1;
     }
     if (pid == 0) {
+        /* the child starts with default dispositions and nothing blocked:
+         * the supervisor's mask (for its signalfd) must not be inherited */
+        sigset_t none;
+        sigemptyset(&none);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         srandom((unsigned)(getpid() ^ rp_clock_mono_ns()));
         if (prober) {
             int keep[] = {-1};
@@ -740,8 +748,8 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     close(sup.listen_fd);
     if (sup.http_fd >= 0)
         close(sup.http_fd);
-    struct stat st;
-    if (lstat(sup.cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode) && !sup.stopping)
+    struct stat st = {0};
+    if (!sup.stopping && lstat(sup.cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode))
         unlink(sup.cfg->socket_path);
     rp_shm_destroy(&sup.shm, 1);
     close(sup.sigfd);

@@ -15,9 +15,7 @@
 // over max_response_bytes, a slow drip).
 //
 // The number of cases is printed as "# hostile catalogue: N cases".
-//
-// A case marked `todo` with "DAEMON BUG" documents a bug found by this
-// catalogue: it runs and reports, without failing make test, until fixed.
+
 'use strict';
 
 const { test, describe, before, after } = require('node:test');
@@ -1011,17 +1009,14 @@ describe('upstream side', () => {
 /* daemon bugs found by the catalogue                                  */
 /* ------------------------------------------------------------------ */
 
-// DAEMON BUG (src/jsonrpc.c:544 rp_jsonrpc_check_response compares the
-// response id byte for byte; src/request.c:640 attempt_verdict then treats
-// the answer as an endpoint failure that counts against the breaker). Nodes
-// that re-serialise the id (anvil, reth, any serde/JS node) answer an id
-// written with escapes ("\u0061") with the decoded string, and answer ids
-// they cannot represent (1.5, 1e400, 2^100) with id null and -32600. The
-// client gets -32603 instead of the node's answer, and three such calls
-// from ONE client open the breaker for EVERY client (-32002 to all).
-describe('DAEMON BUG: odd ids must not count against an endpoint', () => {
+// Nodes that re-serialise the id (anvil, reth, any serde/JS node) answer an
+// id written with escapes ("\u0061") with the decoded string, and answer ids
+// they cannot represent (1.5, 1e400, 2^100) with id null and -32600. rpcpool
+// compares ids by value, takes a null-id error as the node's answer, and
+// gives the client its own id bytes back; none of it counts against the
+// endpoint's breaker (one client must not be able to open it for all).
+describe('odd ids must not count against an endpoint', () => {
   test('escaped-string, fractional and huge ids from one client leave the breaker closed',
-    { todo: 'DAEMON BUG: src/jsonrpc.c:544 byte-exact id match + src/request.c:640 counts it as a breaker failure' },
     async () => {
       cases++;
       const node = await lib.startAnvil();
@@ -1048,6 +1043,11 @@ describe('DAEMON BUG: odd ids must not count against an endpoint', () => {
         assert.equal(r.result, CHAIN_HEX, `another client served: ${JSON.stringify(r)}`);
         assert.equal(e.breaker, 'closed');
         assert.equal(answers[0].result, CHAIN_HEX, 'an escaped string id the node echoed decoded is an answer');
+        for (let i = 0; i < ids.length; i++) {
+          assert.equal(JSON.stringify(answers[i].id), JSON.stringify(JSON.parse(ids[i])),
+            `answer ${i} carries the client's id`);
+        }
+        assert.equal(e.requests.failed, 0);
       } finally {
         await pool.stop();
         await node.stop();
