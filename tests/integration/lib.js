@@ -639,7 +639,11 @@ async function startPool(opts = {}) {
       throw new Error(`rpcpoold exited (${r.code ?? r.signal}) before its socket accepted connections\n` +
         `config:\n${cfg.text}\nlog:\n${tail(d.log, 200)}`);
     }
-    if (fs.existsSync(cfg.socket) && (await canConnect(cfg.socket))) break;
+    // The client socket listens before the shm segment, the control socket
+    // and the workers exist: ready means the control socket answers and
+    // every worker it lists is running.
+    if (fs.existsSync(cfg.socket) && (await canConnect(cfg.socket)) &&
+        (await poolReady(cfg.controlSocket))) break;
     if (Date.now() >= deadline) {
       try {
         process.kill(-d.proc.pid, 'SIGKILL');
@@ -651,6 +655,18 @@ async function startPool(opts = {}) {
     await delay(25);
   }
   return pool;
+}
+
+// One look at the control socket: 1 when it answers status with every
+// worker process running.
+async function poolReady(ctlPath) {
+  try {
+    const st = await controlCommand(ctlPath, 'status', { timeout: 2000 });
+    const workers = (st.workers || []).filter((w) => w.kind === undefined || w.kind === 'worker');
+    return st.ok === true && workers.length > 0 && workers.every((w) => w.state === 'running');
+  } catch {
+    return false;
+  }
 }
 
 // Wait (bounded) until no process of the group led by PID is left, so one
