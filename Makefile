@@ -96,7 +96,7 @@ install: all install-lib install-doc
 
 format:
 	clang-format -i src/*.c include/*.h include/rpcpool/*.h lib/*.c tools/*.c tests/unit/*.c \
-		tests/unit/*.h bench/*.c
+		tests/unit/*.h bench/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build

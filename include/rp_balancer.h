@@ -30,8 +30,8 @@ struct rp_balancer_candidate {
 
 /* Per-process cache of the weighted schedule for the last candidate set. */
 struct rp_balancer {
-    uint64_t key;  /* hash of the (id, weight) set the schedule was built for */
-    uint32_t len;  /* schedule length = sum of weights */
+    uint64_t key;      /* hash of the (id, weight) set the schedule was built for */
+    uint32_t len;      /* schedule length = sum of weights */
     uint8_t *schedule; /* candidate positions, owned; NULL until first use */
 };
 

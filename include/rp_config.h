@@ -10,11 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RP_MAX_ENDPOINTS 64     /* endpoints one configuration may name */
-#define RP_MAX_HEADERS 16       /* extra headers per endpoint */
-#define RP_MAX_NO_RETRY 32      /* entries of no_retry_methods */
-#define RP_NAME_MAX 48          /* bytes of an endpoint or pool name, NUL included */
-#define RP_ERR_MAX 512          /* size of an error message buffer */
+#define RP_MAX_ENDPOINTS 64  /* endpoints one configuration may name */
+#define RP_MAX_HEADERS   16  /* extra headers per endpoint */
+#define RP_MAX_NO_RETRY  32  /* entries of no_retry_methods */
+#define RP_NAME_MAX      48  /* bytes of an endpoint or pool name, NUL included */
+#define RP_ERR_MAX       512 /* size of an error message buffer */
 
 enum rp_balance {
     RP_BALANCE_P2C = 0,
@@ -37,63 +37,63 @@ struct rp_rate_limit {
 };
 
 struct rp_endpoint_config {
-    char name[RP_NAME_MAX];  /* default: the URL's host */
-    char *url;               /* http:// or https:// URL, owned */
-    char *url_redacted;      /* scheme://host[:port] + "/" "***" form, safe to show, owned */
-    int64_t weight;          /* 1..1000, default 1 */
+    char name[RP_NAME_MAX];        /* default: the URL's host */
+    char *url;                     /* http:// or https:// URL, owned */
+    char *url_redacted;            /* scheme://host[:port] + "/" "***" form, safe to show, owned */
+    int64_t weight;                /* 1..1000, default 1 */
     char *headers[RP_MAX_HEADERS]; /* "Name: value", owned */
     int header_count;
-    int has_rate_limit;      /* 1 when the endpoint overrides rate_limit */
+    int has_rate_limit;              /* 1 when the endpoint overrides rate_limit */
     struct rp_rate_limit rate_limit; /* effective limit (override or global) */
-    int line;                /* line of the endpoint in the file, for errors */
+    int line;                        /* line of the endpoint in the file, for errors */
 };
 
 struct rp_config {
-    char *path;               /* the file it came from, owned */
-    char name[RP_NAME_MAX];   /* default "rpcpool" */
-    int64_t chain_id;         /* 0 = not checked */
+    char *path;             /* the file it came from, owned */
+    char name[RP_NAME_MAX]; /* default "rpcpool" */
+    int64_t chain_id;       /* 0 = not checked */
 
     struct rp_endpoint_config endpoints[RP_MAX_ENDPOINTS];
-    int endpoint_count;       /* >= 1 */
+    int endpoint_count; /* >= 1 */
 
-    int64_t max_connections;        /* default 10, 1..10000 */
-    int64_t min_connections;        /* default 2, 0..max_connections */
-    int64_t connection_timeout_ms;  /* default 5000 */
-    int64_t idle_timeout_ms;        /* default 30000 */
-    int64_t request_timeout_ms;     /* default 10000 */
-    int64_t attempt_timeout_ms;     /* default 3000, <= request_timeout_ms */
-    int64_t retries;                /* default 2, 0..10 */
+    int64_t max_connections;                 /* default 10, 1..10000 */
+    int64_t min_connections;                 /* default 2, 0..max_connections */
+    int64_t connection_timeout_ms;           /* default 5000 */
+    int64_t idle_timeout_ms;                 /* default 30000 */
+    int64_t request_timeout_ms;              /* default 10000 */
+    int64_t attempt_timeout_ms;              /* default 3000, <= request_timeout_ms */
+    int64_t retries;                         /* default 2, 0..10 */
     char *no_retry_methods[RP_MAX_NO_RETRY]; /* owned; default the two send methods */
     int no_retry_count;
-    enum rp_balance balance;        /* default p2c */
+    enum rp_balance balance;          /* default p2c */
     int64_t health_check_interval_ms; /* default 30000 */
-    char *health_check_method;      /* default "eth_blockNumber"; NULL when path is set */
-    char *health_check_path;        /* NULL unless { path = "/health"; } */
-    int64_t max_block_lag;          /* default 5 */
+    char *health_check_method;        /* default "eth_blockNumber"; NULL when path is set */
+    char *health_check_path;          /* NULL unless { path = "/health"; } */
+    int64_t max_block_lag;            /* default 5 */
 
-    int64_t cb_failure_threshold;       /* default 5 */
-    int64_t cb_recovery_timeout_ms;     /* default 60000 */
-    int64_t cb_half_open_max_attempts;  /* default 3 */
+    int64_t cb_failure_threshold;      /* default 5 */
+    int64_t cb_recovery_timeout_ms;    /* default 60000 */
+    int64_t cb_half_open_max_attempts; /* default 3 */
 
-    struct rp_rate_limit rate_limit;    /* default 100 / 60000 ms, burst 10 */
+    struct rp_rate_limit rate_limit; /* default 100 / 60000 ms, burst 10 */
 
     /* server = { ... } */
-    char *socket_path;          /* default "/run/rpcpool/NAME.ipc" */
-    int socket_mode;            /* default 0660 (octal string in the file) */
-    char *http_listen;          /* NULL when unset; "HOST:PORT" */
-    char *control_socket;       /* default "/run/rpcpool/NAME.ctl" */
-    char *shm_name;             /* default "/rpcpool.NAME" */
-    int64_t workers;            /* default 2; 0 = one per CPU (resolved at load) */
-    int64_t max_clients;        /* default 10000 */
-    int64_t max_request_bytes;  /* default 1048576 */
-    int64_t max_batch;          /* default 1000 */
-    int64_t max_response_bytes; /* default 134217728 */
+    char *socket_path;              /* default "/run/rpcpool/NAME.ipc" */
+    int socket_mode;                /* default 0660 (octal string in the file) */
+    char *http_listen;              /* NULL when unset; "HOST:PORT" */
+    char *control_socket;           /* default "/run/rpcpool/NAME.ctl" */
+    char *shm_name;                 /* default "/rpcpool.NAME" */
+    int64_t workers;                /* default 2; 0 = one per CPU (resolved at load) */
+    int64_t max_clients;            /* default 10000 */
+    int64_t max_request_bytes;      /* default 1048576 */
+    int64_t max_batch;              /* default 1000 */
+    int64_t max_response_bytes;     /* default 134217728 */
     int64_t client_idle_timeout_ms; /* default 300000 */
-    int64_t queue_timeout_ms;   /* default 2000 */
-    int64_t shutdown_timeout_ms; /* default 10000 */
-    char *user;                 /* NULL when unset */
-    char *group;                /* NULL when unset */
-    enum rp_log_level log_level; /* default info */
+    int64_t queue_timeout_ms;       /* default 2000 */
+    int64_t shutdown_timeout_ms;    /* default 10000 */
+    char *user;                     /* NULL when unset */
+    char *group;                    /* NULL when unset */
+    enum rp_log_level log_level;    /* default info */
 };
 
 /* Load and validate PATH into CFG (zeroed first). Returns 0 on success; on

@@ -15,7 +15,7 @@
 #include "rp_config.h"
 #include "rp_shm.h"
 
-#define RP_CONTROL_MAX_LINE 4096 /* longer command lines are refused */
+#define RP_CONTROL_MAX_LINE    4096 /* longer command lines are refused */
 #define RP_CONTROL_MAX_CLIENTS 32
 
 /* What the supervisor offers to the control commands. */

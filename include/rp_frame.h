@@ -32,18 +32,18 @@ enum rp_frame_result {
 };
 
 struct rp_frame {
-    size_t pos;        /* next byte of the buffer to scan */
-    size_t start;      /* start of the value being scanned */
-    size_t err_offset; /* where the error was found */
-    uint32_t depth;    /* containers open */
-    uint8_t state;     /* internal state machine */
-    uint8_t sub;       /* internal: escape / unicode / number / literal progress */
-    uint8_t utf8_need; /* internal: continuation bytes still expected */
+    size_t pos;               /* next byte of the buffer to scan */
+    size_t start;             /* start of the value being scanned */
+    size_t err_offset;        /* where the error was found */
+    uint32_t depth;           /* containers open */
+    uint8_t state;            /* internal state machine */
+    uint8_t sub;              /* internal: escape / unicode / number / literal progress */
+    uint8_t utf8_need;        /* internal: continuation bytes still expected */
     uint8_t utf8_lo, utf8_hi; /* internal: allowed range of the next continuation byte */
-    uint8_t in_value;  /* 1 once the current value has started */
-    uint8_t lit_idx;   /* internal: position in true/false/null */
+    uint8_t in_value;         /* 1 once the current value has started */
+    uint8_t lit_idx;          /* internal: position in true/false/null */
     uint8_t lit_kind;
-    uint8_t str_key;   /* internal: the open string is an object key */
+    uint8_t str_key;                       /* internal: the open string is an object key */
     uint8_t stack[RP_FRAME_MAX_DEPTH / 8]; /* bit per level: 1 = object, 0 = array */
 };
 

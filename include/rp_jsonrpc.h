@@ -11,36 +11,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RP_JSONRPC_PARSE_ERROR -32700
+#define RP_JSONRPC_PARSE_ERROR     -32700
 #define RP_JSONRPC_INVALID_REQUEST -32600
-#define RP_JSONRPC_INTERNAL_ERROR -32603
-#define RP_JSONRPC_NO_UPSTREAM -32002
-#define RP_JSONRPC_LIMIT_EXCEEDED -32005
+#define RP_JSONRPC_INTERNAL_ERROR  -32603
+#define RP_JSONRPC_NO_UPSTREAM     -32002
+#define RP_JSONRPC_LIMIT_EXCEEDED  -32005
 
 /* One call: a single request, or one element of a batch. Offsets are into
  * the value passed to rp_jsonrpc_parse(). */
 struct rp_jcall {
-    uint32_t start, len;     /* the call's own bytes */
-    int32_t id_start;        /* raw id bytes (e.g. `7`, `"a"`, `null`); -1 when absent */
+    uint32_t start, len; /* the call's own bytes */
+    int32_t id_start;    /* raw id bytes (e.g. `7`, `"a"`, `null`); -1 when absent */
     uint32_t id_len;
     uint32_t method_start, method_len; /* method string contents, no quotes */
-    int code;                /* 0 = valid; else RP_JSONRPC_INVALID_REQUEST */
-    const char *reason;      /* for code != 0: short reason, static string */
+    int code;                          /* 0 = valid; else RP_JSONRPC_INVALID_REQUEST */
+    const char *reason;                /* for code != 0: short reason, static string */
 };
 
 /* A parsed message: a single call or a batch. */
 struct rp_jmsg {
     int is_batch;
-    int count;               /* calls; 0 for an empty batch */
-    int code;                /* 0, or -32600 for the message as a whole (e.g. empty batch,
-                                a scalar, batch over max_batch) */
+    int count; /* calls; 0 for an empty batch */
+    int code;  /* 0, or -32600 for the message as a whole (e.g. empty batch,
+                  a scalar, batch over max_batch) */
     const char *reason;
-    struct rp_jcall *calls;  /* owned by the parser; valid until the next parse */
+    struct rp_jcall *calls; /* owned by the parser; valid until the next parse */
 };
 
 /* Reusable parser state: token and call buffers, grown as needed. */
 struct rp_jparser {
-    void *toks;              /* jsmntok_t array */
+    void *toks; /* jsmntok_t array */
     unsigned tok_cap;
     struct rp_jcall *calls;
     unsigned call_cap;

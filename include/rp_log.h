@@ -25,8 +25,8 @@ void rp_log(enum rp_log_level level, const char *msg, const char *fmt, ...)
 const char *rp_log_quote(char *out, size_t outlen, const char *s);
 
 #define rp_debug(...) rp_log(RP_LOG_DEBUG, __VA_ARGS__)
-#define rp_info(...) rp_log(RP_LOG_INFO, __VA_ARGS__)
-#define rp_warn(...) rp_log(RP_LOG_WARN, __VA_ARGS__)
+#define rp_info(...)  rp_log(RP_LOG_INFO, __VA_ARGS__)
+#define rp_warn(...)  rp_log(RP_LOG_WARN, __VA_ARGS__)
 #define rp_error(...) rp_log(RP_LOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -22,15 +22,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RP_SHM_MAGIC 0x31534c4f4f505052ULL /* "RPPOOLS1" little-endian */
+#define RP_SHM_MAGIC         0x31534c4f4f505052ULL /* "RPPOOLS1" little-endian */
 #define RP_SHM_VERSION_MAJOR 1
 #define RP_SHM_VERSION_MINOR 0
 
-#define RP_SHM_MAX_ENDPOINTS 64 /* slots; reload never remaps */
-#define RP_SHM_MAX_WORKERS 128  /* worker slots (prober included) */
-#define RP_SHM_NAME_MAX 48
-#define RP_SHM_URL_MAX 128
-#define RP_LAT_BUCKETS 42 /* half-octave latency histogram, see below */
+#define RP_SHM_MAX_ENDPOINTS 64  /* slots; reload never remaps */
+#define RP_SHM_MAX_WORKERS   128 /* worker slots (prober included) */
+#define RP_SHM_NAME_MAX      48
+#define RP_SHM_URL_MAX       128
+#define RP_LAT_BUCKETS       42 /* half-octave latency histogram, see below */
 
 static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free across processes");
 static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free across processes");
@@ -78,8 +78,8 @@ struct rp_shm_header {
     _Atomic uint64_t magic;
     uint16_t version_major;
     uint16_t version_minor;
-    uint32_t header_size; /* sizeof(struct rp_shm_header) */
-    uint64_t total_size;  /* bytes of the whole segment */
+    uint32_t header_size;          /* sizeof(struct rp_shm_header) */
+    uint64_t total_size;           /* bytes of the whole segment */
     struct rp_shm_table endpoints; /* struct rp_shm_endpoint rows */
     struct rp_shm_table workers;   /* struct rp_shm_worker rows */
     struct rp_shm_table stats;     /* struct rp_shm_epstats, [worker][endpoint] */
@@ -88,28 +88,30 @@ struct rp_shm_header {
     /* Bumped (release) by the supervisor after each reload has rewritten the
      * endpoint table; readers (acquire) rebuild their view when it changes. */
     _Atomic uint64_t generation;
-    _Atomic int64_t supervisor_pid;       /* relaxed; set once at start */
-    _Atomic uint64_t supervisor_birth_ns; /* CLOCK_REALTIME at start; relaxed */
+    _Atomic int64_t supervisor_pid;           /* relaxed; set once at start */
+    _Atomic uint64_t supervisor_birth_ns;     /* CLOCK_REALTIME at start; relaxed */
     _Atomic uint64_t supervisor_heartbeat_ms; /* rp_shm_now_ms(), relaxed */
     _Atomic uint64_t clock_base_ns; /* CLOCK_MONOTONIC at creation; the epoch of all *_ms fields */
-    _Atomic uint32_t endpoint_count; /* rows in use (live or tombstoned); release after filling a row */
-    _Atomic uint32_t worker_target;  /* workers the supervisor wants; relaxed */
-    _Atomic uint64_t rr_counter;     /* host-wide round-robin / weighted sequence; relaxed fetch_add */
+    _Atomic uint32_t
+        endpoint_count; /* rows in use (live or tombstoned); release after filling a row */
+    _Atomic uint32_t worker_target; /* workers the supervisor wants; relaxed */
+    _Atomic uint64_t rr_counter; /* host-wide round-robin / weighted sequence; relaxed fetch_add */
     _Atomic uint64_t best_head_block; /* highest head among healthy endpoints; relaxed */
     /* Client-facing totals are in the stats rows; these are host-wide. */
-    _Atomic uint64_t clients_open;   /* client connections open now, host-wide; relaxed */
+    _Atomic uint64_t clients_open; /* client connections open now, host-wide; relaxed */
     uint8_t reserved[256];
 };
 
 /* Per-endpoint shared state. Line 0 holds what every request touches. */
 struct rp_shm_endpoint {
     /* ---- line 0: hot, 128-byte aligned ---- */
-    _Atomic uint64_t breaker;      /* packed word, see rp_breaker.h; CAS acq_rel */
-    _Atomic uint64_t gcra_tat_ns;  /* GCRA theoretical arrival time, ns since clock_base; CAS acq_rel */
-    _Atomic uint64_t hold_until_ms; /* Retry-After hold; 0 = none; relaxed */
+    _Atomic uint64_t breaker; /* packed word, see rp_breaker.h; CAS acq_rel */
+    _Atomic uint64_t
+        gcra_tat_ns; /* GCRA theoretical arrival time, ns since clock_base; CAS acq_rel */
+    _Atomic uint64_t hold_until_ms;   /* Retry-After hold; 0 = none; relaxed */
     _Atomic uint64_t ewma_latency_us; /* EWMA of attempt latency, us; relaxed CAS */
-    _Atomic uint32_t state;        /* enum rp_ep_state; relaxed (advisory) */
-    _Atomic uint32_t inflight;     /* attempts in flight host-wide; relaxed */
+    _Atomic uint32_t state;           /* enum rp_ep_state; relaxed (advisory) */
+    _Atomic uint32_t inflight;        /* attempts in flight host-wide; relaxed */
     _Atomic uint32_t conns_open;   /* upstream sockets open host-wide (curl callbacks); relaxed */
     _Atomic uint32_t conns_active; /* of those, carrying a request now; relaxed */
     _Atomic uint32_t drained;      /* 1 = operator drained; relaxed */
@@ -121,19 +123,19 @@ struct rp_shm_endpoint {
     /* 1 = slot describes a configured endpoint, 0 = free or tombstoned.
      * Store release after the fields below are written; load acquire. */
     _Atomic uint32_t in_use;
-    uint32_t id;                   /* index of this row */
-    uint64_t url_key;              /* FNV-1a 64 of the full URL: stable key across reloads */
+    uint32_t id;      /* index of this row */
+    uint64_t url_key; /* FNV-1a 64 of the full URL: stable key across reloads */
     uint32_t weight;
     uint32_t pad1;
-    uint64_t rl_interval_ns;       /* GCRA emission interval = window_ns / max_requests */
-    uint64_t rl_burst;             /* burst_size */
+    uint64_t rl_interval_ns; /* GCRA emission interval = window_ns / max_requests */
+    uint64_t rl_burst;       /* burst_size */
     char name[RP_SHM_NAME_MAX];
     char url_redacted[RP_SHM_URL_MAX];
 
     /* ---- chain awareness (prober) ---- */
-    _Atomic uint64_t head_block;   /* relaxed */
-    _Atomic int64_t chain_id;      /* 0 = unknown; relaxed */
-    _Atomic uint64_t last_probe_ms; /* relaxed */
+    _Atomic uint64_t head_block;      /* relaxed */
+    _Atomic int64_t chain_id;         /* 0 = unknown; relaxed */
+    _Atomic uint64_t last_probe_ms;   /* relaxed */
     _Atomic uint32_t probe_successes; /* consecutive; relaxed */
     _Atomic uint32_t probe_failures;  /* consecutive; relaxed */
     uint8_t reserved[64];
@@ -142,26 +144,26 @@ struct rp_shm_endpoint {
 /* Per-worker slot. Written by that worker (counters, heartbeat) and by the
  * supervisor (pid, state at fork/reap, restarts). */
 struct rp_shm_worker {
-    _Atomic int64_t pid;            /* relaxed */
-    _Atomic uint32_t state;         /* enum rp_worker_state; relaxed */
-    _Atomic uint32_t kind;          /* enum rp_worker_kind; relaxed */
-    _Atomic uint64_t heartbeat_ms;  /* rp_shm_now_ms() of its last loop turn; relaxed */
-    _Atomic uint64_t started_ms;    /* relaxed */
-    _Atomic uint64_t requests;      /* client requests answered; relaxed */
-    _Atomic uint64_t restarts;      /* times this slot was refilled after a death; relaxed */
-    _Atomic uint64_t clients;       /* client connections open now; relaxed */
-    _Atomic uint64_t generation;    /* config generation the worker runs; relaxed */
+    _Atomic int64_t pid;           /* relaxed */
+    _Atomic uint32_t state;        /* enum rp_worker_state; relaxed */
+    _Atomic uint32_t kind;         /* enum rp_worker_kind; relaxed */
+    _Atomic uint64_t heartbeat_ms; /* rp_shm_now_ms() of its last loop turn; relaxed */
+    _Atomic uint64_t started_ms;   /* relaxed */
+    _Atomic uint64_t requests;     /* client requests answered; relaxed */
+    _Atomic uint64_t restarts;     /* times this slot was refilled after a death; relaxed */
+    _Atomic uint64_t clients;      /* client connections open now; relaxed */
+    _Atomic uint64_t generation;   /* config generation the worker runs; relaxed */
     uint8_t reserved[64];
 } __attribute__((aligned(128)));
 
 /* Per (worker, endpoint) counters: only that worker writes them (relaxed
  * fetch_add), readers sum over workers. */
 struct rp_shm_epstats {
-    _Atomic uint64_t ok;        /* attempts answered by the endpoint */
-    _Atomic uint64_t failed;    /* attempts that failed (section 2 failure classes) */
-    _Atomic uint64_t retried;   /* attempts that were retried elsewhere after failing here */
+    _Atomic uint64_t ok;         /* attempts answered by the endpoint */
+    _Atomic uint64_t failed;     /* attempts that failed (section 2 failure classes) */
+    _Atomic uint64_t retried;    /* attempts that were retried elsewhere after failing here */
     _Atomic uint64_t lat_sum_us; /* sum of latencies of ok attempts */
-    _Atomic uint64_t lat_count; /* samples in lat_sum_us and hist */
+    _Atomic uint64_t lat_count;  /* samples in lat_sum_us and hist */
     _Atomic uint64_t hist[RP_LAT_BUCKETS];
     /* client-facing results attributed to this worker (endpoint 0 row only) */
     _Atomic uint64_t client_ok;
@@ -180,13 +182,14 @@ static_assert(sizeof(struct rp_shm_worker) % 128 == 0, "worker rows are 128-byte
 static_assert(sizeof(struct rp_shm_epstats) % 64 == 0, "stats cells are cache-line aligned");
 
 /* Sizes of the whole segment, computed the same way by every program. */
-#define RP_SHM_HEADER_BYTES (((sizeof(struct rp_shm_header) + 127) / 128) * 128)
+#define RP_SHM_HEADER_BYTES     (((sizeof(struct rp_shm_header) + 127) / 128) * 128)
 #define RP_SHM_ENDPOINTS_OFFSET RP_SHM_HEADER_BYTES
-#define RP_SHM_WORKERS_OFFSET                                                                     \
+#define RP_SHM_WORKERS_OFFSET                                                                      \
     (RP_SHM_ENDPOINTS_OFFSET + RP_SHM_MAX_ENDPOINTS * sizeof(struct rp_shm_endpoint))
-#define RP_SHM_STATS_OFFSET (RP_SHM_WORKERS_OFFSET + RP_SHM_MAX_WORKERS * sizeof(struct rp_shm_worker))
-#define RP_SHM_TOTAL_BYTES                                                                        \
-    (RP_SHM_STATS_OFFSET +                                                                        \
+#define RP_SHM_STATS_OFFSET                                                                        \
+    (RP_SHM_WORKERS_OFFSET + RP_SHM_MAX_WORKERS * sizeof(struct rp_shm_worker))
+#define RP_SHM_TOTAL_BYTES                                                                         \
+    (RP_SHM_STATS_OFFSET +                                                                         \
      (size_t)RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS * sizeof(struct rp_shm_epstats))
 
 /* Histogram bucket of a latency in microseconds (pure, no daemon code). */

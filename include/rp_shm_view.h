@@ -16,9 +16,9 @@
 #include "rp_shm_abi.h"
 
 struct rp_shm_view {
-    const void *base;   /* mapping (read-only) */
-    size_t size;        /* mapped bytes */
-    int owned;          /* 1 when rp_shm_view_open() mapped it */
+    const void *base; /* mapping (read-only) */
+    size_t size;      /* mapped bytes */
+    int owned;        /* 1 when rp_shm_view_open() mapped it */
 };
 
 /* One endpoint as shown to operators (INTERFACE.md section 4 shape). */
@@ -27,8 +27,8 @@ struct rp_ep_snapshot {
     char name[RP_SHM_NAME_MAX];
     char url[RP_SHM_URL_MAX]; /* redacted */
     uint32_t weight;
-    uint32_t state;           /* enum rp_ep_state, derived: drained > quarantined > lagging > down > up */
-    uint32_t breaker;         /* enum rp_breaker_state as shown at now */
+    uint32_t state;   /* enum rp_ep_state, derived: drained > quarantined > lagging > down > up */
+    uint32_t breaker; /* enum rp_breaker_state as shown at now */
     uint32_t breaker_failures;
     double tokens;
     uint32_t inflight;
@@ -57,7 +57,7 @@ struct rp_snapshot {
     int64_t supervisor_pid;
     uint64_t supervisor_birth_ns;
     int supervisor_alive;
-    uint64_t now_ms;          /* segment clock at snapshot time */
+    uint64_t now_ms; /* segment clock at snapshot time */
     uint64_t best_head;
     uint64_t client_ok, client_error;
     int ep_count;

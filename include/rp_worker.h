@@ -45,12 +45,12 @@ struct rp_listener {
     int http_only;
 };
 
-#define RP_CONN_OUT_HIGH_BYTES (1u << 20) /* stop reading a client whose answers pile up */
-#define RP_CONN_MAX_PENDING 512           /* requests in flight per connection */
-#define RP_CONN_READ_BYTES 65536
-#define RP_ACCEPT_PAUSE_MS 100      /* out of descriptors: accept again after this */
+#define RP_CONN_OUT_HIGH_BYTES  (1u << 20) /* stop reading a client whose answers pile up */
+#define RP_CONN_MAX_PENDING     512        /* requests in flight per connection */
+#define RP_CONN_READ_BYTES      65536
+#define RP_ACCEPT_PAUSE_MS      100 /* out of descriptors: accept again after this */
 #define RP_ACCEPT_FAIR_PAUSE_MS 5   /* over its part of the clients: let others accept */
-#define RP_ACCEPT_FAIR_SLACK 4      /* clients a worker may hold above the host average */
+#define RP_ACCEPT_FAIR_SLACK    4   /* clients a worker may hold above the host average */
 
 struct rp_req;
 struct rp_http_conn;
@@ -67,21 +67,21 @@ struct rp_conn {
     struct rp_frame frame;
     char *out;
     size_t out_len, out_off, out_cap;
-    uint32_t events;     /* epoll events registered */
-    uint32_t pending;    /* requests awaiting an answer */
-    uint32_t refs;       /* requests that point at this conn */
-    int closed;          /* fd closed; no more I/O */
-    int read_eof;        /* peer shut its write side */
+    uint32_t events;       /* epoll events registered */
+    uint32_t pending;      /* requests awaiting an answer */
+    uint32_t refs;         /* requests that point at this conn */
+    int closed;            /* fd closed; no more I/O */
+    int read_eof;          /* peer shut its write side */
     int close_after_flush; /* a fatal framing error: close once answers are out */
-    int http_only;       /* accepted on http_listen: HTTP/1.1 only */
-    int processing;      /* inside conn_process_input() */
-    int flush_queued;    /* on the worker's flush list */
+    int http_only;         /* accepted on http_listen: HTTP/1.1 only */
+    int processing;        /* inside conn_process_input() */
+    int flush_queued;      /* on the worker's flush list */
     struct rp_conn *flush_next;
-    int proto;           /* 0 until told by the first bytes, then IPC or HTTP (conn.c) */
+    int proto;                 /* 0 until told by the first bytes, then IPC or HTTP (conn.c) */
     struct rp_http_conn *http; /* HTTP state (conn.c), NULL unless HTTP */
     struct rp_conn *parent;    /* an HTTP request's stand-in: answers go to this client */
     struct rp_timer idle_timer;
-    struct rp_timer resume_timer; /* re-run buffered input after back-pressure */
+    struct rp_timer resume_timer;  /* re-run buffered input after back-pressure */
     struct rp_timer partial_timer; /* a request begun must be whole in request_timeout_ms */
     uint64_t last_active_ms;
 };
@@ -98,46 +98,46 @@ enum rp_xfer_status {
 
 struct rp_xfer_result {
     enum rp_xfer_status status;
-    long http;         /* HTTP status when one was read, else 0 */
-    int sent;          /* 1 when any byte of the request reached the endpoint */
-    char detail[96];   /* for RP_XFER_CONNECT / RP_XFER_IO: what happened */
+    long http;       /* HTTP status when one was read, else 0 */
+    int sent;        /* 1 when any byte of the request reached the endpoint */
+    char detail[96]; /* for RP_XFER_CONNECT / RP_XFER_IO: what happened */
 };
 
 /* One attempt of a request on one endpoint. */
 struct rp_attempt {
     CURL *easy;
-    int ep;              /* endpoint index */
+    int ep; /* endpoint index */
     enum rp_breaker_grant grant;
     uint64_t start_ns;
-    struct rp_buf body;  /* the endpoint's answer */
-    int too_large;       /* answer passed max_response_bytes */
-    long retry_after_s;  /* from a 429 */
+    struct rp_buf body; /* the endpoint's answer */
+    int too_large;      /* answer passed max_response_bytes */
+    long retry_after_s; /* from a 429 */
     /* native HTTP/1.1 client (h1.c) */
-    struct rp_h1_conn *h1;     /* the connection carrying it, NULL when none */
-    struct rp_timer h1_timer;  /* the attempt's deadline (or a failure reported soon) */
+    struct rp_h1_conn *h1;    /* the connection carrying it, NULL when none */
+    struct rp_timer h1_timer; /* the attempt's deadline (or a failure reported soon) */
     uint64_t h1_deadline_ms;
-    int h1_retried;            /* already moved once to a fresh connection */
-    int h1_fail;               /* a failure to report from h1_timer: enum rp_xfer_status + 1 */
+    int h1_retried; /* already moved once to a fresh connection */
+    int h1_fail;    /* a failure to report from h1_timer: enum rp_xfer_status + 1 */
     const char *h1_fail_detail;
 };
 
 /* A client request: one call, or one batch. */
 struct rp_req {
-    struct rp_conn *conn;  /* NULL once the client went away */
-    struct rp_req *qnext;  /* endpoint wait queue */
-    char *send;            /* bytes forwarded upstream, owned */
+    struct rp_conn *conn; /* NULL once the client went away */
+    struct rp_req *qnext; /* endpoint wait queue */
+    char *send;           /* bytes forwarded upstream, owned */
     size_t send_len;
-    char *id;              /* raw id of a single call, owned; NULL for null/none */
+    char *id; /* raw id of a single call, owned; NULL for null/none */
     size_t id_len;
-    char method[64];       /* of a single call, or of the batch's first call */
-    struct rp_buf extra;   /* batch: error objects for invalid calls, comma-joined */
-    struct rp_buf ids;     /* batch: raw ids of the calls that expect an answer, '\n'-separated */
+    char method[64];     /* of a single call, or of the batch's first call */
+    struct rp_buf extra; /* batch: error objects for invalid calls, comma-joined */
+    struct rp_buf ids;   /* batch: raw ids of the calls that expect an answer, '\n'-separated */
     int is_batch;
-    int answer;            /* 0 for a notification (or batch of them): nothing is written */
-    int ncalls;            /* tokens it takes */
-    int no_retry;          /* state-changing: retried only when nothing reached an endpoint */
-    int tries;             /* attempts started */
-    uint64_t tried_mask;   /* endpoints already tried */
+    int answer;          /* 0 for a notification (or batch of them): nothing is written */
+    int ncalls;          /* tokens it takes */
+    int no_retry;        /* state-changing: retried only when nothing reached an endpoint */
+    int tries;           /* attempts started */
+    uint64_t tried_mask; /* endpoints already tried */
     uint64_t start_ns;
     uint64_t deadline_ms;  /* request_timeout_ms from arrival, worker clock */
     struct rp_buf trail;   /* JSON array body of what the attempts met, for data */
@@ -154,16 +154,16 @@ struct rp_wep {
     struct rp_shm_endpoint *shm;
     struct rp_shm_epstats *stats; /* this worker's row for it */
     struct curl_slist *headers;
-    unsigned active;      /* this worker's attempts running on it */
-    unsigned share;       /* this worker's part of max_connections (at least 1) */
-    unsigned warm_min;    /* this worker's part of min_connections */
-    unsigned warming;     /* warm-up requests in flight */
-    uint64_t last_used_ms; /* last attempt started on it */
+    unsigned active;              /* this worker's attempts running on it */
+    unsigned share;               /* this worker's part of max_connections (at least 1) */
+    unsigned warm_min;            /* this worker's part of min_connections */
+    unsigned warming;             /* warm-up requests in flight */
+    uint64_t last_used_ms;        /* last attempt started on it */
     struct rp_req *qhead, *qtail; /* waiting for a free connection */
-    CURL **easy;          /* idle easy handles set up for this endpoint */
+    CURL **easy;                  /* idle easy handles set up for this endpoint */
     int neasy, capeasy;
-    int native;           /* plain http:// URL: served by h1.c, not libcurl */
-    struct rp_h1_ep *h1;  /* h1.c's state for it (pool, address, request head) */
+    int native;          /* plain http:// URL: served by h1.c, not libcurl */
+    struct rp_h1_ep *h1; /* h1.c's state for it (pool, address, request head) */
 };
 
 struct rp_worker {
@@ -171,13 +171,13 @@ struct rp_worker {
     struct rp_listener listeners[2]; /* [0] client socket, [1] http_listen (fd -1 when unset) */
     const struct rp_config *cfg;
     struct rp_shm_header *shm;
-    unsigned slot;        /* worker slot in shm */
+    unsigned slot; /* worker slot in shm */
     CURLM *multi;
     struct rp_timer curl_timer;
     struct rp_timer_heap timers;
     struct rp_conn *conns;
     unsigned nconns;
-    unsigned nreqs;       /* requests alive */
+    unsigned nreqs; /* requests alive */
     struct rp_wep eps[RP_MAX_ENDPOINTS];
     int nep;
     unsigned index, count; /* position in its generation (see rp_worker_args) */
@@ -186,13 +186,13 @@ struct rp_worker {
     struct rp_jparser parser;
     struct rp_balancer balancer;
     struct rp_breaker_params breaker;
-    struct rp_ev chan_ev; /* SEQPACKET channel to the supervisor (client handoff) */
-    int retiring;         /* replaced by a new generation: hand clients over */
+    struct rp_ev chan_ev;  /* SEQPACKET channel to the supervisor (client handoff) */
+    int retiring;          /* replaced by a new generation: hand clients over */
     volatile int stopping; /* drain and exit */
     uint64_t stop_deadline_ms;
-    char *scratch;        /* RP_CONN_READ_BYTES: where clients' input is read first */
+    char *scratch;              /* RP_CONN_READ_BYTES: where clients' input is read first */
     struct rp_conn *flush_head; /* clients with answers to write at the end of the turn */
-    void **graveyard;     /* rp_worker_defer_free() */
+    void **graveyard;           /* rp_worker_defer_free() */
     int ngrave, capgrave;
 };
 

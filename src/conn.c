@@ -1035,8 +1035,9 @@ static void conn_partial_timeout(struct rp_timer *t, void *arg)
         c->http->hp.error_reason = "request timeout";
         http_on_error(c);
     } else {
-        conn_fatal(c, RP_JSONRPC_INVALID_REQUEST, "Invalid Request: incomplete after "
-                                                  "request_timeout_ms");
+        conn_fatal(c, RP_JSONRPC_INVALID_REQUEST,
+                   "Invalid Request: incomplete after "
+                   "request_timeout_ms");
     }
     rp_conn_unref(c);
 }

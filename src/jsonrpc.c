@@ -647,13 +647,13 @@ int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len,
         }
         while (want_id_len && is_ws((unsigned char)want_id[want_id_len - 1]))
             want_id_len--;
-        if (ri.n_id == 1 && id_equal(buf + ri.id_start, ri.id_end - ri.id_start, want_id,
-                                     want_id_len))
+        if (ri.n_id == 1 &&
+            id_equal(buf + ri.id_start, ri.id_end - ri.id_start, want_id, want_id_len))
             return 0;
         /* an error the node could not tie to an id (it could not read
          * ours): the node's answer to this call all the same */
-        if (ri.n_error &&
-            (ri.n_id == 0 || (ri.id_end - ri.id_start == 4 && !memcmp(buf + ri.id_start, "null", 4))))
+        if (ri.n_error && (ri.n_id == 0 ||
+                           (ri.id_end - ri.id_start == 4 && !memcmp(buf + ri.id_start, "null", 4))))
             return 0;
         return -1;
     }

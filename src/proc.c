@@ -32,4 +32,3 @@ int rp_pid_alive(int64_t pid)
         return 0;
     return 1;
 }
-

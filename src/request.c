@@ -131,8 +131,9 @@ static void req_fail(struct rp_req *r, int code, const char *msg, const char *da
     }
     if (rp_buf_failed(&out)) {
         rp_buf_free(&out);
-        req_finish(r, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,\"message\":"
-                      "\"Upstream error: out of memory\"}}",
+        req_finish(r,
+                   "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,\"message\":"
+                   "\"Upstream error: out of memory\"}}",
                    92, 0);
         return;
     }
@@ -254,13 +255,11 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
         struct rp_jcall *call = &m.calls[i];
         if (call->code) {
             char err[512];
-            size_t n = rp_jsonrpc_error(err, sizeof err,
-                                        call->id_start >= 0 ? buf + call->id_start : NULL,
-                                        call->id_len, call->code,
-                                        call->reason ? call->reason : "Invalid Request", NULL);
+            size_t n = rp_jsonrpc_error(
+                err, sizeof err, call->id_start >= 0 ? buf + call->id_start : NULL, call->id_len,
+                call->code, call->reason ? call->reason : "Invalid Request", NULL);
             if (n >= sizeof err)
-                n = rp_jsonrpc_error(err, sizeof err, NULL, 0, call->code, "Invalid Request",
-                                     NULL);
+                n = rp_jsonrpc_error(err, sizeof err, NULL, 0, call->code, "Invalid Request", NULL);
             if (r->extra.len)
                 rp_buf_append(&r->extra, ",", 1);
             rp_buf_append(&r->extra, err, n);
@@ -495,14 +494,14 @@ static void req_route(struct rp_req *r)
     }
     if (min_wait_ns != UINT64_MAX) {
         /* rate-limited everywhere: wait for tokens, up to queue_timeout_ms */
-        uint64_t queue_deadline =
-            r->start_ns / 1000000ull + (uint64_t)rp_w.cfg->queue_timeout_ms;
+        uint64_t queue_deadline = r->start_ns / 1000000ull + (uint64_t)rp_w.cfg->queue_timeout_ms;
         if (queue_deadline > r->deadline_ms)
             queue_deadline = r->deadline_ms;
         uint64_t when = now_ms + (min_wait_ns + 999999ull) / 1000000ull;
         if (when > queue_deadline) {
-            req_fail(r, RP_JSONRPC_LIMIT_EXCEEDED, "Limit exceeded: rate limit of every usable "
-                                                   "endpoint reached",
+            req_fail(r, RP_JSONRPC_LIMIT_EXCEEDED,
+                     "Limit exceeded: rate limit of every usable "
+                     "endpoint reached",
                      NULL);
             return;
         }
@@ -669,8 +668,8 @@ static void req_answer_success(struct rp_req *r)
 /* Classify a finished attempt. Returns NULL for an answer, else a short
  * description of the failure; *BREAKER tells whether it counts against the
  * endpoint's breaker. */
-static const char *attempt_verdict(struct rp_req *r, const struct rp_xfer_result *res,
-                                   int *breaker, char *why, size_t whylen)
+static const char *attempt_verdict(struct rp_req *r, const struct rp_xfer_result *res, int *breaker,
+                                   char *why, size_t whylen)
 {
     long http = res->http;
     *breaker = 1;

@@ -62,8 +62,8 @@ static int shm_owner_alive(const char *name)
 
 /* Create the segment: refuse a live owner, unlink a stale one, size it at
  * its largest, fill the header and publish the magic last (release). */
-int rp_shm_create(struct rp_shm *s, const char *name, const char *pool_name, mode_t mode,
-                  gid_t gid, char *err, size_t errlen)
+int rp_shm_create(struct rp_shm *s, const char *name, const char *pool_name, mode_t mode, gid_t gid,
+                  char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
@@ -108,8 +108,7 @@ int rp_shm_create(struct rp_shm *s, const char *name, const char *pool_name, mod
                                          sizeof(struct rp_shm_endpoint)};
     h->workers = (struct rp_shm_table){RP_SHM_WORKERS_OFFSET, RP_SHM_MAX_WORKERS,
                                        sizeof(struct rp_shm_worker)};
-    h->stats = (struct rp_shm_table){RP_SHM_STATS_OFFSET,
-                                     RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS,
+    h->stats = (struct rp_shm_table){RP_SHM_STATS_OFFSET, RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS,
                                      sizeof(struct rp_shm_epstats)};
     snprintf(h->name, sizeof h->name, "%s", pool_name);
     atomic_store_explicit(&h->clock_base_ns, rp_clock_mono_ns(), memory_order_relaxed);

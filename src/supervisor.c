@@ -27,23 +27,23 @@
 #include "rp_timer.h"
 #include "rp_worker.h"
 
-#define SUP_BACKOFF_MIN_MS 100
-#define SUP_BACKOFF_MAX_MS 30000
-#define SUP_STABLE_MS 60000
-#define SUP_TAG_SIGNAL 1
-#define SUP_TAG_CHAN 2
+#define SUP_BACKOFF_MIN_MS  100
+#define SUP_BACKOFF_MAX_MS  30000
+#define SUP_STABLE_MS       60000
+#define SUP_TAG_SIGNAL      1
+#define SUP_TAG_CHAN        2
 #define SUP_REPLACE_WAIT_MS 5000 /* longest wait for new workers before old ones retire */
-#define SUP_PROBER_SLOT (RP_SHM_MAX_WORKERS - 1)
+#define SUP_PROBER_SLOT     (RP_SHM_MAX_WORKERS - 1)
 
 struct sup_slot {
-    int tag;              /* SUP_TAG_CHAN: epoll data of the channel */
+    int tag; /* SUP_TAG_CHAN: epoll data of the channel */
     unsigned index;
-    pid_t pid;            /* 0 when no process */
-    int wanted;           /* the slot should have a running worker */
-    int chan;             /* supervisor's end of the handoff channel, -1 when none */
-    int restarting;       /* stopped on purpose to be started again (prober on reload) */
+    pid_t pid;             /* 0 when no process */
+    int wanted;            /* the slot should have a running worker */
+    int chan;              /* supervisor's end of the handoff channel, -1 when none */
+    int restarting;        /* stopped on purpose to be started again (prober on reload) */
     unsigned index_in_gen; /* 0..nworkers-1: its part of host-wide connection limits */
-    uint64_t generation;  /* configuration generation it was started with */
+    uint64_t generation;   /* configuration generation it was started with */
     uint64_t started_ms;
     uint64_t backoff_ms;
     struct rp_timer respawn;
@@ -61,7 +61,7 @@ static struct {
     uint64_t stop_deadline_ms;
     unsigned nworkers;
     uint64_t generation;
-    int replacing;            /* new workers started; old ones retire once these run */
+    int replacing; /* new workers started; old ones retire once these run */
     uint64_t replace_deadline_ms;
     unsigned handoff_rr;
     int workers_override;
@@ -172,8 +172,7 @@ static int sup_spawn(unsigned slot)
     setsockopt(pair[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     int prober = slot == SUP_PROBER_SLOT;
     atomic_store_explicit(&w->state, RP_WORKER_STARTING, memory_order_relaxed);
-    atomic_store_explicit(&w->kind, prober ? RP_KIND_PROBER : RP_KIND_WORKER,
-                          memory_order_relaxed);
+    atomic_store_explicit(&w->kind, prober ? RP_KIND_PROBER : RP_KIND_WORKER, memory_order_relaxed);
     pid_t pid = fork();
     if (pid < 0) {
         rp_error("fork failed", "slot=%u error=\"%s\"", slot, strerror(errno));
@@ -256,8 +255,7 @@ static void sup_forward_handoffs(struct sup_slot *from)
         for (unsigned tries = 0; tries < RP_SHM_MAX_WORKERS && !sent && !sup.stopping; tries++) {
             struct sup_slot *to = &sup.slots[sup.handoff_rr++ % RP_SHM_MAX_WORKERS];
             if (to == from || to == &sup.slots[SUP_PROBER_SLOT] || !to->pid || !to->wanted ||
-                to->chan < 0 ||
-                to->generation != sup.generation)
+                to->chan < 0 || to->generation != sup.generation)
                 continue;
             sent = rp_handoff_send(to->chan, fd, buf, len) == 0;
         }
@@ -323,8 +321,8 @@ static void sup_reap(void)
                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
                 (unsigned long long)s->backoff_ms);
         rp_timer_arm(&sup.timers, &s->respawn, now + s->backoff_ms);
-        s->backoff_ms = s->backoff_ms * 2 > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS
-                                                               : s->backoff_ms * 2;
+        s->backoff_ms =
+            s->backoff_ms * 2 > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS : s->backoff_ms * 2;
     }
 }
 
@@ -481,8 +479,8 @@ static int sup_reload(uint64_t *generation, char *err, size_t errlen)
                 rp_log_quote(q, sizeof q, err));
         return -1;
     }
-    static const char *const fixed[] = {"server.socket", "server.control_socket",
-                                        "server.shm_name", "server.http_listen"};
+    static const char *const fixed[] = {"server.socket", "server.control_socket", "server.shm_name",
+                                        "server.http_listen"};
     char **oldv[] = {&sup.cfg->socket_path, &sup.cfg->control_socket, &sup.cfg->shm_name,
                      &sup.cfg->http_listen};
     char **newv[] = {&n->socket_path, &n->control_socket, &n->shm_name, &n->http_listen};

@@ -219,8 +219,7 @@ static int upstream_close_cb(void *clientp, curl_socket_t fd)
         struct curl_sock *cs = socks[fd];
         if (cs->owner) {
             atomic_fetch_sub_explicit(&cs->owner->shm->conns_open, 1, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&cs->owner->stats->conns_open_held, 1,
-                                      memory_order_relaxed);
+            atomic_fetch_sub_explicit(&cs->owner->stats->conns_open_held, 1, memory_order_relaxed);
         }
         sock_register(cs, 0);
         socks[fd] = NULL;

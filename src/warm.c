@@ -65,8 +65,8 @@ static void warm_check(struct rp_timer *t, void *arg)
 
 void rp_warm_start(void)
 {
-    const char *method = rp_w.cfg->health_check_method ? rp_w.cfg->health_check_method
-                                                       : "eth_chainId";
+    const char *method =
+        rp_w.cfg->health_check_method ? rp_w.cfg->health_check_method : "eth_chainId";
     char esc[96];
     size_t el = rp_json_escape(esc, sizeof esc, method, strlen(method));
     int n = el < sizeof esc ? snprintf(warm_body, sizeof warm_body,

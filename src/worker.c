@@ -82,8 +82,7 @@ static int worker_setup_endpoints(void)
         if (rp_w.index == 0)
             rp_warn("max_connections is below the number of workers: each worker keeps one "
                     "connection per endpoint",
-                    "max_connections=%lld workers=%u", (long long)cfg->max_connections,
-                    rp_w.count);
+                    "max_connections=%lld workers=%u", (long long)cfg->max_connections, rp_w.count);
     }
     unsigned warm_min = rp_worker_part((uint64_t)cfg->min_connections, rp_w.index, rp_w.count);
     rp_w.nep = 0;

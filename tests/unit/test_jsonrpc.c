@@ -476,7 +476,8 @@ static void check_merge(const char *body, const char *extra, const char *want)
 
 static void test_merge_batch(void)
 {
-    const char *e = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\"x\"}}";
+    const char *e =
+        "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,\"message\":\"x\"}}";
     char want[256];
     snprintf(want, sizeof want, "[{\"id\":1},%s]", e);
     check_merge("[{\"id\":1}]", e, want);

@@ -58,7 +58,7 @@ static void test_rearm_and_cancel(void)
     rp_timer_arm(&h, &a, 100);
     rp_timer_arm(&h, &b, 200);
     rp_timer_arm(&h, &c, 300);
-    rp_timer_arm(&h, &c, 50); /* earlier */
+    rp_timer_arm(&h, &c, 50);  /* earlier */
     rp_timer_arm(&h, &a, 400); /* later */
     rp_timer_cancel(&h, &b);
     rp_timer_cancel(&h, &b); /* twice is harmless */
