@@ -604,8 +604,10 @@ static int id_equal(const char *a, size_t alen, const char *b, size_t blen)
         na[alen] = '\0';
         memcpy(nb, b, blen);
         nb[blen] = '\0';
-        double x = strtod(na, NULL), y = strtod(nb, NULL);
-        return x == y && x - x == 0; /* equal and finite */
+        char *ea, *eb;
+        double x = strtod(na, &ea), y = strtod(nb, &eb);
+        /* both whole numbers (nothing left over), equal and finite */
+        return ea == na + alen && eb == nb + blen && x == y && x - x == 0;
     }
     return 0;
 }
