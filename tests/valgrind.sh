@@ -67,16 +67,19 @@ free_port() {
     node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();})'
 }
 
-# Start anvil on a free port; prints the port.
+# Start anvil on a free port; sets ANVIL_PORT. (Not in a $(...) subshell:
+# its pid must reach PIDS for the cleanup.)
 start_anvil() {
-    port=$(free_port)
-    tests/node_modules/.bin/anvil --host 127.0.0.1 --port "$port" --quiet >"$TMP/anvil.$port.log" 2>&1 &
+    ANVIL_PORT=$(free_port)
+    tests/node_modules/.bin/anvil --host 127.0.0.1 --port "$ANVIL_PORT" --quiet \
+        >"$TMP/anvil.$ANVIL_PORT.log" 2>&1 &
     PIDS="$PIDS $!"
-    echo "$port"
 }
 
-P1=$(start_anvil)
-P2=$(start_anvil)
+start_anvil
+P1=$ANVIL_PORT
+start_anvil
+P2=$ANVIL_PORT
 DEAD=$(free_port)
 for p in $P1 $P2; do
     i=0
