@@ -51,6 +51,11 @@ int rp_buf_append_json_str(struct rp_buf *b, const char *s);
 /* Same for the first N bytes of S (which may contain NULs: escaped). */
 int rp_buf_append_json_strn(struct rp_buf *b, const char *s, size_t n);
 
+/* Append a finite double as a JSON number with at most 3 decimals and no
+ * trailing zeros ("9.5", "10", "0.071"); NaN and infinities become 0 (JSON
+ * has neither). */
+int rp_buf_append_num(struct rp_buf *b, double v);
+
 /* The contents as a C string ("" when empty). Valid until the next append. */
 const char *rp_buf_cstr(const struct rp_buf *b);
 

@@ -1,6 +1,8 @@
 /* buf.c - the growable string buffer of rp_buf.h. */
 #include "rp_buf.h"
+#include "rp_utf8.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,42 +115,6 @@ int rp_buf_appendf(struct rp_buf *b, const char *fmt, ...)
     return rc;
 }
 
-/* Length of the well-formed UTF-8 sequence (RFC 3629) starting at S, of at
- * most N bytes, or 0 when the bytes there are not one. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* no overlong forms */
-        else if (c == 0xed)
-            hi = 0x9f; /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f; /* nothing above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return len;
-}
-
 int rp_buf_append_json_strn(struct rp_buf *b, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -180,7 +146,7 @@ int rp_buf_append_json_strn(struct rp_buf *b, const char *s, size_t n)
         } else if (c < 0x20) {
             rc = rp_buf_appendf(b, "\\u%04x", c);
         } else {
-            size_t len = utf8_seq_len(p + i, n - i);
+            size_t len = rp_utf8_seq_len(p + i, n - i);
             if (len == 0) {
                 rc = rp_buf_append(b, "\\ufffd", 6);
                 len = 1;
@@ -226,4 +192,24 @@ char *rp_buf_detach(struct rp_buf *b, size_t *len)
         *len = n;
     rp_buf_init(b);
     return p;
+}
+
+int rp_buf_append_num(struct rp_buf *b, double v)
+{
+    char tmp[64];
+    if (!isfinite(v))
+        v = 0.0;
+    int n = snprintf(tmp, sizeof tmp, "%.3f", v);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return rp_buf_puts(b, "0");
+    char *dot = strchr(tmp, '.');
+    if (dot) {
+        char *end = tmp + n;
+        while (end > dot + 1 && end[-1] == '0')
+            end--;
+        if (end == dot + 1)
+            end = dot;
+        *end = '\0';
+    }
+    return rp_buf_puts(b, strcmp(tmp, "-0") == 0 ? "0" : tmp);
 }

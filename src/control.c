@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,30 +100,6 @@ static void ctl_fail(struct rp_buf *b, const char *fmt, ...)
     rp_buf_puts(b, "{\"ok\":false,\"error\":");
     rp_buf_append_json_str(b, msg);
     rp_buf_puts(b, "}");
-}
-
-/* Append a finite double with at most 3 decimals and no trailing zeros; NaN
- * and infinities become 0 (JSON has neither). */
-static void ctl_json_num(struct rp_buf *b, double v)
-{
-    char tmp[64];
-    if (!isfinite(v))
-        v = 0.0;
-    int n = snprintf(tmp, sizeof tmp, "%.3f", v);
-    if (n < 0 || (size_t)n >= sizeof tmp) {
-        rp_buf_puts(b, "0");
-        return;
-    }
-    char *dot = strchr(tmp, '.');
-    if (dot) {
-        char *end = tmp + n;
-        while (end > dot + 1 && end[-1] == '0')
-            end--;
-        if (end == dot + 1)
-            end = dot;
-        *end = '\0';
-    }
-    rp_buf_puts(b, strcmp(tmp, "-0") == 0 ? "0" : tmp);
 }
 
 /* The segment, or NULL (with an error answer in OUT) when the supervisor
@@ -258,7 +233,7 @@ static void cmd_stats(const char *arg, struct rp_buf *out, enum ctl_after *after
         ",\"activeConnections\":%" PRIu64 ",\"idleConnections\":%" PRIu64
         ",\"failedRequests\":%" PRIu64 ",\"successfulRequests\":%" PRIu64 ",\"averageLatency\":",
         s->ep_count, healthy, active + idle, active, idle, failed, ok);
-    ctl_json_num(out, lat_count ? (double)lat_sum_us / (double)lat_count / 1000.0 : 0.0);
+    rp_buf_append_num(out, lat_count ? (double)lat_sum_us / (double)lat_count / 1000.0 : 0.0);
     rp_buf_puts(out, "}");
     free(s);
 }

@@ -14,6 +14,7 @@
  */
 #include "rp_frame.h"
 #include "rp_jsonrpc.h"
+#include "rp_utf8.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -701,42 +702,6 @@ static size_t jout_finish(struct jout *o)
     return o->n;
 }
 
-/* Length of the valid UTF-8 sequence at S[0, N) (lead byte >= 0x80), or 0
- * when it is not strict UTF-8. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t need;
-    unsigned lo = 0x80, hi = 0xbf;
-
-    if (c < 0xc2 || c > 0xf4)
-        return 0;
-    if (c < 0xe0) {
-        need = 1;
-    } else if (c < 0xf0) {
-        need = 2;
-        if (c == 0xe0)
-            lo = 0xa0;
-        if (c == 0xed)
-            hi = 0x9f;
-    } else {
-        need = 3;
-        if (c == 0xf0)
-            lo = 0x90;
-        if (c == 0xf4)
-            hi = 0x8f;
-    }
-    if (n < need + 1)
-        return 0;
-    for (size_t k = 1; k <= need; k++) {
-        if (s[k] < lo || s[k] > hi)
-            return 0;
-        lo = 0x80;
-        hi = 0xbf;
-    }
-    return need + 1;
-}
-
 /* Append S[0, LEN) as a JSON string body: '"', '\\' and control bytes are
  * escaped, valid UTF-8 is kept, every invalid byte becomes \ufffd so the
  * result is always valid JSON. */
@@ -753,7 +718,7 @@ static void jout_escape(struct jout *o, const char *s, size_t len)
         }
         jout_put(o, s + run, i - run);
         if (c >= 0x80) {
-            size_t k = utf8_seq_len(u + i, len - i);
+            size_t k = rp_utf8_seq_len(u + i, len - i);
             if (k) {
                 jout_put(o, s + i, k);
                 i += k;

@@ -6,6 +6,7 @@
  * are spelled as the format spells them.
  */
 #include "rp_metrics.h"
+#include "rp_utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -21,39 +22,6 @@ struct metrics_labels {
 static void family(struct rp_buf *b, const char *name, const char *type, const char *help)
 {
     rp_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* Length of the valid UTF-8 sequence at S (at most N bytes), 0 if none. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return len;
 }
 
 /* Append the label value S (at most N bytes, stops at NUL) escaped as the
@@ -90,7 +58,7 @@ static void label_value(struct rp_buf *b, const char *s, size_t n)
             rp_buf_puts(b, "?");
             i++;
         } else {
-            size_t len = utf8_len(p + i, n - i);
+            size_t len = rp_utf8_seq_len(p + i, n - i);
             size_t k;
             for (k = 0; k < len && p[i + k]; k++)
                 ;

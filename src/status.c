@@ -2,34 +2,9 @@
 #include "rp_status.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <string.h>
 
 #include "rp_breaker.h"
-
-/* Append a finite double with at most 3 decimals and no trailing zeros
- * ("9.5", "10", "0.071"); NaN and infinities become 0 (JSON has neither). */
-static int json_num(struct rp_buf *b, double v)
-{
-    char tmp[64];
-    if (!isfinite(v))
-        v = 0.0;
-    int n = snprintf(tmp, sizeof tmp, "%.3f", v);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return rp_buf_puts(b, "0");
-    char *dot = strchr(tmp, '.');
-    if (dot) {
-        char *end = tmp + n;
-        while (end > dot + 1 && end[-1] == '0')
-            end--;
-        if (end == dot + 1)
-            end = dot;
-        *end = '\0';
-    }
-    if (strcmp(tmp, "-0") == 0)
-        return rp_buf_puts(b, "0");
-    return rp_buf_puts(b, tmp);
-}
 
 static const char *breaker_name(uint32_t s)
 {
@@ -55,17 +30,17 @@ int rp_status_append_endpoint(struct rp_buf *b, const struct rp_ep_snapshot *e)
     rp_buf_append_json_strn(b, e->url, strnlen(e->url, sizeof e->url));
     rp_buf_appendf(b, ",\"weight\":%" PRIu32 ",\"state\":\"%s\",\"breaker\":\"%s\",\"tokens\":",
                    e->weight, rp_ep_state_name(e->state), breaker_name(e->breaker));
-    json_num(b, e->tokens);
+    rp_buf_append_num(b, e->tokens);
     rp_buf_appendf(b,
                    ",\"inflight\":%" PRIu32 ",\"connections\":{\"active\":%" PRIu32
                    ",\"idle\":%" PRIu32 "},\"requests\":{\"ok\":%" PRIu64 ",\"failed\":%" PRIu64
                    ",\"retried\":%" PRIu64 "},\"latency_ms\":{\"avg\":",
                    e->inflight, e->conns_active, e->conns_idle, e->ok, e->failed, e->retried);
-    json_num(b, e->avg_ms);
+    rp_buf_append_num(b, e->avg_ms);
     rp_buf_puts(b, ",\"p50\":");
-    json_num(b, e->p50_ms);
+    rp_buf_append_num(b, e->p50_ms);
     rp_buf_puts(b, ",\"p99\":");
-    json_num(b, e->p99_ms);
+    rp_buf_append_num(b, e->p99_ms);
     return rp_buf_appendf(b, "},\"head_block\":%" PRIu64 ",\"lag\":%" PRId64 "}", e->head_block,
                           e->lag);
 }
