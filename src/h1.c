@@ -385,18 +385,6 @@ static void conn_register(struct rp_h1_conn *c, uint32_t events)
         c->registered = events;
 }
 
-/* Count a request on a connection (host-wide and this worker's share). */
-static void ep_count_active(struct rp_wep *w, int delta)
-{
-    if (delta > 0) {
-        atomic_fetch_add_explicit(&w->shm->conns_active, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&w->stats->conns_active_held, 1, memory_order_relaxed);
-    } else {
-        atomic_fetch_sub_explicit(&w->shm->conns_active, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&w->stats->conns_active_held, 1, memory_order_relaxed);
-    }
-}
-
 static void idle_unlink(struct rp_h1_conn *c)
 {
     struct rp_h1_ep *h = c->hep;
@@ -429,8 +417,7 @@ static void conn_close(struct rp_h1_conn *c)
     if (c->registered)
         epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, c->ev.fd, NULL);
     close(c->ev.fd);
-    atomic_fetch_sub_explicit(&w->shm->conns_open, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&w->stats->conns_open_held, 1, memory_order_relaxed);
+    rp_worker_count(&w->shm->conns_open, &w->stats->conns_open_held, -1);
     if (c->req && c->req->at.h1 == c)
         c->req->at.h1 = NULL;
     c->req = NULL;
@@ -507,7 +494,7 @@ static void attempt_end_sent(struct rp_req *r, enum rp_xfer_status status, const
             conn_close(c);
         }
     }
-    ep_count_active(w, -1);
+    rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, -1);
     rp_req_attempt_done(r, &res);
 }
 
@@ -549,8 +536,7 @@ static struct rp_h1_conn *conn_open(struct rp_h1_ep *h, int addr, struct rp_req 
         h->all->all_prev = c;
     h->all = c;
     struct rp_wep *w = h->w;
-    atomic_fetch_add_explicit(&w->shm->conns_open, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->stats->conns_open_held, 1, memory_order_relaxed);
+    rp_worker_count(&w->shm->conns_open, &w->stats->conns_open_held, +1);
     c->req = r;
     r->at.h1 = c;
     if (connect(fd, sa, h->addr_len[addr]) == 0) {
@@ -816,7 +802,7 @@ int rp_h1_start(struct rp_req *r, int ep, long timeout_ms)
     r->at.retry_after_s = 0;
     rp_buf_reset(&r->at.body);
     r->at.h1_deadline_ms = rp_worker_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
-    ep_count_active(w, +1);
+    rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, +1);
     rp_timer_arm(&rp_w.timers, &r->at.h1_timer, r->at.h1_deadline_ms);
     h1_starting = 1;
     struct rp_h1_conn *c = h->idle;
@@ -926,7 +912,7 @@ void rp_h1_cleanup(void)
             struct rp_h1_conn *c = h->all;
             if (c->req) {
                 rp_timer_cancel(&rp_w.timers, &c->req->at.h1_timer);
-                ep_count_active(w, -1);
+                rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, -1);
             }
             conn_close(c);
         }

@@ -352,14 +352,7 @@ static int ep_usable(const struct rp_req *r, int i, uint64_t now_ms_seg)
 static void ep_inflight(int ep, int delta)
 {
     struct rp_wep *w = &rp_w.eps[ep];
-    struct rp_shm_epstats *st = w->stats;
-    if (delta > 0) {
-        atomic_fetch_add_explicit(&w->shm->inflight, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&st->inflight_held, 1, memory_order_relaxed);
-    } else {
-        atomic_fetch_sub_explicit(&w->shm->inflight, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&st->inflight_held, 1, memory_order_relaxed);
-    }
+    rp_worker_count(&w->shm->inflight, &w->stats->inflight_held, delta);
 }
 
 static void ep_trial_held(int ep, enum rp_breaker_grant g, int delta)

@@ -205,8 +205,7 @@ static curl_socket_t upstream_open_cb(void *clientp, curlsocktype purpose,
         return CURL_SOCKET_BAD;
     }
     cs->owner = w;
-    atomic_fetch_add_explicit(&w->shm->conns_open, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->stats->conns_open_held, 1, memory_order_relaxed);
+    rp_worker_count(&w->shm->conns_open, &w->stats->conns_open_held, +1);
     return fd;
 }
 
@@ -217,10 +216,8 @@ static int upstream_close_cb(void *clientp, curl_socket_t fd)
     (void)clientp;
     if (fd >= 0 && fd < socks_cap && socks[fd]) {
         struct curl_sock *cs = socks[fd];
-        if (cs->owner) {
-            atomic_fetch_sub_explicit(&cs->owner->shm->conns_open, 1, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&cs->owner->stats->conns_open_held, 1, memory_order_relaxed);
-        }
+        if (cs->owner)
+            rp_worker_count(&cs->owner->shm->conns_open, &cs->owner->stats->conns_open_held, -1);
         sock_register(cs, 0);
         socks[fd] = NULL;
         rp_worker_defer_free(cs);
@@ -294,18 +291,6 @@ void rp_upstream_cleanup(void)
     socks_cap = 0;
 }
 
-/* Count a connection carrying a request (host-wide and this worker's share). */
-static void ep_count_active(struct rp_wep *w, int delta)
-{
-    if (delta > 0) {
-        atomic_fetch_add_explicit(&w->shm->conns_active, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&w->stats->conns_active_held, 1, memory_order_relaxed);
-    } else {
-        atomic_fetch_sub_explicit(&w->shm->conns_active, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&w->stats->conns_active_held, 1, memory_order_relaxed);
-    }
-}
-
 /* Start R's attempt on endpoint EP with TIMEOUT_MS for the whole transfer. */
 /* A new easy handle set up for endpoint W: everything that does not change
  * from one request to the next is set once here. */
@@ -355,9 +340,9 @@ int rp_upstream_start(struct rp_req *r, int ep, long timeout_ms)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-    ep_count_active(w, +1);
+    rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, +1);
     if (curl_multi_add_handle(rp_w.multi, e) != CURLM_OK) {
-        ep_count_active(w, -1);
+        rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, -1);
         curl_easy_cleanup(e);
         r->at.easy = NULL;
         return -1;
@@ -373,7 +358,7 @@ void rp_upstream_finish(struct rp_req *r)
     if (!e)
         return;
     struct rp_wep *w = &rp_w.eps[r->at.ep];
-    ep_count_active(w, -1);
+    rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, -1);
     curl_multi_remove_handle(rp_w.multi, e);
     r->at.easy = NULL;
     if (w->neasy == w->capeasy) {
