@@ -29,6 +29,11 @@ void rp_timer_init(struct rp_timer *t, rp_timer_fn fn, void *arg);
 /* Arm (or re-arm) T for DEADLINE_MS. Returns 0, -1 when out of memory. */
 int rp_timer_arm(struct rp_timer_heap *h, struct rp_timer *t, uint64_t deadline_ms);
 void rp_timer_cancel(struct rp_timer_heap *h, struct rp_timer *t);
+
+/* Arm T for NOW_MS + DELAY_MS, or cancel it when DELAY_MS is negative (the
+ * contract of libcurl's CURLMOPT_TIMERFUNCTION). Returns 0, -1 when out of
+ * memory. */
+int rp_timer_set(struct rp_timer_heap *h, struct rp_timer *t, uint64_t now_ms, long delay_ms);
 static inline int rp_timer_armed(const struct rp_timer *t)
 {
     return t->idx >= 0;

@@ -177,11 +177,7 @@ static int prober_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     (void)userp;
-    if (timeout_ms < 0)
-        rp_timer_cancel(&P.timers, &P.curl_timer);
-    else
-        rp_timer_arm(&P.timers, &P.curl_timer, prober_now_ms() + (uint64_t)timeout_ms);
-    return 0;
+    return rp_timer_set(&P.timers, &P.curl_timer, prober_now_ms(), timeout_ms);
 }
 
 /* CURLOPT_CLOSESOCKETFUNCTION: leave epoll before the fd number can be

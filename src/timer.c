@@ -100,6 +100,15 @@ void rp_timer_cancel(struct rp_timer_heap *h, struct rp_timer *t)
     sift_down(h, last->idx);
 }
 
+int rp_timer_set(struct rp_timer_heap *h, struct rp_timer *t, uint64_t now_ms, long delay_ms)
+{
+    if (delay_ms < 0) {
+        rp_timer_cancel(h, t);
+        return 0;
+    }
+    return rp_timer_arm(h, t, now_ms + (uint64_t)delay_ms);
+}
+
 uint64_t rp_timer_next(const struct rp_timer_heap *h)
 {
     return h->n ? h->v[0]->deadline_ms : UINT64_MAX;

@@ -154,11 +154,7 @@ static int upstream_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
     (void)multi;
     (void)userp;
-    if (timeout_ms < 0)
-        rp_timer_cancel(&rp_w.timers, &rp_w.curl_timer);
-    else
-        rp_timer_arm(&rp_w.timers, &rp_w.curl_timer, rp_worker_now_ms() + (uint64_t)timeout_ms);
-    return 0;
+    return rp_timer_set(&rp_w.timers, &rp_w.curl_timer, rp_worker_now_ms(), timeout_ms);
 }
 
 void rp_upstream_timeout(void)

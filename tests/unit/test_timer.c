@@ -62,6 +62,12 @@ static void test_rearm_and_cancel(void)
     rp_timer_arm(&h, &a, 400); /* later */
     rp_timer_cancel(&h, &b);
     rp_timer_cancel(&h, &b); /* twice is harmless */
+    struct rp_timer d;
+    rp_timer_init(&d, on_fire, (void *)4);
+    CU_ASSERT_EQUAL(rp_timer_set(&h, &d, 1000, 5), 0); /* at 1005 */
+    CU_ASSERT_TRUE(rp_timer_armed(&d));
+    CU_ASSERT_EQUAL(rp_timer_set(&h, &d, 1000, -1), 0); /* cancelled */
+    CU_ASSERT_FALSE(rp_timer_armed(&d));
     nfired = 0;
     drain(&h, 1000);
     CU_ASSERT_EQUAL(nfired, 2);
