@@ -255,17 +255,25 @@ static void cmd_metrics(const char *arg, struct rp_buf *out, enum ctl_after *aft
     free(s);
 }
 
-/* drain / enable: set the row's operator flag to ON. */
-static void ctl_set_drained(const char *arg, struct rp_buf *out, uint32_t on)
+/* The endpoint named by a command's EP argument, or NULL with the error
+ * answer already in OUT (no segment, or no such endpoint). */
+static struct rp_shm_endpoint *ctl_endpoint_arg(const char *arg, struct rp_buf *out)
 {
     struct rp_shm_header *h = ctl_shm(out);
     if (!h)
-        return;
+        return NULL;
     struct rp_shm_endpoint *e = ctl_find_endpoint(h, arg);
-    if (!e) {
+    if (!e)
         ctl_fail(out, "no such endpoint: %s", arg);
+    return e;
+}
+
+/* drain / enable: set the row's operator flag to ON. */
+static void ctl_set_drained(const char *arg, struct rp_buf *out, uint32_t on)
+{
+    struct rp_shm_endpoint *e = ctl_endpoint_arg(arg, out);
+    if (!e)
         return;
-    }
     uint32_t was = atomic_exchange_explicit(&e->drained, on, memory_order_relaxed);
     if (was != on)
         ctl_log_ep(on ? "endpoint drained by operator" : "endpoint enabled by operator", e);
@@ -286,14 +294,9 @@ static void cmd_enable(const char *arg, struct rp_buf *out, enum ctl_after *afte
 /* Close the breaker, refill the bucket and lift a Retry-After hold. */
 static void cmd_reset(const char *arg, struct rp_buf *out, enum ctl_after *after)
 {
-    struct rp_shm_header *h = ctl_shm(out);
-    if (!h)
+    struct rp_shm_endpoint *e = ctl_endpoint_arg(arg, out);
+    if (!e)
         return;
-    struct rp_shm_endpoint *e = ctl_find_endpoint(h, arg);
-    if (!e) {
-        ctl_fail(out, "no such endpoint: %s", arg);
-        return;
-    }
     rp_breaker_reset(&e->breaker);
     rp_gcra_reset(&e->gcra_tat_ns);
     atomic_store_explicit(&e->hold_until_ms, 0, memory_order_relaxed);
