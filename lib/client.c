@@ -486,15 +486,37 @@ static char *json_unescape(const char *s, size_t n)
 
 /* Parse a primitive token as a signed integer (an integral JSON number).
  * 0, or -1 when it is not one. */
-static int tok_int64(const char *js, const jsmntok_t *t, int64_t *out)
+/* Copy a primitive token that starts like a number into TMP (NUL-ended).
+ * 0, or -1 when it is not one or is too long. */
+static int tok_number_text(const char *js, const jsmntok_t *t, char *tmp, size_t cap)
 {
-    char tmp[64];
     int n = t->end - t->start;
-    if (t->type != JSMN_PRIMITIVE || n <= 0 || n >= (int)sizeof tmp)
+    if (t->type != JSMN_PRIMITIVE || n <= 0 || (size_t)n >= cap)
         return -1;
     memcpy(tmp, js + t->start, (size_t)n);
     tmp[n] = '\0';
-    if (tmp[0] != '-' && (tmp[0] < '0' || tmp[0] > '9'))
+    return tmp[0] == '-' || (tmp[0] >= '0' && tmp[0] <= '9') ? 0 : -1;
+}
+
+/* Parse a number token as a finite double. 0, or -1 when it is not one. */
+static int tok_double(const char *js, const jsmntok_t *t, double *out)
+{
+    char tmp[64];
+    if (tok_number_text(js, t, tmp, sizeof tmp) != 0)
+        return -1;
+    char *end;
+    errno = 0;
+    double d = strtod(tmp, &end);
+    if (*end != '\0' || errno != 0 || d != d)
+        return -1;
+    *out = d;
+    return 0;
+}
+
+static int tok_int64(const char *js, const jsmntok_t *t, int64_t *out)
+{
+    char tmp[64];
+    if (tok_number_text(js, t, tmp, sizeof tmp) != 0)
         return -1;
     char *end;
     errno = 0;
@@ -504,10 +526,8 @@ static int tok_int64(const char *js, const jsmntok_t *t, int64_t *out)
         return 0;
     }
     /* An integral value written as a float ("-32000.0", "1e3"). */
-    errno = 0;
-    double d = strtod(tmp, &end);
-    if (*end != '\0' || errno != 0 || d != d || d < -9.2e18 || d > 9.2e18 ||
-        d != (double)(int64_t)d)
+    double d;
+    if (tok_double(js, t, &d) != 0 || d < -9.2e18 || d > 9.2e18 || d != (double)(int64_t)d)
         return -1;
     *out = (int64_t)d;
     return 0;
@@ -530,25 +550,6 @@ static int tok_uint64(const char *js, const jsmntok_t *t, uint64_t *out)
         v = v * 10 + d;
     }
     *out = v;
-    return 0;
-}
-
-static int tok_double(const char *js, const jsmntok_t *t, double *out)
-{
-    char tmp[64];
-    int n = t->end - t->start;
-    if (t->type != JSMN_PRIMITIVE || n <= 0 || n >= (int)sizeof tmp)
-        return -1;
-    memcpy(tmp, js + t->start, (size_t)n);
-    tmp[n] = '\0';
-    if (tmp[0] != '-' && (tmp[0] < '0' || tmp[0] > '9'))
-        return -1;
-    char *end;
-    errno = 0;
-    double d = strtod(tmp, &end);
-    if (*end != '\0' || errno != 0)
-        return -1;
-    *out = d;
     return 0;
 }
 
