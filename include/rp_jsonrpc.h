@@ -44,6 +44,10 @@ struct rp_jparser {
     unsigned tok_cap;
     struct rp_jcall *calls;
     unsigned call_cap;
+    /* Set by rp_jsonrpc_check_response() for a single response object it
+     * accepted: its id value is body[id_start, id_end); -1 when it had no
+     * id member (or the body was a batch or refused). */
+    long id_start, id_end;
 };
 
 void rp_jparser_init(struct rp_jparser *p);
@@ -63,13 +67,10 @@ int rp_jcall_is_notification(const struct rp_jcall *c);
  * the response id must name the same value as WANT_ID (raw bytes; strings
  * compared decoded, numbers by value), or the response must be an error
  * with a null or missing id (a node that could not read the id); pass NULL
- * to skip the check. Returns 0 when it is a response, -1 otherwise. */
+ * to skip the check. Returns 0 when it is a response, -1 otherwise; for an
+ * accepted single response P's id_start / id_end tell where its id is. */
 int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len, int want_batch,
                               const char *want_id, size_t want_id_len);
-
-/* Where the id value of the single response object BUF[0, LEN) is:
- * BUF[*START, *END). Returns 0, or -1 when there is no such id. */
-int rp_jsonrpc_response_id(const char *buf, size_t len, size_t *start, size_t *end);
 
 /* Write {"jsonrpc":"2.0","id":ID,"error":{"code":CODE,"message":"MSG"[,"data":DATA]}}
  * into OUT (no newline). ID is raw JSON bytes, or NULL/0 for null. MSG is

@@ -613,19 +613,6 @@ static int id_equal(const char *a, size_t alen, const char *b, size_t blen)
     return 0;
 }
 
-int rp_jsonrpc_response_id(const char *buf, size_t len, size_t *start, size_t *end)
-{
-    struct resp_info ri;
-    if (rp_frame_validate(buf, len) != 0)
-        return -1;
-    size_t i = js_skip_ws(buf, len, 0);
-    if (buf[i] != '{' || resp_object(buf, len, i, &ri) != 0 || ri.n_id != 1)
-        return -1;
-    *start = ri.id_start;
-    *end = ri.id_end;
-    return 0;
-}
-
 /* See rp_jsonrpc.h. The syntax is checked here too (rp_frame_validate), so
  * callers need not validate the body first. No token array is built. */
 int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len, int want_batch,
@@ -633,13 +620,17 @@ int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len,
 {
     struct resp_info ri;
 
-    (void)p;
+    p->id_start = p->id_end = -1;
     if (rp_frame_validate(buf, len) != 0)
         return -1;
     size_t i = js_skip_ws(buf, len, 0);
     if (buf[i] == '{') {
         if (resp_object(buf, len, i, &ri) != 0)
             return -1;
+        if (ri.n_id == 1) {
+            p->id_start = (long)ri.id_start;
+            p->id_end = (long)ri.id_end;
+        }
         if (want_batch) /* one error object may answer a whole batch */
             return ri.n_error ? 0 : -1;
         if (!want_id)

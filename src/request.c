@@ -594,11 +594,15 @@ static void ep_record_latency(int ep, uint64_t latency_us)
 
 /* A node may echo an id in another spelling ("\u0061" for "a", 1.0 for 1)
  * or answer an id it could not read with null: the client gets its own id
- * bytes back. Returns 1 when R was answered here with the id restored. */
+ * bytes back. BODY is the answer as it came, checked just before by
+ * attempt_verdict() (rp_w.parser holds where its id is). Returns 1 when R
+ * was answered here with the id restored (and made one line). */
 static int req_restore_id(struct rp_req *r, const char *body, size_t len)
 {
-    size_t s, e;
-    if (rp_jsonrpc_response_id(body, len, &s, &e) != 0) {
+    /* where the verdict's check found the id (no second scan of the body) */
+    long ids = rp_w.parser.id_start, ide = rp_w.parser.id_end;
+    size_t s = (size_t)ids, e = (size_t)ide;
+    if (ids < 0) {
         /* an error without any id: put ours in */
         const char *brace = memchr(body, '{', len);
         if (!brace)
@@ -625,7 +629,7 @@ static int req_restore_id(struct rp_req *r, const char *body, size_t len)
         out[o++] = ',';
     memcpy(out + o, body + e, len - e);
     o += len - e;
-    req_finish(r, out, o, 1);
+    req_finish(r, out, rp_json_strip_newlines(out, o), 1);
     free(out);
     return 1;
 }
@@ -635,6 +639,10 @@ static int req_restore_id(struct rp_req *r, const char *body, size_t len)
 static void req_answer_success(struct rp_req *r)
 {
     struct rp_buf *b = &r->at.body;
+    /* the id span from the verdict's check is an offset into the body as
+     * it came: put the client's id back before the body is made one line */
+    if (r->answer && !r->is_batch && r->id && b->len && req_restore_id(r, b->data, b->len))
+        return;
     size_t len = rp_json_strip_newlines(b->data ? b->data : (char *)"", b->len);
     b->len = len;
     if (!r->is_batch || !r->extra.len) {
@@ -642,8 +650,6 @@ static void req_answer_success(struct rp_req *r)
             req_finish(r, NULL, 0, 1);
             return;
         }
-        if (!r->is_batch && r->id && req_restore_id(r, b->data, len))
-            return;
         req_finish(r, b->data, len, 1);
         return;
     }

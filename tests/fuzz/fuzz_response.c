@@ -168,9 +168,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* another id (one byte longer) is refused, unless the answer
              * is an error tied to no id (missing or null): the node's
              * answer to whatever call it was sent for */
-            size_t is, ie;
-            int has_id = rp_jsonrpc_response_id(body, blen, &is, &ie) == 0;
-            int untied = !has_id || (ie - is == 4 && memcmp(body + is, "null", 4) == 0);
+            CHECK(check(body, blen, 0, NULL, 0) == 0); /* sets the id span */
+            long is = parser.id_start, ie = parser.id_end;
+            int untied = is < 0 || (ie - is == 4 && memcmp(body + is, "null", 4) == 0);
             char *other = malloc(id_len + 1);
             CHECK(other != NULL);
             memcpy(other, id, id_len);
