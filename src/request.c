@@ -359,11 +359,8 @@ static void ep_trial_held(int ep, enum rp_breaker_grant g, int delta)
 {
     if (g != RP_BREAKER_TRIAL)
         return;
-    struct rp_shm_epstats *st = rp_w.eps[ep].stats;
-    if (delta > 0)
-        atomic_fetch_add_explicit(&st->trials_held, 1, memory_order_relaxed);
-    else
-        atomic_fetch_sub_explicit(&st->trials_held, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rp_w.eps[ep].stats->trials_held, (uint32_t)delta,
+                              memory_order_relaxed); /* -1 wraps to a subtraction */
 }
 
 /* Start the attempt of R on EP now that a connection slot is free. */
@@ -425,22 +422,25 @@ static void req_route(struct rp_req *r)
     uint64_t seg_ms = rp_shm_now_ms(rp_w.shm);
     uint64_t seg_ns = rp_shm_now_ns(rp_w.shm);
     struct rp_balancer_candidate cand[RP_MAX_ENDPOINTS];
-    int n = 0, with_room = 0;
-    for (int i = 0; i < rp_w.nep; i++)
-        if (ep_usable(r, i, seg_ms) && rp_w.eps[i].active < rp_w.eps[i].share)
-            with_room++;
+    int n = 0, full = 0;
     for (int i = 0; i < rp_w.nep; i++) {
-        if (!ep_usable(r, i, seg_ms) || (r->pin_ep >= 0 && i != r->pin_ep))
-            continue;
-        /* prefer endpoints where this worker has a free connection */
-        if (with_room && rp_w.eps[i].active >= rp_w.eps[i].share)
+        if ((r->pin_ep >= 0 && i != r->pin_ep) || !ep_usable(r, i, seg_ms))
             continue;
         struct rp_shm_endpoint *e = rp_w.eps[i].shm;
         cand[n].id = (uint32_t)i;
         cand[n].weight = e->weight ? e->weight : 1;
         cand[n].inflight = atomic_load_explicit(&e->inflight, memory_order_relaxed);
         cand[n].ewma_us = balance_latency_us(e, seg_ms);
+        if (rp_w.eps[i].active >= rp_w.eps[i].share)
+            full++;
         n++;
+    }
+    if (full && full < n) { /* prefer endpoints where this worker has a free connection */
+        int k = 0;
+        for (int j = 0; j < n; j++)
+            if (rp_w.eps[cand[j].id].active < rp_w.eps[cand[j].id].share)
+                cand[k++] = cand[j];
+        n = k;
     }
     uint64_t min_wait_ns = UINT64_MAX;
     while (n > 0) {
