@@ -61,15 +61,16 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TEST_DEPS_config := src/log.c
 TEST_DEPS_jsonrpc := src/frame.c
-TEST_DEPS_stress := src/breaker.c src/ratelimit.c src/clock.c
+TEST_DEPS_stress := src/breaker.c src/ratelimit.c src/clock.c src/hold.c src/shm.c src/proc.c src/siphash.c
+TEST_DEPS_crash := src/breaker.c src/ratelimit.c src/clock.c src/hold.c src/shm.c src/proc.c src/siphash.c
 TEST_DEPS_timer :=
 TEST_DEPS_shm_view := src/status.c src/buf.c src/breaker.c src/ratelimit.c src/proc.c
 TEST_DEPS_control := src/buf.c src/status.c src/shm_view.c src/metrics.c src/breaker.c \
-	src/ratelimit.c src/clock.c src/log.c src/listen.c src/shm.c src/proc.c
-TEST_DEPS_h1 := src/buf.c src/timer.c
+	src/ratelimit.c src/clock.c src/log.c src/listen.c src/shm.c src/proc.c src/siphash.c src/hold.c
+TEST_DEPS_h1 := src/buf.c src/timer.c src/hold.c
 TEST_DEPS_metrics := src/buf.c src/shm_view.c src/breaker.c src/ratelimit.c src/proc.c
 .SECONDEXPANSION:
-$(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/$$*.c) $$(TEST_DEPS_$$*) tests/unit/rp_test.h \
+$(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/$$*.c) $$(TEST_DEPS_$$*) $(wildcard tests/unit/*.h) \
 		$(wildcard include/*.h) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(filter %.c,$^) -lcunit $(LDLIBS)
 

@@ -22,11 +22,22 @@ struct rp_gcra_params {
 /* Emission interval for MAX_REQUESTS per WINDOW_MS (rounded, at least 1 ns). */
 uint64_t rp_gcra_interval_ns(uint64_t max_requests, uint64_t window_ms);
 
-/* Take N tokens at now_ns (N above burst is clamped to burst, so a big batch
- * waits for a full bucket instead of never running). Returns 0 when admitted;
- * otherwise the ns to wait before N tokens will be there (>= 1). */
+/* Returned by rp_gcra_take() for N above the burst: never admitted. */
+#define RP_GCRA_NEVER UINT64_MAX
+
+/* Take exactly N tokens at now_ns. Returns 0 when admitted; RP_GCRA_NEVER
+ * when N is above the burst (the bucket can never hold that many: a batch
+ * of N calls costs N tokens, INTERFACE section 8); otherwise the ns to wait
+ * before N tokens will be there (>= 1). */
 uint64_t rp_gcra_take(_Atomic uint64_t *tat, const struct rp_gcra_params *p, uint64_t n,
                       uint64_t now_ns);
+
+/* A reload changed the limit from OLD to NEW: keep the tokens the bucket
+ * lacks (burst minus what it holds), re-priced at NEW's interval and at most
+ * NEW's burst, so a raised rate applies at once and a lowered one is not
+ * escaped by a reload. */
+void rp_gcra_rescale(_Atomic uint64_t *tat, const struct rp_gcra_params *old_p,
+                     const struct rp_gcra_params *new_p, uint64_t now_ns);
 
 /* Tokens available at now_ns, fractional (for display and metrics). */
 double rp_gcra_tokens(uint64_t tat, const struct rp_gcra_params *p, uint64_t now_ns);

@@ -23,11 +23,12 @@
 #include <stdint.h>
 
 #define RP_SHM_MAGIC         0x31534c4f4f505052ULL /* "RPPOOLS1" little-endian */
-#define RP_SHM_VERSION_MAJOR 1
+#define RP_SHM_VERSION_MAJOR 2
 #define RP_SHM_VERSION_MINOR 0
 
-#define RP_SHM_MAX_ENDPOINTS 64  /* slots; reload never remaps */
-#define RP_SHM_MAX_WORKERS   128 /* worker slots (prober included) */
+#define RP_SHM_MAX_ENDPOINTS 64                       /* slots; reload never remaps */
+#define RP_SHM_MAX_WORKERS   128                      /* worker slots (prober included) */
+#define RP_SHM_PROBER_SLOT   (RP_SHM_MAX_WORKERS - 1) /* the prober's slot; workers use 0.. */
 #define RP_SHM_NAME_MAX      48
 #define RP_SHM_URL_MAX       128
 #define RP_LAT_BUCKETS       42 /* half-octave latency histogram, see below */
@@ -88,6 +89,11 @@ struct rp_shm_header {
     /* Bumped (release) by the supervisor after each reload has rewritten the
      * endpoint table; readers (acquire) rebuild their view when it changes. */
     _Atomic uint64_t generation;
+    /* Seqlock over the endpoint rows' identity (name, URL, weight, limits,
+     * in_use) and `generation`: odd while the supervisor rewrites them. A
+     * reader loads it (acquire), copies, loads it again and retries when it
+     * was odd or changed; see rp_shm_view. */
+    _Atomic uint64_t layout_seq;
     _Atomic int64_t supervisor_pid;           /* relaxed; set once at start */
     _Atomic uint64_t supervisor_birth_ns;     /* CLOCK_REALTIME at start; relaxed */
     _Atomic uint64_t supervisor_heartbeat_ms; /* rp_shm_now_ms(), relaxed */
@@ -97,9 +103,12 @@ struct rp_shm_header {
     _Atomic uint32_t worker_target; /* workers the supervisor wants; relaxed */
     _Atomic uint64_t rr_counter; /* host-wide round-robin / weighted sequence; relaxed fetch_add */
     _Atomic uint64_t best_head_block; /* highest head among healthy endpoints; relaxed */
-    /* Client-facing totals are in the stats rows; these are host-wide. */
-    _Atomic uint64_t clients_open; /* client connections open now, host-wide; relaxed */
-    uint8_t reserved[256];
+    /* Worker slots [0, slots_hwm) may hold something (plus the prober's
+     * slot): readers of host-wide counts sum those. Only grows; set by the
+     * supervisor (release) before it forks into a slot. */
+    _Atomic uint32_t slots_hwm;
+    uint32_t pad_h;
+    uint8_t reserved[248];
 };
 
 /* Per-endpoint shared state. Line 0 holds what every request touches. */
@@ -108,23 +117,27 @@ struct rp_shm_endpoint {
     _Atomic uint64_t breaker; /* packed word, see rp_breaker.h; CAS acq_rel */
     _Atomic uint64_t
         gcra_tat_ns; /* GCRA theoretical arrival time, ns since clock_base; CAS acq_rel */
-    _Atomic uint64_t hold_until_ms;   /* Retry-After hold; 0 = none; relaxed */
-    _Atomic uint64_t ewma_latency_us; /* EWMA of attempt latency, us; relaxed CAS */
-    _Atomic uint32_t state;           /* enum rp_ep_state; relaxed (advisory) */
-    _Atomic uint32_t inflight;        /* attempts in flight host-wide; relaxed */
-    _Atomic uint32_t conns_open;   /* upstream sockets open host-wide (curl callbacks); relaxed */
-    _Atomic uint32_t conns_active; /* of those, carrying a request now; relaxed */
-    _Atomic uint32_t drained;      /* 1 = operator drained; relaxed */
-    _Atomic uint32_t health_ok;    /* prober verdict 1 up / 0 down; relaxed */
-    _Atomic uint64_t ewma_at_ms;   /* when ewma_latency_us last took a sample; relaxed */
-    uint8_t pad0[128 - 6 * 4 - 5 * 8];
+    _Atomic uint64_t hold_until_ms; /* Retry-After hold; 0 = none; only raised (CAS max) */
+    _Atomic uint64_t ewma;          /* latency EWMA and when it was taken, one word: RP_EWMA_* */
+    _Atomic uint32_t state;         /* enum rp_ep_state; relaxed (advisory) */
+    _Atomic uint32_t drained;       /* 1 = operator drained; relaxed */
+    _Atomic uint32_t health_ok;     /* prober verdict 1 up / 0 down; relaxed */
+    uint32_t pad0a;
+    /* In-flight attempts and connection counts are NOT here: they are only
+     * the per-worker cells of rp_shm_epstats, summed by readers (rp_hold.h),
+     * so no process death can leave a host-wide count torn. */
+    uint8_t pad0[128 - 4 * 4 - 4 * 8];
 
     /* ---- line 1+: identity and parameters, written by the supervisor ---- */
     /* 1 = slot describes a configured endpoint, 0 = free or tombstoned.
      * Store release after the fields below are written; load acquire. */
     _Atomic uint32_t in_use;
-    uint32_t id;      /* index of this row */
-    uint64_t url_key; /* FNV-1a 64 of the full URL: stable key across reloads */
+    uint32_t id; /* index of this row */
+    /* SipHash-2-4 of the full URL under a key that lives only in the
+     * supervisor's memory (inherited by its children, never written to the
+     * segment): stable across reloads, and no guessing a URL's secret parts
+     * offline from the segment. 0 = never used. */
+    uint64_t url_key;
     uint32_t weight;
     uint32_t pad1;
     uint64_t rl_interval_ns; /* GCRA emission interval = window_ns / max_requests */
@@ -138,7 +151,11 @@ struct rp_shm_endpoint {
     _Atomic uint64_t last_probe_ms;   /* relaxed */
     _Atomic uint32_t probe_successes; /* consecutive; relaxed */
     _Atomic uint32_t probe_failures;  /* consecutive; relaxed */
-    uint8_t reserved[64];
+    /* The generation whose reload tombstoned this row (in_use 0, url_key
+     * kept): the row is reused, reset, only once every live process runs a
+     * generation at or above it (none can still write to it). */
+    uint64_t retired_gen;
+    uint8_t reserved[56];
 } __attribute__((aligned(128)));
 
 /* Per-worker slot. Written by that worker (counters, heartbeat) and by the
@@ -151,7 +168,8 @@ struct rp_shm_worker {
     _Atomic uint64_t started_ms;   /* relaxed */
     _Atomic uint64_t requests;     /* client requests answered; relaxed */
     _Atomic uint64_t restarts;     /* times this slot was refilled after a death; relaxed */
-    _Atomic uint64_t clients;      /* client connections open now; relaxed */
+    _Atomic uint64_t clients;      /* client connections open now: the host-wide count is the
+                                      sum over slots (rp_hold.h); seq_cst for admission */
     _Atomic uint64_t generation;   /* config generation the worker runs; relaxed */
     uint8_t reserved[64];
 } __attribute__((aligned(128)));
@@ -168,15 +186,36 @@ struct rp_shm_epstats {
     /* client-facing results attributed to this worker (endpoint 0 row only) */
     _Atomic uint64_t client_ok;
     _Atomic uint64_t client_error;
-    /* what this worker holds right now, so the supervisor can give it back
-     * when the worker dies: in-flight attempts and half-open trial slots */
-    _Atomic uint32_t inflight_held;
-    _Atomic uint32_t trials_held;
-    _Atomic uint32_t conns_open_held;   /* of the endpoint row's conns_open */
-    _Atomic uint32_t conns_active_held; /* of the endpoint row's conns_active */
+    /* What this worker holds right now. These cells ARE the host-wide
+     * counts (readers sum them over slots, rp_hold.h); only this worker
+     * writes them, and the supervisor zeroes them when it has reaped it. */
+    _Atomic uint32_t inflight_held;     /* attempts in flight */
+    _Atomic uint32_t trial_held;        /* half-open trials: period << 16 | count, rp_breaker.h */
+    _Atomic uint32_t conns_open_held;   /* upstream sockets open */
+    _Atomic uint32_t conns_active_held; /* of those, carrying a request */
 } __attribute__((aligned(64)));
 
 static_assert(offsetof(struct rp_shm_endpoint, in_use) == 128, "hot line is exactly 128 bytes");
+
+/* The EWMA word: latency in us (saturating) in the low RP_EWMA_LAT_BITS, the
+ * ms (since clock_base) of the sample in the rest, so value and age always
+ * come from one update. */
+#define RP_EWMA_LAT_BITS 26
+#define RP_EWMA_LAT_MAX  ((1ull << RP_EWMA_LAT_BITS) - 1)
+static inline uint64_t rp_ewma_pack(uint64_t latency_us, uint64_t at_ms)
+{
+    if (latency_us > RP_EWMA_LAT_MAX)
+        latency_us = RP_EWMA_LAT_MAX;
+    return (at_ms << RP_EWMA_LAT_BITS) | latency_us;
+}
+static inline uint64_t rp_ewma_latency_us(uint64_t word)
+{
+    return word & RP_EWMA_LAT_MAX;
+}
+static inline uint64_t rp_ewma_at_ms(uint64_t word)
+{
+    return word >> RP_EWMA_LAT_BITS;
+}
 static_assert(sizeof(struct rp_shm_endpoint) % 128 == 0, "endpoint rows are 128-byte aligned");
 static_assert(sizeof(struct rp_shm_worker) % 128 == 0, "worker rows are 128-byte aligned");
 static_assert(sizeof(struct rp_shm_epstats) % 64 == 0, "stats cells are cache-line aligned");
@@ -191,6 +230,19 @@ static_assert(sizeof(struct rp_shm_epstats) % 64 == 0, "stats cells are cache-li
 #define RP_SHM_TOTAL_BYTES                                                                         \
     (RP_SHM_STATS_OFFSET +                                                                         \
      (size_t)RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS * sizeof(struct rp_shm_epstats))
+
+/* Seqlock reader of layout_seq: copy what is needed between
+ * rp_shm_seq_begin() and rp_shm_seq_retry(), and copy again while the
+ * latter says 1 (a reload was rewriting the rows). */
+static inline uint64_t rp_shm_seq_begin(const struct rp_shm_header *h)
+{
+    return atomic_load_explicit(&h->layout_seq, memory_order_acquire);
+}
+static inline int rp_shm_seq_retry(const struct rp_shm_header *h, uint64_t begin)
+{
+    atomic_thread_fence(memory_order_acquire);
+    return (begin & 1) || atomic_load_explicit(&h->layout_seq, memory_order_relaxed) != begin;
+}
 
 /* Histogram bucket of a latency in microseconds (pure, no daemon code). */
 static inline int rp_lat_bucket(uint64_t latency_us)

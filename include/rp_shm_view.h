@@ -30,6 +30,7 @@ struct rp_ep_snapshot {
     uint32_t state;   /* enum rp_ep_state, derived: drained > quarantined > lagging > down > up */
     uint32_t breaker; /* enum rp_breaker_state as shown at now */
     uint32_t breaker_failures;
+    uint32_t trials; /* half-open trials in flight (summed over slots) */
     double tokens;
     uint32_t inflight;
     uint32_t conns_active, conns_idle;
@@ -57,6 +58,7 @@ struct rp_snapshot {
     int64_t supervisor_pid;
     uint64_t supervisor_birth_ns;
     int supervisor_alive;
+    int consistent;  /* 0: a reload kept rewriting the rows; this copy may mix two */
     uint64_t now_ms; /* segment clock at snapshot time */
     uint64_t best_head;
     uint64_t client_ok, client_error;

@@ -23,10 +23,4 @@ int rp_listen_unix(const char *path, int mode, int backlog, char *err, size_t er
  * Returns the fd, or -1 with ERR set. */
 int rp_listen_tcp(const char *hostport, int backlog, char *err, size_t errlen);
 
-/* Write the endpoint rows of CFG into the segment: an endpoint keeps the row
- * whose url_key matches (its breaker, bucket and counters survive a reload),
- * a new one takes a free row, rows of removed endpoints are tombstoned.
- * Returns 0, or -1 when no row is free. */
-int rp_supervisor_publish_endpoints(struct rp_shm_header *h, const struct rp_config *cfg);
-
 #endif

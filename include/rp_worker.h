@@ -106,8 +106,8 @@ struct rp_xfer_result {
 /* One attempt of a request on one endpoint. */
 struct rp_attempt {
     CURL *easy;
-    int ep; /* endpoint index */
-    enum rp_breaker_grant grant;
+    int ep;                          /* endpoint index */
+    struct rp_breaker_ticket ticket; /* what the breaker granted, and in which period */
     uint64_t start_ns;
     struct rp_buf body; /* the endpoint's answer */
     int too_large;      /* answer passed max_response_bytes */
@@ -211,13 +211,6 @@ struct rp_worker_args {
 
 int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
                    const struct rp_worker_args *args);
-
-/* Move a host-wide count in an endpoint row (HOST) and this worker's share
- * of it in its stats row (HELD) by DELTA (+1 or -1), so that the
- * supervisor can give back what a dead worker held. Relaxed: readers only
- * sum and display them. Used for in-flight attempts and for open and
- * active upstream connections. */
-void rp_worker_count(_Atomic uint32_t *host, _Atomic uint32_t *held, int delta);
 
 /* This worker's part of a host-wide TOTAL split over COUNT workers: the
  * remainder goes to the lowest indexes, so the parts add up to TOTAL. */

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "rp_handoff.h"
+#include "rp_hold.h"
 #include "rp_http.h"
 #include "rp_log.h"
 #include "rp_metrics.h"
@@ -179,8 +180,10 @@ static int http_setup(struct rp_conn *c)
     return 0;
 }
 
-/* Set up a connection for an accepted (or handed-over) fd. */
-static struct rp_conn *conn_new(int fd, int http_only)
+/* Set up a connection for an accepted (or handed-over) fd. COUNTED: the
+ * client is already in this slot's count (admitted by rp_hold_client_admit);
+ * else it is counted here. On failure the count is as it was before. */
+static struct rp_conn *conn_new(int fd, int http_only, int counted)
 {
     struct rp_conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -204,9 +207,8 @@ static struct rp_conn *conn_new(int fd, int http_only)
     }
     conn_link(c);
     conn_touch(c);
-    struct rp_shm_worker *ws = rp_shm_worker(rp_w.shm, rp_w.slot);
-    atomic_fetch_add_explicit(&ws->clients, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&rp_w.shm->clients_open, 1, memory_order_relaxed);
+    if (!counted)
+        rp_hold_client_add(rp_w.shm, rp_w.slot, +1); /* the slot's own count, rp_hold.h */
     return c;
 }
 
@@ -234,7 +236,7 @@ static int conn_over_share(void)
 {
     if (rp_w.count < 2)
         return 0;
-    uint64_t open = atomic_load_explicit(&rp_w.shm->clients_open, memory_order_relaxed);
+    uint64_t open = rp_hold_clients(rp_w.shm);
     return rp_w.nconns > open / rp_w.count + RP_ACCEPT_FAIR_SLACK;
 }
 
@@ -256,13 +258,16 @@ void rp_conn_accept(const struct rp_listener *l)
             }
             return;
         }
-        uint64_t open = atomic_load_explicit(&rp_w.shm->clients_open, memory_order_relaxed);
-        if (open >= (uint64_t)rp_w.cfg->max_clients) {
+        /* counted by admission (store then sum, so concurrent accepts on
+         * several workers never pass max_clients together) */
+        if (!rp_hold_client_admit(rp_w.shm, rp_w.slot, (uint64_t)rp_w.cfg->max_clients)) {
             conn_refuse(fd, l->http_only);
             continue;
         }
-        if (!conn_new(fd, l->http_only))
+        if (!conn_new(fd, l->http_only, 1)) {
+            rp_hold_client_add(rp_w.shm, rp_w.slot, -1);
             close(fd);
+        }
         if (conn_over_share()) {
             rp_worker_pause_accept(RP_ACCEPT_FAIR_PAUSE_MS);
             return;
@@ -288,7 +293,7 @@ void rp_conn_adopt(int fd, const char *data, size_t len)
         data++;
         len--;
     }
-    struct rp_conn *c = conn_new(fd, proto == CONN_PROTO_HTTP);
+    struct rp_conn *c = conn_new(fd, proto == CONN_PROTO_HTTP, 0);
     if (!c) {
         close(fd);
         return;
@@ -389,9 +394,7 @@ void rp_conn_close(struct rp_conn *c)
     rp_timer_cancel(&rp_w.timers, &c->partial_timer);
     rp_timer_cancel(&rp_w.timers, &c->resume_timer);
     conn_unlink(c);
-    struct rp_shm_worker *ws = rp_shm_worker(rp_w.shm, rp_w.slot);
-    atomic_fetch_sub_explicit(&ws->clients, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&rp_w.shm->clients_open, 1, memory_order_relaxed);
+    rp_hold_client_add(rp_w.shm, rp_w.slot, -1);
     if (c->http) {
         c->refs++; /* the slots' references must not free C under us */
         http_drop_slots(c);

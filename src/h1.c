@@ -31,6 +31,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "rp_hold.h"
 #include "rp_log.h"
 #include "rp_worker.h"
 
@@ -417,7 +418,7 @@ static void conn_close(struct rp_h1_conn *c)
     if (c->registered)
         epoll_ctl(rp_w.epfd, EPOLL_CTL_DEL, c->ev.fd, NULL);
     close(c->ev.fd);
-    rp_worker_count(&w->shm->conns_open, &w->stats->conns_open_held, -1);
+    rp_hold_add(&w->stats->conns_open_held, -1);
     if (c->req && c->req->at.h1 == c)
         c->req->at.h1 = NULL;
     c->req = NULL;
@@ -494,7 +495,7 @@ static void attempt_end_sent(struct rp_req *r, enum rp_xfer_status status, const
             conn_close(c);
         }
     }
-    rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, -1);
+    rp_hold_add(&w->stats->conns_active_held, -1);
     rp_req_attempt_done(r, &res);
 }
 
@@ -536,7 +537,7 @@ static struct rp_h1_conn *conn_open(struct rp_h1_ep *h, int addr, struct rp_req 
         h->all->all_prev = c;
     h->all = c;
     struct rp_wep *w = h->w;
-    rp_worker_count(&w->shm->conns_open, &w->stats->conns_open_held, +1);
+    rp_hold_add(&w->stats->conns_open_held, +1);
     c->req = r;
     r->at.h1 = c;
     if (connect(fd, sa, h->addr_len[addr]) == 0) {
@@ -802,7 +803,7 @@ int rp_h1_start(struct rp_req *r, int ep, long timeout_ms)
     r->at.retry_after_s = 0;
     rp_buf_reset(&r->at.body);
     r->at.h1_deadline_ms = rp_worker_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
-    rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, +1);
+    rp_hold_add(&w->stats->conns_active_held, +1);
     rp_timer_arm(&rp_w.timers, &r->at.h1_timer, r->at.h1_deadline_ms);
     h1_starting = 1;
     struct rp_h1_conn *c = h->idle;
@@ -912,7 +913,7 @@ void rp_h1_cleanup(void)
             struct rp_h1_conn *c = h->all;
             if (c->req) {
                 rp_timer_cancel(&rp_w.timers, &c->req->at.h1_timer);
-                rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, -1);
+                rp_hold_add(&w->stats->conns_active_held, -1);
             }
             conn_close(c);
         }

@@ -53,9 +53,8 @@ static uint64_t gcra_burst(const struct rp_gcra_params *p)
 }
 
 /* Take N tokens at now_ns: 0 when admitted (the TAT was advanced by CAS),
- * else the ns until N tokens will be there. N is clamped to the burst so a
- * batch bigger than the bucket runs once the bucket is full. N == 0 takes
- * nothing and is admitted. */
+ * RP_GCRA_NEVER when N is above the burst, else the ns until N tokens will
+ * be there. N == 0 takes nothing and is admitted. */
 uint64_t rp_gcra_take(_Atomic uint64_t *tat, const struct rp_gcra_params *p, uint64_t n,
                       uint64_t now_ns)
 {
@@ -64,7 +63,7 @@ uint64_t rp_gcra_take(_Atomic uint64_t *tat, const struct rp_gcra_params *p, uin
     if (n == 0)
         return 0;
     if (n > burst)
-        n = burst;
+        return RP_GCRA_NEVER;
     uint64_t limit = sat_mul(burst, interval); /* how far ahead of now the TAT may go */
     uint64_t cost = sat_mul(n, interval);      /* <= limit */
 
@@ -73,8 +72,10 @@ uint64_t rp_gcra_take(_Atomic uint64_t *tat, const struct rp_gcra_params *p, uin
         uint64_t base = old > now_ns ? old : now_ns;
         uint64_t desired = sat_add(base, cost);
         uint64_t ahead = desired - now_ns; /* desired >= base >= now_ns */
-        if (ahead > limit)
-            return ahead - limit; /* >= 1 */
+        if (ahead > limit) {
+            uint64_t wait = ahead - limit; /* >= 1 */
+            return wait == RP_GCRA_NEVER ? wait - 1 : wait;
+        }
         if (atomic_compare_exchange_weak_explicit(tat, &old, desired, memory_order_acq_rel,
                                                   memory_order_acquire))
             return 0;
@@ -100,4 +101,24 @@ double rp_gcra_tokens(uint64_t tat, const struct rp_gcra_params *p, uint64_t now
 void rp_gcra_reset(_Atomic uint64_t *tat)
 {
     atomic_store_explicit(tat, 0, memory_order_release);
+}
+
+/* The debt (how far the TAT is ahead of now) is burst - tokens, in OLD's
+ * intervals; it is carried over as the same number of missing tokens at NEW's
+ * interval (128-bit product, no overflow) and capped at NEW's burst. */
+void rp_gcra_rescale(_Atomic uint64_t *tat, const struct rp_gcra_params *old_p,
+                     const struct rp_gcra_params *new_p, uint64_t now_ns)
+{
+    uint64_t oi = gcra_interval(old_p), ni = gcra_interval(new_p);
+    uint64_t cap = sat_mul(gcra_burst(new_p), ni);
+    uint64_t old = atomic_load_explicit(tat, memory_order_acquire);
+    for (;;) {
+        if (old <= now_ns)
+            return; /* a full bucket stays full */
+        unsigned __int128 debt = (unsigned __int128)(old - now_ns) * ni / oi;
+        uint64_t d = debt > cap ? cap : (uint64_t)debt;
+        if (atomic_compare_exchange_weak_explicit(tat, &old, sat_add(now_ns, d),
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return;
+    }
 }

@@ -18,6 +18,7 @@
 
 #include "rp_clock.h"
 #include "rp_h1.h"
+#include "rp_hold.h"
 #include "rp_log.h"
 
 static void req_route(struct rp_req *r);
@@ -344,23 +345,29 @@ static int ep_usable(const struct rp_req *r, int i, uint64_t now_ms_seg)
     if (atomic_load_explicit(&e->hold_until_ms, memory_order_relaxed) > now_ms_seg)
         return 0;
     uint64_t word = atomic_load_explicit(&e->breaker, memory_order_acquire);
-    return rp_breaker_would_allow(word, &rp_w.breaker, now_ms_seg);
+    return rp_breaker_would_allow(word, now_ms_seg);
 }
 
-/* Count one attempt in flight on endpoint EP (host-wide and this worker's
- * share, so a dead worker's count can be repaired). */
+/* Count one attempt in flight on endpoint EP in this worker's own cell (the
+ * host-wide count is the sum of the cells, rp_hold.h). */
 static void ep_inflight(int ep, int delta)
 {
-    struct rp_wep *w = &rp_w.eps[ep];
-    rp_worker_count(&w->shm->inflight, &w->stats->inflight_held, delta);
+    rp_hold_add(&rp_w.eps[ep].stats->inflight_held, delta);
 }
 
-static void ep_trial_held(int ep, enum rp_breaker_grant g, int delta)
+/* The breaker's trial cells of endpoint EP, as this worker sees them. */
+static struct rp_trial_cells ep_cells(int ep)
 {
-    if (g != RP_BREAKER_TRIAL)
-        return;
-    atomic_fetch_add_explicit(&rp_w.eps[ep].stats->trials_held, (uint32_t)delta,
-                              memory_order_relaxed); /* -1 wraps to a subtraction */
+    return rp_hold_trial_cells(rp_w.shm, rp_w.eps[ep].shm->id, rp_w.slot);
+}
+
+/* The attempt of R on EP ends without a verdict (it never reached the
+ * endpoint, or it cannot be judged): give its trial slot back, if any. */
+static void req_give_back(struct rp_req *r, int ep)
+{
+    struct rp_trial_cells c = ep_cells(ep);
+    rp_breaker_release(&c, r->at.ticket);
+    r->at.ep = -1;
 }
 
 /* Start the attempt of R on EP now that a connection slot is free. */
@@ -369,9 +376,7 @@ static void req_launch(struct rp_req *r, int ep)
     struct rp_wep *w = &rp_w.eps[ep];
     uint64_t now = rp_worker_now_ms();
     if (now >= r->deadline_ms) {
-        rp_breaker_release(&w->shm->breaker, r->at.grant);
-        ep_trial_held(ep, r->at.grant, -1);
-        r->at.ep = -1;
+        req_give_back(r, ep);
         req_trail(r, ep, "request timeout");
         req_fail_upstream(r, "request timeout");
         return;
@@ -386,9 +391,7 @@ static void req_launch(struct rp_req *r, int ep)
     if ((w->native ? rp_h1_start(r, ep, timeout) : rp_upstream_start(r, ep, timeout)) != 0) {
         w->active--;
         ep_inflight(ep, -1);
-        rp_breaker_release(&w->shm->breaker, r->at.grant);
-        ep_trial_held(ep, r->at.grant, -1);
-        r->at.ep = -1;
+        req_give_back(r, ep);
         req_trail(r, ep, "cannot start request");
         req_fail_upstream(r, "cannot start request");
     }
@@ -400,9 +403,9 @@ static void req_launch(struct rp_req *r, int ep)
  * halves for every RP_EWMA_HALF_LIFE_MS it has not been refreshed. A
  * half-open endpoint counts as fast, so its trial request comes soon. */
 #define RP_EWMA_HALF_LIFE_MS 1000
-static uint64_t ewma_decayed(const struct rp_shm_endpoint *e, uint64_t ewma, uint64_t now_ms)
+static uint64_t ewma_decayed(uint64_t word, uint64_t now_ms)
 {
-    uint64_t at = atomic_load_explicit(&e->ewma_at_ms, memory_order_relaxed);
+    uint64_t at = rp_ewma_at_ms(word), ewma = rp_ewma_latency_us(word);
     uint64_t halvings = now_ms > at ? (now_ms - at) / RP_EWMA_HALF_LIFE_MS : 0;
     return halvings >= 63 ? 0 : ewma >> halvings;
 }
@@ -412,7 +415,7 @@ static uint64_t balance_latency_us(const struct rp_shm_endpoint *e, uint64_t now
     uint64_t word = atomic_load_explicit(&e->breaker, memory_order_relaxed);
     if (rp_breaker_state_at(word, now_ms) == RP_BREAKER_HALF_OPEN)
         return 0;
-    return ewma_decayed(e, atomic_load_explicit(&e->ewma_latency_us, memory_order_relaxed), now_ms);
+    return ewma_decayed(atomic_load_explicit(&e->ewma, memory_order_relaxed), now_ms);
 }
 
 /* Pick an endpoint for R and start (or queue) its attempt. */
@@ -429,7 +432,7 @@ static void req_route(struct rp_req *r)
         struct rp_shm_endpoint *e = rp_w.eps[i].shm;
         cand[n].id = (uint32_t)i;
         cand[n].weight = e->weight ? e->weight : 1;
-        cand[n].inflight = atomic_load_explicit(&e->inflight, memory_order_relaxed);
+        cand[n].inflight = rp_hold_sum(rp_w.shm, e->id, RP_HOLD_INFLIGHT);
         cand[n].ewma_us = balance_latency_us(e, seg_ms);
         if (rp_w.eps[i].active >= rp_w.eps[i].share)
             full++;
@@ -443,6 +446,7 @@ static void req_route(struct rp_req *r)
         n = k;
     }
     uint64_t min_wait_ns = UINT64_MAX;
+    int too_big = 0; /* endpoints whose bucket can never hold this many calls */
     while (n > 0) {
         uint64_t seq = atomic_fetch_add_explicit(&rp_w.shm->rr_counter, 1, memory_order_relaxed);
         uint64_t rnd = ((uint64_t)random() << 31) ^ (uint64_t)random();
@@ -450,21 +454,24 @@ static void req_route(struct rp_req *r)
         int ep = (int)cand[k].id;
         struct rp_wep *w = &rp_w.eps[ep];
         cand[k] = cand[--n];
-        enum rp_breaker_grant g = rp_breaker_acquire(&w->shm->breaker, &rp_w.breaker, seg_ms);
-        if (g == RP_BREAKER_DENY)
+        struct rp_trial_cells cells = ep_cells(ep);
+        struct rp_breaker_ticket t =
+            rp_breaker_acquire(&w->shm->breaker, &rp_w.breaker, &cells, seg_ms);
+        if (t.grant == RP_BREAKER_DENY)
             continue;
         struct rp_gcra_params gp = {w->shm->rl_interval_ns, w->shm->rl_burst};
         uint64_t wait = rp_gcra_take(&w->shm->gcra_tat_ns, &gp, (uint64_t)r->ncalls, seg_ns);
         if (wait) {
-            rp_breaker_release(&w->shm->breaker, g);
-            if (wait < min_wait_ns)
+            rp_breaker_release(&cells, t);
+            if (wait == RP_GCRA_NEVER)
+                too_big++;
+            else if (wait < min_wait_ns)
                 min_wait_ns = wait;
             continue;
         }
         r->at.ep = ep;
-        r->at.grant = g;
+        r->at.ticket = t;
         r->tried_mask |= 1ull << ep;
-        ep_trial_held(ep, g, +1);
         if (w->active < w->share) {
             req_launch(r, ep);
             return;
@@ -483,6 +490,14 @@ static void req_route(struct rp_req *r)
     }
     if (r->pin_ep >= 0) { /* a warm-up that cannot run now is simply dropped */
         req_finish(r, NULL, 0, 0);
+        return;
+    }
+    if (too_big && min_wait_ns == UINT64_MAX) {
+        /* a batch larger than every usable bucket: it can never be admitted */
+        req_fail(r, RP_JSONRPC_LIMIT_EXCEEDED,
+                 "Limit exceeded: the batch has more calls than burst_size of every usable "
+                 "endpoint",
+                 NULL);
         return;
     }
     if (min_wait_ns != UINT64_MAX) {
@@ -536,9 +551,7 @@ static void req_wait_fired(struct rp_timer *t, void *arg)
             w->qtail = prev;
     }
     r->queued_ep = -1;
-    rp_breaker_release(&w->shm->breaker, r->at.grant);
-    ep_trial_held(ep, r->at.grant, -1);
-    r->at.ep = -1;
+    req_give_back(r, ep);
     req_trail(r, ep, "no free connection");
     if (rp_worker_now_ms() >= r->deadline_ms) {
         req_fail_upstream(r, "request timeout");
@@ -577,14 +590,13 @@ static void ep_record_latency(int ep, uint64_t latency_us)
 {
     struct rp_wep *w = &rp_w.eps[ep];
     uint64_t now_ms = rp_shm_now_ms(rp_w.shm);
-    uint64_t old = atomic_load_explicit(&w->shm->ewma_latency_us, memory_order_relaxed);
+    uint64_t old = atomic_load_explicit(&w->shm->ewma, memory_order_relaxed);
     uint64_t upd;
-    do {
-        uint64_t prev = ewma_decayed(w->shm, old, now_ms); /* an old average counts less */
-        upd = prev == 0 ? latency_us : prev - prev / 8 + latency_us / 8;
-    } while (!atomic_compare_exchange_weak_explicit(&w->shm->ewma_latency_us, &old, upd,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    atomic_store_explicit(&w->shm->ewma_at_ms, now_ms, memory_order_relaxed);
+    do { /* value and time in one word: never paired from two updates */
+        uint64_t prev = ewma_decayed(old, now_ms); /* an old average counts less */
+        upd = rp_ewma_pack(prev == 0 ? latency_us : prev - prev / 8 + latency_us / 8, now_ms);
+    } while (!atomic_compare_exchange_weak_explicit(&w->shm->ewma, &old, upd, memory_order_relaxed,
+                                                    memory_order_relaxed));
     struct rp_shm_epstats *st = w->stats;
     atomic_fetch_add_explicit(&st->ok, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&st->lat_sum_us, latency_us, memory_order_relaxed);
@@ -722,34 +734,34 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     int sent = res->sent;
     w->active--;
     ep_inflight(ep, -1);
-    ep_trial_held(ep, r->at.grant, -1);
     uint64_t latency_us = (rp_clock_mono_ns() - r->at.start_ns) / 1000ull;
 
     char why[160];
     int counts;
     const char *fail = attempt_verdict(r, res, &counts, why, sizeof why);
     struct rp_shm_epstats *st = w->stats;
-    enum rp_breaker_grant g = r->at.grant;
+    struct rp_breaker_ticket t = r->at.ticket;
+    struct rp_trial_cells cells = ep_cells(ep);
     r->at.ep = -1;
     rp_req_ep_slot_free(ep);
 
     if (!fail) {
-        rp_breaker_success(&w->shm->breaker, g);
+        rp_breaker_success(&w->shm->breaker, &cells, t);
         ep_record_latency(ep, latency_us);
         req_answer_success(r);
         return;
     }
     if (http == 429 && r->at.retry_after_s > 0) {
         uint64_t until = rp_shm_now_ms(rp_w.shm) + (uint64_t)r->at.retry_after_s * 1000ull;
-        atomic_store_explicit(&w->shm->hold_until_ms, until, memory_order_relaxed);
+        rp_hold_until_raise(&w->shm->hold_until_ms, until);
         rp_warn("endpoint rate-limited us: holding it back", "endpoint=%s retry_after_s=%ld",
                 w->cfg->name, r->at.retry_after_s);
     }
     if (counts) {
-        rp_breaker_failure(&w->shm->breaker, &rp_w.breaker, g, rp_shm_now_ms(rp_w.shm));
+        rp_breaker_failure(&w->shm->breaker, &rp_w.breaker, &cells, t, rp_shm_now_ms(rp_w.shm));
         atomic_fetch_add_explicit(&st->failed, 1, memory_order_relaxed);
     } else {
-        rp_breaker_release(&w->shm->breaker, g);
+        rp_breaker_release(&cells, t);
     }
     rp_debug("attempt failed", "endpoint=%s error=\"%s\" sent=%d", w->cfg->name, why, sent);
     req_trail(r, ep, why);

@@ -12,15 +12,37 @@
 
 #include "rp_clock.h"
 #include "rp_proc.h"
+#include "rp_siphash.h"
+
+#include <sys/random.h>
+
+/* The URL key's secret: drawn once per supervisor (before the first fork,
+ * so every child computes the same keys) and never written to the segment. */
+static uint8_t shm_url_secret[16];
+static int shm_url_secret_set;
+
+/* Draw the secret if this process has none yet: getrandom(), or, where
+ * that fails, the clock and pid mixed through SipHash (still never in shm). */
+static void shm_url_secret_init(void)
+{
+    if (shm_url_secret_set)
+        return;
+    if (getrandom(shm_url_secret, sizeof shm_url_secret, 0) != (ssize_t)sizeof shm_url_secret) {
+        uint64_t seed[2] = {rp_clock_mono_ns() ^ rp_clock_realtime_ns(), (uint64_t)getpid()};
+        uint64_t a = rp_siphash24(shm_url_secret, seed, sizeof seed);
+        seed[0] ^= a;
+        uint64_t b = rp_siphash24(shm_url_secret, seed, sizeof seed);
+        memcpy(shm_url_secret, &a, 8);
+        memcpy(shm_url_secret + 8, &b, 8);
+    }
+    shm_url_secret_set = 1;
+}
 
 uint64_t rp_shm_url_key(const char *url)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *url; url++) {
-        h ^= (unsigned char)*url;
-        h *= 0x100000001b3ull;
-    }
-    return h;
+    shm_url_secret_init();
+    uint64_t k = rp_siphash24(shm_url_secret, url, strlen(url));
+    return k ? k : 1; /* 0 means "row never used" */
 }
 
 uint64_t rp_shm_now_ns(const struct rp_shm_header *h)
@@ -50,7 +72,9 @@ static int shm_owner_alive(const char *name)
         if (h != MAP_FAILED) {
             if (atomic_load_explicit(&h->magic, memory_order_acquire) == RP_SHM_MAGIC) {
                 int64_t pid = atomic_load_explicit(&h->supervisor_pid, memory_order_relaxed);
-                if (pid != getpid() && rp_pid_alive(pid))
+                uint64_t birth =
+                    atomic_load_explicit(&h->supervisor_birth_ns, memory_order_relaxed);
+                if (pid != getpid() && rp_pid_alive_since(pid, birth))
                     alive = 1;
             }
             munmap(h, sizeof(struct rp_shm_header));

@@ -25,9 +25,10 @@
 #include "rp_breaker.h"
 #include "rp_ratelimit.h"
 
-/* How many times a snapshot is retaken when a reload (generation bump)
- * happens while it is being copied. */
-#define VIEW_SNAPSHOT_TRIES 3
+/* How many times a snapshot is retaken when a reload rewrites the rows
+ * while it is being copied (layout_seq odd or moved); after that the last
+ * copy is returned with consistent = 0 and the caller says so. */
+#define VIEW_SNAPSHOT_TRIES 20
 
 static void view_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -306,16 +307,20 @@ static void view_snap_endpoint(const struct rp_shm_header *h, const struct view_
     uint64_t tat = atomic_load_explicit(&row->gcra_tat_ns, memory_order_acquire);
     e->tokens = rp_gcra_tokens(tat, &gp, now_ns);
 
-    e->inflight = atomic_load_explicit(&row->inflight, memory_order_relaxed);
-    uint32_t open = atomic_load_explicit(&row->conns_open, memory_order_relaxed);
-    uint32_t active = atomic_load_explicit(&row->conns_active, memory_order_relaxed);
-    e->conns_active = active;
-    e->conns_idle = open > active ? open - active : 0;
-
-    /* sum the sharded counters: cell [w][i] for every worker row */
+    /* sum the sharded counters and holdings: cell [w][i] for every worker
+     * row (the host-wide counts exist only as these sums, rp_hold.h) */
+    uint64_t open = 0, active = 0, inflight = 0, trials = 0;
+    uint32_t period = rp_breaker_word_period(word);
+    int half_open = rp_breaker_word_state(word) == RP_BREAKER_HALF_OPEN;
     for (uint64_t idx = i; idx < l->st.count; idx += RP_SHM_MAX_ENDPOINTS) {
         const struct rp_shm_epstats *c =
             (const void *)((const char *)h + l->st.offset + idx * l->st.stride);
+        inflight += atomic_load_explicit(&c->inflight_held, memory_order_relaxed);
+        open += atomic_load_explicit(&c->conns_open_held, memory_order_relaxed);
+        active += atomic_load_explicit(&c->conns_active_held, memory_order_relaxed);
+        uint32_t cell = atomic_load_explicit(&c->trial_held, memory_order_relaxed);
+        if (half_open && rp_breaker_cell_period(cell) == period)
+            trials += rp_breaker_cell_count(cell);
         e->ok += atomic_load_explicit(&c->ok, memory_order_relaxed);
         e->failed += atomic_load_explicit(&c->failed, memory_order_relaxed);
         e->retried += atomic_load_explicit(&c->retried, memory_order_relaxed);
@@ -324,6 +329,11 @@ static void view_snap_endpoint(const struct rp_shm_header *h, const struct view_
         for (int b = 0; b < RP_LAT_BUCKETS; b++)
             e->hist[b] += atomic_load_explicit(&c->hist[b], memory_order_relaxed);
     }
+    e->inflight = inflight > UINT32_MAX ? UINT32_MAX : (uint32_t)inflight;
+    e->conns_active = active > UINT32_MAX ? UINT32_MAX : (uint32_t)active;
+    e->conns_idle =
+        open > active ? (uint32_t)(open - active > UINT32_MAX ? UINT32_MAX : open - active) : 0;
+    e->trials = trials > UINT32_MAX ? UINT32_MAX : (uint32_t)trials;
     if (e->lat_count)
         e->avg_ms = (double)e->lat_sum_us / (double)e->lat_count / 1000.0;
     /* the counters are read one by one while workers add to them, so the
@@ -353,7 +363,7 @@ static void view_snap_once(const struct rp_shm_header *h, const struct view_layo
     out->generation = atomic_load_explicit(&h->generation, memory_order_acquire);
     out->supervisor_pid = atomic_load_explicit(&h->supervisor_pid, memory_order_relaxed);
     out->supervisor_birth_ns = atomic_load_explicit(&h->supervisor_birth_ns, memory_order_relaxed);
-    out->supervisor_alive = rp_pid_alive(out->supervisor_pid);
+    out->supervisor_alive = rp_pid_alive_since(out->supervisor_pid, out->supervisor_birth_ns);
 
     uint64_t base = atomic_load_explicit(&h->clock_base_ns, memory_order_relaxed);
     uint64_t mono = view_mono_ns();
@@ -406,9 +416,15 @@ int rp_shm_view_snapshot(const struct rp_shm_view *v, struct rp_snapshot *out, c
         return -1;
     const struct rp_shm_header *h = v->base;
     for (int tries = 0; tries < VIEW_SNAPSHOT_TRIES; tries++) {
+        uint64_t seq = rp_shm_seq_begin(h);
         view_snap_once(h, &l, out);
-        if (atomic_load_explicit(&h->generation, memory_order_acquire) == out->generation)
+        if (!rp_shm_seq_retry(h, seq)) {
+            out->consistent = 1;
             break;
+        }
+        /* a reload was rewriting the rows: wait a moment and copy again */
+        struct timespec pause = {0, 1000000L << (tries < 6 ? tries : 6)};
+        nanosleep(&pause, NULL);
     }
     return 0;
 }

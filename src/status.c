@@ -101,9 +101,11 @@ int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
     rp_buf_append_json_strn(b, s->name, strnlen(s->name, sizeof s->name));
     rp_buf_appendf(b,
                    ",\"version\":\"%" PRIu32 ".%" PRIu32 "\",\"generation\":%" PRIu64
-                   ",\"supervisor_pid\":%" PRId64 ",\"supervisor_alive\":%s,\"workers\":",
+                   ",\"supervisor_pid\":%" PRId64 ",\"supervisor_alive\":%s,%s\"workers\":",
                    s->version_major, s->version_minor, s->generation, s->supervisor_pid,
-                   s->supervisor_alive ? "true" : "false");
+                   s->supervisor_alive ? "true" : "false",
+                   /* only when the seqlock copy gave up: the rows may mix two reloads */
+                   s->consistent ? "" : "\"consistent\":false,");
     rp_status_append_workers(b, s);
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);

@@ -20,9 +20,11 @@
 #include "rp_clock.h"
 #include "rp_control.h"
 #include "rp_handoff.h"
+#include "rp_hold.h"
 #include "rp_log.h"
 #include "rp_privs.h"
 #include "rp_prober.h"
+#include "rp_publish.h"
 #include "rp_ratelimit.h"
 #include "rp_timer.h"
 #include "rp_worker.h"
@@ -33,7 +35,7 @@
 #define SUP_TAG_SIGNAL      1
 #define SUP_TAG_CHAN        2
 #define SUP_REPLACE_WAIT_MS 5000 /* longest wait for new workers before old ones retire */
-#define SUP_PROBER_SLOT     (RP_SHM_MAX_WORKERS - 1)
+#define SUP_PROBER_SLOT     RP_SHM_PROBER_SLOT
 
 struct sup_slot {
     int tag; /* SUP_TAG_CHAN: epoll data of the channel */
@@ -72,88 +74,15 @@ static struct {
 static void sup_child_close_fds(const int *keep, int nkeep);
 static int sup_reload(uint64_t *generation, char *err, size_t errlen);
 
-int rp_supervisor_publish_endpoints(struct rp_shm_header *h, const struct rp_config *cfg)
+/* The lowest generation a live worker or the prober still runs: endpoint
+ * rows tombstoned above it may still be written to (rp_publish.h). */
+static uint64_t sup_oldest_live_gen(void)
 {
-    int keep[RP_SHM_MAX_ENDPOINTS] = {0};
-    for (int i = 0; i < cfg->endpoint_count; i++) {
-        const struct rp_endpoint_config *ec = &cfg->endpoints[i];
-        uint64_t key = rp_shm_url_key(ec->url);
-        int row = -1, free_row = -1;
-        for (unsigned s = 0; s < RP_SHM_MAX_ENDPOINTS; s++) {
-            struct rp_shm_endpoint *e = rp_shm_ep(h, s);
-            if (e->url_key == key && e->url_key != 0 && !keep[s]) {
-                row = (int)s;
-                break;
-            }
-            if (free_row < 0 && !keep[s] && e->url_key == 0)
-                free_row = (int)s;
-        }
-        if (row < 0)
-            row = free_row;
-        if (row < 0)
-            return -1;
-        keep[row] = 1;
-        struct rp_shm_endpoint *e = rp_shm_ep(h, (unsigned)row);
-        int fresh = e->url_key != key;
-        if (fresh) {
-            atomic_store_explicit(&e->in_use, 0, memory_order_release);
-            atomic_store_explicit(&e->breaker, 0, memory_order_relaxed);
-            atomic_store_explicit(&e->gcra_tat_ns, 0, memory_order_relaxed);
-            atomic_store_explicit(&e->hold_until_ms, 0, memory_order_relaxed);
-            atomic_store_explicit(&e->ewma_latency_us, 0, memory_order_relaxed);
-            atomic_store_explicit(&e->state, RP_EP_UP, memory_order_relaxed);
-            atomic_store_explicit(&e->drained, 0, memory_order_relaxed);
-            atomic_store_explicit(&e->health_ok, 1, memory_order_relaxed);
-            atomic_store_explicit(&e->head_block, 0, memory_order_relaxed);
-            atomic_store_explicit(&e->chain_id, 0, memory_order_relaxed);
-        }
-        e->id = (uint32_t)row;
-        e->url_key = key;
-        e->weight = (uint32_t)ec->weight;
-        e->rl_interval_ns = rp_gcra_interval_ns((uint64_t)ec->rate_limit.max_requests,
-                                                (uint64_t)ec->rate_limit.window_ms);
-        e->rl_burst = (uint64_t)ec->rate_limit.burst_size;
-        snprintf(e->name, sizeof e->name, "%s", ec->name);
-        snprintf(e->url_redacted, sizeof e->url_redacted, "%s", ec->url_redacted);
-        atomic_store_explicit(&e->in_use, 1, memory_order_release);
-    }
-    unsigned used = 0;
-    for (unsigned s = 0; s < RP_SHM_MAX_ENDPOINTS; s++) {
-        struct rp_shm_endpoint *e = rp_shm_ep(h, s);
-        if (!keep[s] && atomic_load_explicit(&e->in_use, memory_order_relaxed))
-            atomic_store_explicit(&e->in_use, 0, memory_order_release); /* tombstone */
-        if (e->url_key)
-            used = s + 1;
-    }
-    atomic_store_explicit(&h->endpoint_count, used, memory_order_release);
-    return 0;
-}
-
-/* Give back what a dead worker held in shm: in-flight attempts, half-open
- * trial slots and connection counts; its sockets died with it. */
-static void sup_repair_slot(unsigned slot)
-{
-    struct rp_shm_header *h = sup.shm.hdr;
-    for (unsigned e = 0; e < RP_SHM_MAX_ENDPOINTS; e++) {
-        struct rp_shm_epstats *st = rp_shm_stats(h, slot, e);
-        struct rp_shm_endpoint *ep = rp_shm_ep(h, e);
-        uint32_t v = atomic_exchange_explicit(&st->inflight_held, 0, memory_order_relaxed);
-        if (v)
-            atomic_fetch_sub_explicit(&ep->inflight, v, memory_order_relaxed);
-        v = atomic_exchange_explicit(&st->trials_held, 0, memory_order_relaxed);
-        if (v)
-            rp_breaker_release_trials(&ep->breaker, v);
-        v = atomic_exchange_explicit(&st->conns_open_held, 0, memory_order_relaxed);
-        if (v)
-            atomic_fetch_sub_explicit(&ep->conns_open, v, memory_order_relaxed);
-        v = atomic_exchange_explicit(&st->conns_active_held, 0, memory_order_relaxed);
-        if (v)
-            atomic_fetch_sub_explicit(&ep->conns_active, v, memory_order_relaxed);
-    }
-    struct rp_shm_worker *w = rp_shm_worker(h, slot);
-    uint64_t clients = atomic_exchange_explicit(&w->clients, 0, memory_order_relaxed);
-    if (clients)
-        atomic_fetch_sub_explicit(&h->clients_open, clients, memory_order_relaxed);
+    uint64_t oldest = UINT64_MAX;
+    for (unsigned i = 0; i < RP_SHM_MAX_WORKERS; i++)
+        if (sup.slots[i].pid && sup.slots[i].generation < oldest)
+            oldest = sup.slots[i].generation;
+    return oldest;
 }
 
 /* Fork the worker of SLOT with a fresh handoff channel. The child never
@@ -173,6 +102,7 @@ static int sup_spawn(unsigned slot)
     int prober = slot == SUP_PROBER_SLOT;
     atomic_store_explicit(&w->state, RP_WORKER_STARTING, memory_order_relaxed);
     atomic_store_explicit(&w->kind, prober ? RP_KIND_PROBER : RP_KIND_WORKER, memory_order_relaxed);
+    rp_hold_slot_claim(sup.shm.hdr, slot); /* readers sum its cells from now on */
     pid_t pid = fork();
     if (pid < 0) {
         rp_error("fork failed", "slot=%u error=\"%s\"", slot, strerror(errno));
@@ -298,7 +228,7 @@ static void sup_reap(void)
         sup_close_chan(s);
         struct rp_shm_worker *w = rp_shm_worker(sup.shm.hdr, slot);
         atomic_store_explicit(&w->state, RP_WORKER_DEAD, memory_order_relaxed);
-        sup_repair_slot(slot);
+        rp_hold_repair_slot(sup.shm.hdr, slot); /* what it held dies with it */
         uint64_t now = rp_clock_mono_ms();
         int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (sup.stopping || !s->wanted) {
@@ -494,19 +424,22 @@ static int sup_reload(uint64_t *generation, char *err, size_t errlen)
     }
     if (sup.workers_override > 0)
         n->workers = sup.workers_override;
-    if (rp_supervisor_publish_endpoints(sup.shm.hdr, n) != 0) {
-        snprintf(err, errlen, "%s: too many endpoints for the shm segment (max %d)", n->path,
-                 RP_SHM_MAX_ENDPOINTS);
+    char why[RP_ERR_MAX];
+    if (rp_publish_endpoints(sup.shm.hdr, n, sup.generation + 1, sup_oldest_live_gen(), why,
+                             sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %s", n->path, why);
         rp_config_free(n);
         free(n);
+        char q[RP_ERR_MAX + 8];
+        rp_warn("reload failed: keeping the configuration in force", "error=%s",
+                rp_log_quote(q, sizeof q, err));
         return -1;
     }
     rp_config_free(sup.cfg);
     free(sup.cfg);
     sup.cfg = n;
     sup.nworkers = (unsigned)n->workers;
-    sup.generation++;
-    atomic_store_explicit(&sup.shm.hdr->generation, sup.generation, memory_order_release);
+    sup.generation++; /* rp_publish_endpoints() stored it in the segment */
     atomic_store_explicit(&sup.shm.hdr->worker_target, sup.nworkers, memory_order_relaxed);
     sup_apply_log_level();
     rp_info("configuration reloaded", "generation=%llu endpoints=%d workers=%u",
@@ -647,8 +580,9 @@ static int sup_run(struct rp_config *cfg, int workers_override)
         unlink(cfg->socket_path);
         return 2;
     }
-    if (rp_supervisor_publish_endpoints(sup.shm.hdr, cfg) != 0) {
-        rp_error("too many endpoints for the shm segment", NULL);
+    if (rp_publish_endpoints(sup.shm.hdr, cfg, sup.generation, UINT64_MAX, err, sizeof err) != 0) {
+        char q[RP_ERR_MAX + 8];
+        rp_error("cannot publish the endpoints", "error=%s", rp_log_quote(q, sizeof q, err));
         rp_shm_destroy(&sup.shm, 1);
         close(sup.listen_fd);
         unlink(cfg->socket_path);

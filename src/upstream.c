@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "rp_hold.h"
 #include "rp_log.h"
 
 /* Per upstream socket, from curl's open callback to its close callback:
@@ -201,7 +202,7 @@ static curl_socket_t upstream_open_cb(void *clientp, curlsocktype purpose,
         return CURL_SOCKET_BAD;
     }
     cs->owner = w;
-    rp_worker_count(&w->shm->conns_open, &w->stats->conns_open_held, +1);
+    rp_hold_add(&w->stats->conns_open_held, +1);
     return fd;
 }
 
@@ -213,7 +214,7 @@ static int upstream_close_cb(void *clientp, curl_socket_t fd)
     if (fd >= 0 && fd < socks_cap && socks[fd]) {
         struct curl_sock *cs = socks[fd];
         if (cs->owner)
-            rp_worker_count(&cs->owner->shm->conns_open, &cs->owner->stats->conns_open_held, -1);
+            rp_hold_add(&cs->owner->stats->conns_open_held, -1);
         sock_register(cs, 0);
         socks[fd] = NULL;
         rp_worker_defer_free(cs);
@@ -336,9 +337,9 @@ int rp_upstream_start(struct rp_req *r, int ep, long timeout_ms)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-    rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, +1);
+    rp_hold_add(&w->stats->conns_active_held, +1);
     if (curl_multi_add_handle(rp_w.multi, e) != CURLM_OK) {
-        rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, -1);
+        rp_hold_add(&w->stats->conns_active_held, -1);
         curl_easy_cleanup(e);
         r->at.easy = NULL;
         return -1;
@@ -354,7 +355,7 @@ void rp_upstream_finish(struct rp_req *r)
     if (!e)
         return;
     struct rp_wep *w = &rp_w.eps[r->at.ep];
-    rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, -1);
+    rp_hold_add(&w->stats->conns_active_held, -1);
     curl_multi_remove_handle(rp_w.multi, e);
     r->at.easy = NULL;
     if (w->neasy == w->capeasy) {

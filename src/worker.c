@@ -211,17 +211,6 @@ static int worker_epoll_timeout_ms(void)
     return next - now < (uint64_t)cap ? (int)(next - now) : cap;
 }
 
-void rp_worker_count(_Atomic uint32_t *host, _Atomic uint32_t *held, int delta)
-{
-    if (delta > 0) {
-        atomic_fetch_add_explicit(host, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(held, 1, memory_order_relaxed);
-    } else {
-        atomic_fetch_sub_explicit(host, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(held, 1, memory_order_relaxed);
-    }
-}
-
 unsigned rp_worker_part(uint64_t total, unsigned index, unsigned count)
 {
     if (count == 0)

@@ -228,6 +228,11 @@ static int stat_once(const char *name, int json)
         rp_shm_view_close(&v);
         return 1;
     }
+    if (!snap.consistent)
+        fprintf(stderr,
+                "rpcpoolstat: shm %s: a reload kept rewriting the endpoint table; this "
+                "copy may mix two generations\n",
+                name);
     if (json) {
         struct rp_buf b = RP_BUF_INIT;
         if (rp_status_json(&b, &snap) != 0) {

@@ -120,12 +120,14 @@ static void fixture_fill(void)
 
     struct rp_breaker_params bp = {
         .failure_threshold = 1, .recovery_timeout_ms = 600000, .half_open_max = 1};
-    rp_breaker_failure(&rp_shm_ep(h, 1)->breaker, &bp, RP_BREAKER_ALLOW, rp_shm_now_ms(h));
+    struct rp_breaker_ticket allow = {RP_BREAKER_ALLOW, 0};
+    rp_breaker_failure(&rp_shm_ep(h, 1)->breaker, &bp, NULL, allow, rp_shm_now_ms(h));
 
-    struct rp_shm_endpoint *a = rp_shm_ep(h, 0);
-    atomic_store_explicit(&a->conns_open, 5, memory_order_relaxed);
-    atomic_store_explicit(&a->conns_active, 2, memory_order_relaxed);
-    atomic_store_explicit(&rp_shm_ep(h, 1)->conns_open, 1, memory_order_relaxed);
+    /* connection counts are per-slot cells that readers sum */
+    atomic_store_explicit(&rp_shm_stats(h, 0, 0)->conns_open_held, 3, memory_order_relaxed);
+    atomic_store_explicit(&rp_shm_stats(h, 1, 0)->conns_open_held, 2, memory_order_relaxed);
+    atomic_store_explicit(&rp_shm_stats(h, 1, 0)->conns_active_held, 2, memory_order_relaxed);
+    atomic_store_explicit(&rp_shm_stats(h, 0, 1)->conns_open_held, 1, memory_order_relaxed);
 
     /* alpha: 30 ok in 3 s total over two workers; beta: 10 ok in 1 s, 4 failed */
     atomic_store_explicit(&rp_shm_stats(h, 0, 0)->ok, 10, memory_order_relaxed);
@@ -461,7 +463,9 @@ static void test_reset(void)
     /* open it again for the other tests */
     struct rp_breaker_params bp = {
         .failure_threshold = 1, .recovery_timeout_ms = 600000, .half_open_max = 1};
-    rp_breaker_failure(&b->breaker, &bp, RP_BREAKER_ALLOW, rp_shm_now_ms(h));
+    struct rp_breaker_ticket allow = {RP_BREAKER_ALLOW,
+                                      rp_breaker_word_period(atomic_load(&b->breaker))};
+    rp_breaker_failure(&b->breaker, &bp, NULL, allow, rp_shm_now_ms(h));
 }
 
 static void test_reload(void)

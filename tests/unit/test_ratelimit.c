@@ -87,17 +87,65 @@ static void test_batch(void)
     CU_ASSERT_EQUAL(atomic_load(&tat), before);
 }
 
-static void test_batch_clamped(void)
+static void test_batch_over_burst(void)
 {
     _Atomic uint64_t tat = 0;
     uint64_t now = 3 * SEC;
-    /* 50 > burst 5: takes the whole bucket */
-    CU_ASSERT_EQUAL(rp_gcra_take(&tat, &P, 50, now), 0);
+    /* 50 > burst 5: never admitted, and nothing is taken */
+    CU_ASSERT_EQUAL(rp_gcra_take(&tat, &P, 50, now), RP_GCRA_NEVER);
+    CU_ASSERT_EQUAL(rp_gcra_take(&tat, &P, 6, now + 100 * SEC), RP_GCRA_NEVER);
+    CU_ASSERT_EQUAL(rp_gcra_take(&tat, &P, UINT64_MAX, now), RP_GCRA_NEVER);
+    CU_ASSERT_EQUAL(atomic_load(&tat), 0);
+    /* exactly the burst takes the whole bucket: N calls cost N tokens */
+    CU_ASSERT_EQUAL(rp_gcra_take(&tat, &P, 5, now), 0);
     CU_ASSERT_EQUAL(atomic_load(&tat), now + 5 * 100 * MS);
     CU_ASSERT_EQUAL(rp_gcra_take(&tat, &P, 1, now), 100 * MS);
-    /* and waits for a full bucket, not forever */
-    CU_ASSERT_EQUAL(rp_gcra_take(&tat, &P, 50, now + 100 * MS), 400 * MS);
-    CU_ASSERT_EQUAL(rp_gcra_take(&tat, &P, UINT64_MAX, now + 500 * MS), 0);
+    /* a batch of 3 waits for 3 tokens, not for a full bucket */
+    CU_ASSERT_EQUAL(rp_gcra_take(&tat, &P, 3, now + 100 * MS), 200 * MS);
+    CU_ASSERT_EQUAL(rp_gcra_take(&tat, &P, 3, now + 300 * MS), 0);
+    /* a finite wait is never mistaken for NEVER */
+    struct rp_gcra_params slow = {.interval_ns = UINT64_MAX / 4, .burst = 2};
+    _Atomic uint64_t t2 = 0;
+    CU_ASSERT_EQUAL(rp_gcra_take(&t2, &slow, 2, 0), 0);
+    CU_ASSERT_NOT_EQUAL(rp_gcra_take(&t2, &slow, 2, 0), RP_GCRA_NEVER);
+}
+
+static void test_rescale(void)
+{
+    uint64_t now = 10 * SEC;
+    /* 1 a minute (burst 1), bucket empty; raised to 1000/s burst 1000: the
+     * one missing token is now 1 ms away, not a minute */
+    struct rp_gcra_params slow = {.interval_ns = rp_gcra_interval_ns(1, 60000), .burst = 1};
+    struct rp_gcra_params fast = {.interval_ns = rp_gcra_interval_ns(1000, 1000), .burst = 1000};
+    _Atomic uint64_t tat = 0;
+    CU_ASSERT_EQUAL(rp_gcra_take(&tat, &slow, 1, now), 0);
+    CU_ASSERT_NOT_EQUAL(rp_gcra_take(&tat, &slow, 1, now), 0);
+    rp_gcra_rescale(&tat, &slow, &fast, now);
+    CU_ASSERT_EQUAL(atomic_load(&tat), now + 1 * MS);
+    CU_ASSERT_DOUBLE_EQUAL(rp_gcra_tokens(atomic_load(&tat), &fast, now), 999.0, 1e-6);
+    int admitted = 0;
+    for (int i = 0; i < 1200; i++)
+        admitted += rp_gcra_take(&tat, &fast, 1, now) == 0;
+    CU_ASSERT_EQUAL(admitted, 999);
+
+    /* lowered: 1000/s burst 1000 with 400 taken -> 10/s burst 10: the debt
+     * is capped at the new burst (empty), never more */
+    _Atomic uint64_t t2 = 0;
+    struct rp_gcra_params low = {.interval_ns = 100 * MS, .burst = 10};
+    for (int i = 0; i < 400; i++)
+        rp_gcra_take(&t2, &fast, 1, now);
+    rp_gcra_rescale(&t2, &fast, &low, now);
+    CU_ASSERT_EQUAL(atomic_load(&t2), now + 10 * 100 * MS);
+    CU_ASSERT_EQUAL(rp_gcra_take(&t2, &low, 1, now), 100 * MS);
+
+    /* a full bucket stays full; a partial one keeps its missing tokens */
+    _Atomic uint64_t t3 = 0;
+    rp_gcra_rescale(&t3, &fast, &low, now);
+    CU_ASSERT_EQUAL(atomic_load(&t3), 0);
+    _Atomic uint64_t t4 = 0;
+    rp_gcra_take(&t4, &low, 4, now); /* 6 of 10 left */
+    rp_gcra_rescale(&t4, &low, &fast, now);
+    CU_ASSERT_DOUBLE_EQUAL(rp_gcra_tokens(atomic_load(&t4), &fast, now), 996.0, 1e-6);
 }
 
 static void test_fractional_rate(void)
@@ -204,7 +252,8 @@ int main(void)
         {"refill after an interval", test_refill},
         {"steady rate over 10 s", test_steady_rate},
         {"a batch of N takes N", test_batch},
-        {"N above burst is clamped", test_batch_clamped},
+        {"N above burst is never admitted, N <= burst costs N", test_batch_over_burst},
+        {"a reload rescales the bucket to the new limit", test_rescale},
         {"fractional rates", test_fractional_rate},
         {"a clock that steps back", test_clock_steps_back},
         {"tokens display", test_tokens_display},

@@ -39,6 +39,13 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* Create a fresh shm object of SIZE bytes and map it read-write. */
 static struct rp_shm_header *seg_create(size_t size)
 {
@@ -90,7 +97,7 @@ static void seg_fill(struct rp_shm_header *h)
     /* the segment clock started 100 s ago */
     atomic_store(&h->clock_base_ns, mono_ns() - 100ull * 1000000000ull);
     atomic_store(&h->supervisor_pid, (int64_t)getpid());
-    atomic_store(&h->supervisor_birth_ns, 1234567890ull);
+    atomic_store(&h->supervisor_birth_ns, real_ns()); /* "now": this process is older */
     atomic_store(&h->generation, 7);
     atomic_store(&h->best_head_block, 1000);
 
@@ -102,14 +109,17 @@ static void seg_fill(struct rp_shm_header *h)
     struct rp_shm_endpoint *e0 = rp_shm_ep(h, 0), *e2 = rp_shm_ep(h, 2);
     atomic_store(&e0->state, RP_EP_LAGGING);
     atomic_store(&e0->head_block, 990);
-    atomic_store(&e0->inflight, 3);
-    atomic_store(&e0->conns_open, 5);
-    atomic_store(&e0->conns_active, 2);
+    /* holdings are per-slot cells, summed by the reader */
+    atomic_store(&rp_shm_stats(h, 0, 0)->inflight_held, 1);
+    atomic_store(&rp_shm_stats(h, 3, 0)->inflight_held, 2);
+    atomic_store(&rp_shm_stats(h, 0, 0)->conns_open_held, 4);
+    atomic_store(&rp_shm_stats(h, RP_SHM_PROBER_SLOT, 0)->conns_open_held, 1);
+    atomic_store(&rp_shm_stats(h, 3, 0)->conns_active_held, 2);
     atomic_store(&e0->gcra_tat_ns, 0); /* full bucket */
     atomic_store(&e2->state, RP_EP_UP);
     atomic_store(&e2->drained, 1);
-    atomic_store(&e2->conns_open, 1);
-    atomic_store(&e2->conns_active, 4); /* racy counts: idle clamps to 0 */
+    atomic_store(&rp_shm_stats(h, 1, 2)->conns_open_held, 1);
+    atomic_store(&rp_shm_stats(h, 2, 2)->conns_active_held, 4); /* racy counts: idle clamps to 0 */
     /* the bucket is empty for the next hour */
     atomic_store(&e2->gcra_tat_ns, 200ull * 1000000000ull + 3600ull * 1000000000ull);
 
@@ -248,7 +258,8 @@ static void test_breaker_open(void)
     /* open endpoint 0's breaker for a long time, through the breaker's own API */
     struct rp_breaker_params bp = {
         .failure_threshold = 1, .recovery_timeout_ms = 1000000000ull, .half_open_max = 1};
-    rp_breaker_failure(&rp_shm_ep(h, 0)->breaker, &bp, RP_BREAKER_ALLOW, 100000);
+    struct rp_breaker_ticket allow = {RP_BREAKER_ALLOW, 0};
+    rp_breaker_failure(&rp_shm_ep(h, 0)->breaker, &bp, NULL, allow, 100000);
     struct rp_shm_view v;
     char err[256] = "";
     CU_ASSERT_EQUAL_FATAL(rp_shm_view_open(&v, g_name, err, sizeof err), 0);
@@ -278,6 +289,12 @@ static void test_supervisor_alive(void)
     struct rp_shm_header *h = seg_create(TOTAL);
     seg_fill(h);
     CU_ASSERT_EQUAL(alive_with_pid(h, getpid()), 1);
+    /* the pid of a supervisor born before this process started was reused:
+     * this process is not that supervisor */
+    uint64_t birth = atomic_load(&h->supervisor_birth_ns);
+    atomic_store(&h->supervisor_birth_ns, 1234567890ull);
+    CU_ASSERT_EQUAL(alive_with_pid(h, getpid()), 0);
+    atomic_store(&h->supervisor_birth_ns, birth);
     CU_ASSERT_EQUAL(alive_with_pid(h, 1), 1); /* init: alive, maybe EPERM */
     /* 0 and negative pids would address process groups with kill() */
     CU_ASSERT_EQUAL(alive_with_pid(h, 0), 0);
@@ -562,6 +579,7 @@ static void make_known_snapshot(struct rp_snapshot *s)
     s->generation = 4;
     s->supervisor_pid = 321;
     s->supervisor_alive = 1;
+    s->consistent = 1;
     s->supervisor_birth_ns = 1000ull * 1000000000ull;
     s->best_head = 21000000;
     s->client_ok = 5;
@@ -637,6 +655,15 @@ static void test_status_json(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"kind\":\"prober\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"state\":\"draining\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"client_requests\":{\"ok\":5,\"error\":1}}"));
+    CU_ASSERT_PTR_NULL(strstr(js, "consistent"));
+    /* a copy the seqlock could not make whole says so */
+    g_snap.consistent = 0;
+    struct rp_buf torn = RP_BUF_INIT;
+    CU_ASSERT_EQUAL(rp_status_json(&torn, &g_snap), 0);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(rp_buf_cstr(&torn), "\"supervisor_alive\":true,\"consistent\":false,"));
+    rp_buf_free(&torn);
+    g_snap.consistent = 1;
 
     /* the control socket's reply uses the same pieces */
     rp_buf_reset(&b);
