@@ -13,6 +13,44 @@
  * Memory ordering: see the comment on each field. Counters that are only
  * summed by readers use relaxed order; fields that publish other data use
  * release stores and acquire loads.
+ *
+ * INVARIANTS: who writes each shared word, in which order, and what a
+ * process killed between any two of its instructions leaves behind. The
+ * rule: a host-wide count is never a second word kept beside per-process
+ * shares; it is only the sum of per-slot cells, each written by one process
+ * (and by the supervisor after it has reaped that process). A death can
+ * then leave only that process's own cells, which the supervisor's repair
+ * (rp_hold_repair_slot) zeroes: a leak until the repair, never an underflow,
+ * never a double give-back, never another process's share.
+ *
+ *   word                      writers, order                 a death leaves
+ *   ------------------------  -----------------------------  ----------------
+ *   epstats.inflight_held     owner: +1 at attempt start,    own cell, zeroed
+ *   epstats.conns_open_held   -1 at end (single writer,      by the repair
+ *   epstats.conns_active_held never below 0)
+ *   worker.clients            owner: admission is store      own cell, zeroed;
+ *                             (seq_cst) then sum (seq_cst),  the max holds
+ *                             undone when over max_clients   across workers
+ *   epstats.trial_held        owner: period<<16|count; the   own cell, zeroed;
+ *                             take stores it, sums all cells no slot lost or
+ *                             of the period, re-checks the   given twice; a
+ *                             breaker word; give-back only   stale give-back
+ *                             in the same period             is ignored
+ *   endpoint.breaker          any process, one CAS per       a whole transition
+ *                             transition; period bumped on   or none
+ *                             every opening and reset
+ *   endpoint.gcra_tat_ns      any process, one CAS per take  a whole take or
+ *                             (N tokens for N calls; above   none
+ *                             the burst: never admitted)
+ *   endpoint.hold_until_ms    any process, CAS to the max    a raise or none
+ *   endpoint.ewma             any process, one CAS of value  a whole sample or
+ *                             and time together              none
+ *   endpoint identity, rows,  supervisor only, inside the    (supervisor death:
+ *   generation                layout_seq seqlock (odd while  the seq stays odd;
+ *                             writing); rows reused only     readers flag their
+ *                             after retired_gen is reached   copy inconsistent)
+ *   header.slots_hwm          supervisor, only grows,        -
+ *                             before fork into a slot
  */
 #ifndef RP_SHM_ABI_H
 #define RP_SHM_ABI_H
