@@ -65,6 +65,7 @@ TEST_DEPS_stress := src/breaker.c src/ratelimit.c src/clock.c src/hold.c src/shm
 TEST_DEPS_crash := src/breaker.c src/ratelimit.c src/clock.c src/hold.c src/shm.c src/proc.c src/siphash.c
 TEST_DEPS_publish := src/breaker.c src/ratelimit.c src/clock.c src/hold.c src/shm.c src/proc.c \
 	src/siphash.c
+TEST_DEPS_chain := src/health.c
 TEST_DEPS_timer :=
 TEST_DEPS_shm_view := src/status.c src/buf.c src/breaker.c src/ratelimit.c src/proc.c
 TEST_DEPS_control := src/buf.c src/status.c src/shm_view.c src/metrics.c src/breaker.c \
