@@ -135,7 +135,8 @@ static int sup_spawn(unsigned slot)
                                       .count = sup.nworkers,
                                       .listen_fd = sup.listen_fd,
                                       .http_fd = sup.http_fd,
-                                      .chan_fd = pair[1]};
+                                      .chan_fd = pair[1],
+                                      .generation = sup.generation};
         int rc = rp_worker_main(sup.cfg, sup.shm.hdr, &args);
         exit(rc);
     }

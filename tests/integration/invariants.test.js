@@ -366,6 +366,23 @@ test('200 reloads rotating one endpoint\'s URL: all applied, rows reused, the po
   let applied = 0;
   let retries = 0;
   const rotIds = new Set();
+  // light load on two more connections all along: none may lose a call
+  let stop = false;
+  const load = { ok: 0, errors: [] };
+  const loaders = await Promise.all([0, 1].map(() => lib.ipcClient(pool.socket)));
+  t.after(() => loaders.forEach((x) => x.destroy()));
+  const running = Promise.all(loaders.map(async (x) => {
+    while (!stop) {
+      try {
+        const a = await x.call(req('net_version'), { timeout: 15000 });
+        if (a.result === '31337') load.ok++;
+        else load.errors.push(JSON.stringify(a));
+      } catch (e) {
+        load.errors.push(e.message);
+        if (x.isClosed()) return;
+      }
+    }
+  }));
   const tStart = Date.now();
   for (let i = 1; i <= N; i++) {
     let ans;
@@ -398,6 +415,10 @@ test('200 reloads rotating one endpoint\'s URL: all applied, rows reused, the po
     }
   }
   const ms = Date.now() - tStart;
+  stop = true;
+  await lib.withTimeout(running, 20000, 'the load ending');
+  assert.deepEqual(load.errors.slice(0, 5), [], `${load.errors.length} calls of the load lost or failed`);
+  assert.ok(load.ok > 0);
   const st = await status(pool);
   assert.equal(st.generation, gen0 + N);
   assert.deepEqual(st.endpoints.map((e) => e.name).sort(), ['rot', 'stable']);
@@ -409,6 +430,7 @@ test('200 reloads rotating one endpoint\'s URL: all applied, rows reused, the po
     { timeout: 10000, message: 'in-flight and active connection counts back to 0' });
   figure(`reloads rotating one URL: ${applied} of ${N} applied in ${ms} ms (${(ms / N).toFixed(1)} ms each), ` +
     `${retries} refused while old workers held retired rows and retried; rows of 'rot' seen ` +
-    `${[...rotIds].sort((a, b) => a - b).join(',')}; 'stable' kept row ${stableId}`);
+    `${[...rotIds].sort((a, b) => a - b).join(',')}; 'stable' kept row ${stableId}; ` +
+    `load on 3 connections: ${load.ok} calls answered, 0 lost`);
   await finish(pool);
 });
