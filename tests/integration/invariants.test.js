@@ -434,3 +434,234 @@ test('200 reloads rotating one endpoint\'s URL: all applied, rows reused, the po
     `load on 3 connections: ${load.ok} calls answered, 0 lost`);
   await finish(pool);
 });
+
+/* ------------------------------------------------------------------ */
+
+// [state letter, parent pid] of PID from /proc, or null when it is gone.
+function procStat(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return [f[0], Number(f[1])];
+  } catch {
+    return null;
+  }
+}
+
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+
+test('kill storm: SIGKILLs every 50-250 ms for 10 s under load, a flapping endpoint; everything comes back', async (t) => {
+  const MAX_CLIENTS = 8;
+  const WORKERS = 3;
+  const MAX_CONNS = 10;
+  const STORM_MS = 10000;
+  const LOADERS = 6;
+  const node = await lib.startAnvil();
+  t.after(() => node.stop());
+  const flap = await startFault(t);
+  const pool = await startPool(t, {
+    endpoints: [{ name: 'anvil', url: node.url }, { name: 'flap', url: flap.url }],
+    workers: WORKERS,
+    settings: {
+      rate_limit: NO_LIMIT,
+      health_check_interval_ms: 500,
+      balance: 'round_robin',
+      retries: 2,
+      max_connections: MAX_CONNS,
+      request_timeout_ms: 8000,
+      attempt_timeout_ms: 2000,
+      circuit_breaker: { failure_threshold: 3, recovery_timeout_ms: 300, half_open_max_attempts: 1 },
+    },
+    server: { max_clients: MAX_CLIENTS },
+  });
+  const CALL_BOUND = 15000; // request_timeout_ms + margin: a call not answered by then hangs
+
+  // load: LOADERS connections, each reconnecting when its worker dies
+  let stop = false;
+  const load = { errSamples: [], calls: 0, ok: 0, codes: {}, closed: 0, hung: [], dup: 0, connects: 0, refused: 0, other: [] };
+  const conns = [];
+  const loader = async () => {
+    while (!stop) {
+      let c;
+      try {
+        c = await lib.ipcClient(pool.socket, { timeout: 5000 });
+      } catch (e) {
+        load.other.push(`connect: ${e.message}`);
+        return;
+      }
+      load.connects++;
+      conns.push(c);
+      while (!stop && !c.isClosed()) {
+        load.calls++;
+        try {
+          const a = await c.call(req('eth_chainId'), { timeout: CALL_BOUND });
+          if (a.result === '0x7a69') load.ok++;
+          else if (a.error) {
+            load.codes[a.error.code] = (load.codes[a.error.code] || 0) + 1;
+            if (load.errSamples.length < 5) load.errSamples.push(`${Date.now()} ${JSON.stringify(a.error)}`);
+          }
+          else load.other.push(JSON.stringify(a));
+        } catch (e) {
+          if (/no answer within/.test(e.message)) load.hung.push(e.message);
+          else load.closed++; // its connection closed (its worker was killed)
+        }
+      }
+    }
+  };
+  const loaders = Array.from({ length: LOADERS }, loader);
+
+  // the flapping endpoint: failing and healthy in turns
+  const MODES = ['http500', 'ok', 'reset', 'ok'];
+  let flips = 0;
+  const flapper = (async () => {
+    while (!stop) {
+      await flap.setMode(MODES[flips++ % MODES.length]);
+      await new Promise((r) => setTimeout(r, 300 + Math.floor(Math.random() * 400)));
+    }
+    await flap.setMode('ok');
+  })();
+
+  // invariants sampled all along
+  const seen = { states: {}, samples: 0, maxClients: 0, maxInflight: 0, maxActive: 0, flapStates: new Set(), violations: [] };
+  const sampler = (async () => {
+    while (!stop) {
+      const st = await status(pool).catch(() => null);
+      if (st) {
+        seen.samples++;
+        const clients = sum(st.workers.map((w) => w.clients));
+        seen.maxClients = Math.max(seen.maxClients, clients);
+        if (clients > MAX_CLIENTS) seen.violations.push(`clients ${clients} > max_clients ${MAX_CLIENTS}`);
+        for (const e of st.endpoints) {
+          seen.maxInflight = Math.max(seen.maxInflight, e.inflight);
+          seen.maxActive = Math.max(seen.maxActive, e.connections.active);
+          if (e.inflight > 1000 || e.connections.active + e.connections.idle > MAX_CONNS) {
+            seen.violations.push(`${e.name}: inflight ${e.inflight}, connections ${JSON.stringify(e.connections)}`);
+          }
+          if (e.name === 'flap') seen.flapStates.add(e.breaker);
+          (seen.states[e.name] = seen.states[e.name] || new Set()).add(`${e.state}/${e.breaker}`);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+
+  await lib.waitFor(() => load.ok >= 50, { timeout: 20000, message: 'the load running' });
+
+  // the storm: a random running worker of this pool every 50-250 ms
+  const kills = [];
+  let skipped = 0;
+  const tStorm = Date.now();
+  while (Date.now() - tStorm < STORM_MS) {
+    await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 200)));
+    const st = await status(pool);
+    const live = st.workers.filter((w) => w.kind === 'worker' && w.state === 'running' && w.pid > 1 &&
+      (procStat(w.pid) || [])[1] === pool.pid);
+    if (live.length === 0) {
+      skipped++;
+      continue;
+    }
+    const v = live[Math.floor(Math.random() * live.length)];
+    process.kill(v.pid, 'SIGKILL');
+    kills.push(v.pid);
+  }
+  const stormMs = Date.now() - tStorm;
+  stop = true;
+  await lib.withTimeout(Promise.all([...loaders, flapper, sampler]), CALL_BOUND + 10000, 'the load ending');
+
+  // every call had one answer or lost its connection; none hung, none twice
+  for (const c of conns) {
+    const ids = new Map();
+    for (const l of c.lines) {
+      let v;
+      try {
+        v = JSON.parse(l);
+      } catch {
+        load.other.push(`not JSON: ${l.slice(0, 100)}`);
+        continue;
+      }
+      if (v.id === null && v.error && v.error.code === -32005 && /too many clients/.test(v.error.message)) {
+        load.refused++;
+        continue;
+      }
+      ids.set(v.id, (ids.get(v.id) || 0) + 1);
+    }
+    for (const n of ids.values()) if (n > 1) load.dup++;
+  }
+  figure(`kill storm: ${kills.length} workers SIGKILLed in ${stormMs} ms (${skipped} ticks with no running worker); ` +
+    `${load.calls} calls on ${load.connects} connections: ${load.ok} answered ok, errors ${JSON.stringify(load.codes)}, ` +
+    `${load.closed} lost with their connection, ${load.hung.length} hung, ${load.dup} answered twice; ` +
+    `${load.refused} connections refused (max_clients); flap breaker states seen ${[...seen.flapStates]} ` +
+    `over ${flips} mode flips; ${seen.samples} samples: max clients ${seen.maxClients}, max inflight ` +
+    `${seen.maxInflight}, max active connections ${seen.maxActive}, ${seen.violations.length} violations; ` +
+    `states seen ${Object.entries(seen.states).map(([k, v]) => `${k}: ${[...v]}`).join('; ')}`);
+  assert.deepEqual(load.hung, []);
+  // the anvil endpoint never fails: every call that kept its connection
+  // has its result (a call first sent to the flapping endpoint is retried)
+  assert.deepEqual(load.codes, {}, `error answers: ${load.errSamples.join(' | ')}`);
+  assert.equal(load.dup, 0);
+  assert.deepEqual(load.other, []);
+  assert.deepEqual(seen.violations, []);
+  assert.ok(kills.length >= 10, `only ${kills.length} kills`);
+  assert.ok(seen.flapStates.has('open') || seen.flapStates.has('half_open'), 'the flapping breaker never opened');
+
+  // every count back to 0: first with the loaders' connections still open
+  const open = conns.filter((c) => !c.isClosed());
+  let last;
+  const settled = async (nclients) => {
+    last = await status(pool);
+    return sum(last.workers.map((w) => w.clients)) === nclients &&
+      last.endpoints.every((e) => e.inflight === 0 && e.connections.active === 0);
+  };
+  const tRec = Date.now();
+  await lib.waitFor(() => settled(open.length), { timeout: 20000, message: `clients == ${open.length}, inflight 0` })
+    .catch((e) => {
+      throw new Error(`${e.message}: ${JSON.stringify({ workers: last.workers, endpoints: last.endpoints })}`);
+    });
+  for (const c of conns) c.destroy();
+  await lib.waitFor(() => settled(0), { timeout: 20000, message: 'clients 0 once all closed' })
+    .catch((e) => {
+      throw new Error(`${e.message}: ${JSON.stringify(last.workers)}`);
+    });
+
+  // every endpoint serves again, the flapping one's breaker closed: no reset
+  const probe = await lib.ipcClient(pool.socket);
+  const before = Object.fromEntries(last.endpoints.map((e) => [e.name, e.requests.ok]));
+  const flap0 = await count(flap, 'eth_chainId');
+  await lib.waitFor(async () => {
+    const a = await probe.call(req('eth_chainId'), { timeout: CALL_BOUND });
+    assert.equal(a.result, '0x7a69', JSON.stringify(a));
+    const st = await status(pool);
+    const f = st.endpoints.find((e) => e.name === 'flap');
+    return f.breaker === 'closed' && f.state === 'up' && (await count(flap, 'eth_chainId')) > flap0 + 5 &&
+      st.endpoints.every((e) => e.requests.ok > before[e.name]);
+  }, { timeout: 20000, message: 'both endpoints serving, the flapping breaker closed' });
+  probe.destroy();
+  const tServe = Date.now();
+  await lib.waitFor(() => settled(0), { timeout: 10000, message: 'clients 0 again' });
+
+  // max_clients new clients admitted, the next one refused
+  const admitted = [];
+  for (let i = 0; i < MAX_CLIENTS; i++) {
+    const c = await lib.ipcClient(pool.socket);
+    admitted.push(c);
+    const a = await c.call(req('eth_chainId'), { timeout: CALL_BOUND });
+    assert.equal(a.result, '0x7a69', `client ${i + 1} of ${MAX_CLIENTS}: ${JSON.stringify(a)}`);
+  }
+  const extra = await lib.ipcClient(pool.socket);
+  const line = JSON.parse(await extra.readLine(10000));
+  assert.equal(line.error && line.error.code, -32005, JSON.stringify(line));
+  assert.match(line.error.message, /too many clients/);
+  await lib.withTimeout(extra.ended, 5000, 'the refused client closed');
+  assert.equal(sum((await status(pool)).workers.map((w) => w.clients)), MAX_CLIENTS);
+  // one leaves, one more comes in
+  admitted.shift().destroy();
+  await lib.waitFor(() => settled(MAX_CLIENTS - 1), { timeout: 10000, message: 'one client gone' });
+  const again = await lib.ipcClient(pool.socket);
+  assert.equal((await again.call(req('eth_chainId'), { timeout: CALL_BOUND })).result, '0x7a69');
+  again.destroy();
+  for (const c of admitted) c.destroy();
+  await lib.waitFor(() => settled(0), { timeout: 10000, message: 'clients 0 at the end' });
+  figure(`kill storm recovery: counts back to 0 ${tServe - tRec} ms after the storm incl. the breaker closing; ` +
+    `${MAX_CLIENTS} new clients admitted, the ${MAX_CLIENTS + 1}th refused -32005, a slot freed and reused`);
+  await finish(pool, [/worker died/]);
+});
