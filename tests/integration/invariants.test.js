@@ -547,12 +547,22 @@ test('kill storm: SIGKILLs every 50-250 ms for 10 s under load, a flapping endpo
 
   await lib.waitFor(() => load.ok >= 50, { timeout: 20000, message: 'the load running' });
 
-  // the storm: a random running worker of this pool every 50-250 ms
+  // the storm: a random running worker of this pool every 50-250 ms. The
+  // supervisor backs off respawning a slot that keeps dying (100 ms doubling
+  // to 30 s), so every 2 s a `workers N` starts a fresh set (their clients
+  // handed over from the retiring ones, which get killed too) to keep the
+  // kills coming.
   const kills = [];
   let skipped = 0;
+  let resizes = 0;
   const tStorm = Date.now();
   while (Date.now() - tStorm < STORM_MS) {
     await new Promise((r) => setTimeout(r, 50 + Math.floor(Math.random() * 200)));
+    if (Date.now() - tStorm > 2000 * (resizes + 1)) {
+      const a = await pool.ctl(`workers ${WORKERS}`);
+      assert.equal(a.ok, true, JSON.stringify(a));
+      resizes++;
+    }
     const st = await status(pool);
     const live = st.workers.filter((w) => w.kind === 'worker' && w.state === 'running' && w.pid > 1 &&
       (procStat(w.pid) || [])[1] === pool.pid);
@@ -587,7 +597,8 @@ test('kill storm: SIGKILLs every 50-250 ms for 10 s under load, a flapping endpo
     }
     for (const n of ids.values()) if (n > 1) load.dup++;
   }
-  figure(`kill storm: ${kills.length} workers SIGKILLed in ${stormMs} ms (${skipped} ticks with no running worker); ` +
+  figure(`kill storm: ${kills.length} workers SIGKILLed in ${stormMs} ms (${skipped} ticks with no running ` +
+    `worker; ${resizes} x workers ${WORKERS}); ` +
     `${load.calls} calls on ${load.connects} connections: ${load.ok} answered ok, errors ${JSON.stringify(load.codes)}, ` +
     `${load.closed} lost with their connection, ${load.hung.length} hung, ${load.dup} answered twice; ` +
     `${load.refused} connections refused (max_clients); flap breaker states seen ${[...seen.flapStates]} ` +
