@@ -2,13 +2,16 @@
 // shared segment hold against a real daemon, seen only from outside.
 //
 // - Kill storm: random SIGKILLs of workers every 50-250 ms for 10 s under
-//   load, with one endpoint flapping (its breaker opening and half-opening):
-//   every call gets one answer or its connection is closed; afterwards every
-//   count is back to 0, every endpoint serves again without `reset`, and
-//   exactly max_clients new clients are admitted.
-// - 200 reloads rotating one endpoint's URL (a rotated API key): every one
-//   applied (a reload refused while old workers still hold retired rows is
-//   retried once they are gone), the pool serving throughout.
+//   load, with one endpoint flapping (its breaker opening and half-opening)
+//   and a fresh worker set every 2 s (past the respawn back-off): every call
+//   gets one answer or its connection is closed, none an error; the sampled
+//   counts never exceed their bounds; afterwards every count is back to 0,
+//   every endpoint serves again without `reset`, and exactly max_clients new
+//   clients are admitted.
+// - 200 reloads rotating one endpoint's URL (a rotated API key) under load:
+//   every one applied, no call lost. A pinned old worker holds the retired
+//   rows, so reload 63 is refused (the old configuration serving on), and
+//   goes through once that worker is gone.
 // - A raised rate limit is in force at once after a reload.
 // - An endpoint removed and added again starts fresh (up, breaker closed,
 //   full bucket), whether its old row is reused or not.
@@ -34,6 +37,8 @@ const QUIET = { health_check_interval_ms: 600000, rate_limit: NO_LIMIT };
 function figure(text) {
   process.stderr.write(`# ${text}\n`);
 }
+
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 
 let seq = 0;
 const req = (method, params = []) => ({ jsonrpc: '2.0', id: `q${++seq}`, method, params });
@@ -355,10 +360,33 @@ test('an endpoint removed by a reload and added again starts fresh', async (t) =
 test('200 reloads rotating one endpoint\'s URL: all applied, rows reused, the pool serving', async (t) => {
   const S = await startFault(t);
   const R = await startFault(t);
-  const settings = { ...QUIET, balance: 'round_robin', min_connections: 0 };
+  const settings = { ...QUIET, balance: 'round_robin', min_connections: 0, request_timeout_ms: 60000 };
+  const server = { shutdown_timeout_ms: 60000 };
   const eps = (n) => [{ name: 'stable', url: S.url }, { name: 'rot', url: `${R.url}/v3/key-${n}?apikey=${n}` }];
-  const pool = await startPool(t, { endpoints: eps(0), workers: 2, settings });
+  const pool = await startPool(t, { endpoints: eps(0), workers: 2, settings, server });
   const st0 = await status(pool);
+  // A pin: an HTTP request begun and not finished keeps the first
+  // generation's worker that holds it draining (it cannot hand that client
+  // over), so no row retired after it can be reused until it is released:
+  // with 2 of 64 rows live, reload 63 must be refused, and go through once
+  // the pin is released and that worker is gone.
+  const pinBody = JSON.stringify(req('net_version'));
+  const pinHead = `POST / HTTP/1.1\r\nHost: pool\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(pinBody)}\r\n\r\n`;
+  const pin = require('node:net').connect(pool.socket);
+  t.after(() => pin.destroy());
+  let pinIn = '';
+  pin.setEncoding('utf8');
+  pin.on('data', (d) => { pinIn += d; });
+  pin.on('error', () => {});
+  await new Promise((resolve, reject) => {
+    pin.once('connect', resolve);
+    pin.once('error', reject);
+  });
+  pin.write(pinHead + pinBody.slice(0, 10));
+  await lib.waitFor(async () => sum((await status(pool)).workers.map((w) => w.clients)) === 1,
+    { timeout: 10000, message: 'the pin accepted' });
+  const refusedAt = [];
   const gen0 = st0.generation;
   const stableId = st0.endpoints.find((e) => e.name === 'stable').id;
   const c = await lib.ipcClient(pool.socket);
@@ -389,15 +417,26 @@ test('200 reloads rotating one endpoint\'s URL: all applied, rows reused, the po
   for (let i = 1; i <= N; i++) {
     let ans;
     for (let k = 0; ; k++) {
-      ans = await reloadWith(pool, eps(i), { settings });
+      ans = await reloadWith(pool, eps(i), { settings, server });
       if (ans.ok) break;
       assert.match(ans.error, /no free endpoint row/, `reload ${i} refused: ${JSON.stringify(ans)}`);
-      assert.ok(k < 5, `reload ${i} refused ${k + 1} times: ${ans.error}`);
+      assert.ok(k < 3, `reload ${i} refused ${k + 1} times: ${ans.error}`);
       retries++;
+      refusedAt.push(i);
+      // the configuration in force is kept, and serves
+      const st = await status(pool);
+      assert.equal(st.generation, gen0 + applied);
+      assert.deepEqual(st.endpoints.map((e) => e.name).sort(), ['rot', 'stable']);
+      assert.equal((await c.call(req('net_version'), { timeout: 15000 })).result, '31337');
+      if (!pin.destroyed) { // finish the pinned request: answered, then the client leaves
+        pin.write(pinBody.slice(10));
+        await lib.waitFor(() => /^HTTP\/1\.1 200[\s\S]*"result":"31337"/.test(pinIn),
+          { timeout: 15000, message: 'the pinned request answered' });
+        pin.destroy();
+      }
       // rows are reused once no process of an older generation is alive
-      const cur = (await status(pool)).generation;
-      await lib.waitFor(async () => onlyGeneration(await status(pool), cur),
-        { timeout: 30000, message: `the workers older than generation ${cur} gone` });
+      await lib.waitFor(async () => onlyGeneration(await status(pool), st.generation),
+        { timeout: 30000, message: `the workers older than generation ${st.generation} gone` });
     }
     applied++;
     assert.equal(ans.generation, gen0 + applied, `reload ${i}: generation ${ans.generation}`);
@@ -417,6 +456,7 @@ test('200 reloads rotating one endpoint\'s URL: all applied, rows reused, the po
     }
   }
   const ms = Date.now() - tStart;
+  assert.deepEqual(refusedAt, [63], 'refused exactly when the rows ran out, never after the pin went');
   stop = true;
   await lib.withTimeout(running, 20000, 'the load ending');
   assert.deepEqual(load.errors.slice(0, 5), [], `${load.errors.length} calls of the load lost or failed`);
@@ -431,7 +471,8 @@ test('200 reloads rotating one endpoint\'s URL: all applied, rows reused, the po
   await lib.waitFor(async () => (await status(pool)).endpoints.every((e) => e.inflight === 0 && e.connections.active === 0),
     { timeout: 10000, message: 'in-flight and active connection counts back to 0' });
   figure(`reloads rotating one URL: ${applied} of ${N} applied in ${ms} ms (${(ms / N).toFixed(1)} ms each), ` +
-    `${retries} refused while old workers held retired rows and retried; rows of 'rot' seen ` +
+    `${retries} refused (at reload ${refusedAt}) while a pinned old worker held the retired rows, ` +
+    `then retried and applied; rows of 'rot' seen ` +
     `${[...rotIds].sort((a, b) => a - b).join(',')}; 'stable' kept row ${stableId}; ` +
     `load on 3 connections: ${load.ok} calls answered, 0 lost`);
   await finish(pool);
@@ -449,8 +490,6 @@ function procStat(pid) {
     return null;
   }
 }
-
-const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 
 test('kill storm: SIGKILLs every 50-250 ms for 10 s under load, a flapping endpoint; everything comes back', async (t) => {
   const MAX_CLIENTS = 8;
