@@ -163,6 +163,7 @@ static int sup_spawn(unsigned slot)
     s->generation = sup.generation;
     s->started_ms = rp_clock_mono_ms();
     atomic_store_explicit(&w->pid, pid, memory_order_relaxed);
+    atomic_store_explicit(&w->generation, sup.generation, memory_order_relaxed);
     atomic_store_explicit(&w->started_ms, rp_shm_now_ms(sup.shm.hdr), memory_order_relaxed);
     atomic_store_explicit(&w->heartbeat_ms, rp_shm_now_ms(sup.shm.hdr), memory_order_relaxed);
     rp_info(prober ? "prober spawned" : "worker spawned", "slot=%u worker_pid=%d generation=%llu",
