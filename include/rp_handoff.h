@@ -7,6 +7,14 @@
  * not yet form a whole request. The supervisor passes it on to a worker of
  * the new generation, which carries on reading. No client connection is
  * dropped by a reload.
+ *
+ * Reloads in quick succession: the worker a client was passed to may be
+ * superseded before it has read it, even before it has started. It then
+ * retires too (SIGUSR2 is blocked from the fork until its handler exists),
+ * finds its endpoints' rows although they are already tombstoned
+ * (rp_shm_find_endpoint), takes what is in its channel and passes it on
+ * with its own clients before it exits. The supervisor never sends to a
+ * worker it has told to retire, so nothing arrives after that drain.
  */
 #ifndef RP_HANDOFF_H
 #define RP_HANDOFF_H

@@ -49,7 +49,10 @@ uint64_t rp_shm_now_ms(const struct rp_shm_header *h);
 uint64_t rp_shm_now_ns(const struct rp_shm_header *h);
 
 /* The live row of the endpoint whose URL is URL (matched by url_key, the
- * way the supervisor publishes them), or NULL. */
+ * way the supervisor publishes them); else its tombstoned row, which a
+ * process started for a generation that a reload replaced before the
+ * process got here still owns (rp_publish.h: not reused while it lives);
+ * else NULL. */
 struct rp_shm_endpoint *rp_shm_find_endpoint(struct rp_shm_header *h, const char *url);
 
 /* FNV-1a 64 of a string: the endpoint's stable key across reloads. */

@@ -207,6 +207,7 @@ struct rp_worker_args {
     int listen_fd;  /* client UNIX socket */
     int http_fd;    /* server.http_listen, -1 when unset */
     int chan_fd;    /* handoff channel to the supervisor */
+    uint64_t generation; /* configuration generation it runs (shown in status) */
 };
 
 int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,

@@ -438,22 +438,36 @@ static void req_route(struct rp_req *r)
             full++;
         n++;
     }
-    if (full && full < n) { /* prefer endpoints where this worker has a free connection */
-        int k = 0;
+    /* Prefer endpoints where this worker has a free connection: they come
+     * first, cand[0..nfree); the busy ones are tried (queued for a
+     * connection) only when every free one refuses (breaker, tokens), never
+     * dropped: a half-open endpoint with its trials taken must not turn a
+     * busy healthy one into -32002. */
+    int nfree = n;
+    if (full && full < n) {
+        nfree = 0;
         for (int j = 0; j < n; j++)
-            if (rp_w.eps[cand[j].id].active < rp_w.eps[cand[j].id].share)
-                cand[k++] = cand[j];
-        n = k;
+            if (rp_w.eps[cand[j].id].active < rp_w.eps[cand[j].id].share) {
+                struct rp_balancer_candidate tmp = cand[nfree];
+                cand[nfree++] = cand[j];
+                cand[j] = tmp;
+            }
     }
     uint64_t min_wait_ns = UINT64_MAX;
     int too_big = 0; /* endpoints whose bucket can never hold this many calls */
     while (n > 0) {
         uint64_t seq = atomic_fetch_add_explicit(&rp_w.shm->rr_counter, 1, memory_order_relaxed);
         uint64_t rnd = ((uint64_t)random() << 31) ^ (uint64_t)random();
-        int k = rp_balancer_pick(&rp_w.balancer, rp_w.cfg->balance, cand, n, seq, rnd);
+        int k = rp_balancer_pick(&rp_w.balancer, rp_w.cfg->balance, cand, nfree > 0 ? nfree : n,
+                                 seq, rnd);
         int ep = (int)cand[k].id;
         struct rp_wep *w = &rp_w.eps[ep];
-        cand[k] = cand[--n];
+        if (nfree > 0) { /* out of the free ones, keeping the busy ones behind them */
+            cand[k] = cand[--nfree];
+            cand[nfree] = cand[--n];
+        } else {
+            cand[k] = cand[--n];
+        }
         struct rp_trial_cells cells = ep_cells(ep);
         struct rp_breaker_ticket t =
             rp_breaker_acquire(&w->shm->breaker, &rp_w.breaker, &cells, seg_ms);

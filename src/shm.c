@@ -159,10 +159,18 @@ void rp_shm_destroy(struct rp_shm *s, int unlink_name)
 struct rp_shm_endpoint *rp_shm_find_endpoint(struct rp_shm_header *h, const char *url)
 {
     uint64_t key = rp_shm_url_key(url);
+    struct rp_shm_endpoint *retired = NULL;
     for (unsigned s = 0; s < RP_SHM_MAX_ENDPOINTS; s++) {
         struct rp_shm_endpoint *e = rp_shm_ep(h, s);
-        if (atomic_load_explicit(&e->in_use, memory_order_acquire) && e->url_key == key)
+        if (e->url_key != key)
+            continue;
+        if (atomic_load_explicit(&e->in_use, memory_order_acquire))
             return e;
+        if (e->retired_gen && !retired)
+            retired = e;
     }
-    return NULL;
+    /* A process started for a generation that a reload replaced before it
+     * got here: its endpoint's row is already tombstoned, but stays as it
+     * is while this process lives (rp_publish.h), so it may use it. */
+    return retired;
 }

@@ -103,7 +103,17 @@ static int sup_spawn(unsigned slot)
     atomic_store_explicit(&w->state, RP_WORKER_STARTING, memory_order_relaxed);
     atomic_store_explicit(&w->kind, prober ? RP_KIND_PROBER : RP_KIND_WORKER, memory_order_relaxed);
     rp_hold_slot_claim(sup.shm.hdr, slot); /* readers sum its cells from now on */
+    /* SIGUSR2 (retire) stays blocked in a new worker until its handler is
+     * in place (rp_worker_main unblocks it): a worker superseded by a
+     * reload while it starts must retire and pass on the clients already
+     * sent to it, not die of the signal's default action with them. */
+    sigset_t usr2, saved;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &usr2, &saved);
     pid_t pid = fork();
+    if (pid != 0)
+        sigprocmask(SIG_SETMASK, &saved, NULL);
     if (pid < 0) {
         rp_error("fork failed", "slot=%u error=\"%s\"", slot, strerror(errno));
         atomic_store_explicit(&w->state, RP_WORKER_DEAD, memory_order_relaxed);
@@ -112,10 +122,13 @@ static int sup_spawn(unsigned slot)
         return -1;
     }
     if (pid == 0) {
-        /* the child starts with default dispositions and nothing blocked:
-         * the supervisor's mask (for its signalfd) must not be inherited */
+        /* the child starts with default dispositions and nothing blocked
+         * but a worker's SIGUSR2 (see above): the supervisor's mask (for
+         * its signalfd) must not be inherited */
         sigset_t none;
         sigemptyset(&none);
+        if (!prober)
+            sigaddset(&none, SIGUSR2);
         signal(SIGTERM, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
@@ -135,7 +148,8 @@ static int sup_spawn(unsigned slot)
                                       .count = sup.nworkers,
                                       .listen_fd = sup.listen_fd,
                                       .http_fd = sup.http_fd,
-                                      .chan_fd = pair[1]};
+                                      .chan_fd = pair[1],
+                                      .generation = sup.generation};
         int rc = rp_worker_main(sup.cfg, sup.shm.hdr, &args);
         exit(rc);
     }
@@ -149,6 +163,7 @@ static int sup_spawn(unsigned slot)
     s->generation = sup.generation;
     s->started_ms = rp_clock_mono_ms();
     atomic_store_explicit(&w->pid, pid, memory_order_relaxed);
+    atomic_store_explicit(&w->generation, sup.generation, memory_order_relaxed);
     atomic_store_explicit(&w->started_ms, rp_shm_now_ms(sup.shm.hdr), memory_order_relaxed);
     atomic_store_explicit(&w->heartbeat_ms, rp_shm_now_ms(sup.shm.hdr), memory_order_relaxed);
     rp_info(prober ? "prober spawned" : "worker spawned", "slot=%u worker_pid=%d generation=%llu",

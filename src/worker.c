@@ -35,7 +35,12 @@ static void worker_on_signal(int sig)
         worker_stop_flag = 1;
 }
 
-/* Adopt every client the supervisor passes on from a retiring worker. */
+/* Adopt every client the supervisor passes on from a retiring worker. A
+ * worker that is itself retiring adopts them too, and hands them on with
+ * its own clients: the supervisor sent them while this worker was still of
+ * the current generation (it never sends to one it has told to retire), and
+ * closing them would drop a client on every quick succession of reloads.
+ * Only a full stop closes them. */
 static void worker_adopt_clients(void)
 {
     static char buf[RP_HANDOFF_MAX_BYTES];
@@ -46,7 +51,7 @@ static void worker_adopt_clients(void)
             continue;
         if (fd < 0)
             return;
-        if (rp_w.stopping)
+        if (rp_w.stopping && !rp_w.retiring)
             close(fd);
         else
             rp_conn_adopt(fd, buf, len);
@@ -281,9 +286,9 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
 
     struct rp_shm_worker *ws = rp_shm_worker(shm, slot);
     atomic_store_explicit(&ws->state, RP_WORKER_RUNNING, memory_order_relaxed);
-    atomic_store_explicit(&ws->generation,
-                          atomic_load_explicit(&shm->generation, memory_order_acquire),
-                          memory_order_relaxed);
+    /* the generation of the configuration this worker runs: the segment's
+     * may already be newer when a reload came while it started */
+    atomic_store_explicit(&ws->generation, args->generation, memory_order_relaxed);
     rp_info("worker started", "slot=%u endpoints=%d", slot, rp_w.nep);
     rp_warm_start();
 
@@ -301,8 +306,13 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         if (worker_stop_flag && rp_w.retiring)
             rp_w.retiring = 0; /* a full stop overrides a handover */
         if (rp_w.stopping) {
-            if (rp_w.retiring)
+            if (rp_w.retiring) {
+                /* clients sent to us before the supervisor told us to
+                 * retire are already in the channel: take them, pass them
+                 * on, and only then may the loop end */
+                worker_adopt_clients();
                 rp_conn_handoff_all(rp_w.chan_ev.fd);
+            }
             else
                 rp_conn_close_all_idle();
             if (rp_w.nconns == 0 && rp_w.nreqs == 0)
