@@ -140,7 +140,10 @@ static void hammer_child(struct rp_shm_header *h, struct stress_ctl *c, unsigned
         uint64_t now = rp_clock_mono_ns();
         if (now >= t0 + RUN_NS)
             break;
-        if (rp_gcra_take(&e->gcra_tat_ns, &gp, 1, rp_shm_now_ns(h)) == 0)
+        /* the take happens at the very time the deadline was checked
+         * against, so every admission lies within [t0, t0 + RUN_NS) */
+        uint64_t seg_ns = now - atomic_load(&h->clock_base_ns);
+        if (rp_gcra_take(&e->gcra_tat_ns, &gp, 1, seg_ns) == 0)
             atomic_fetch_add(&c->admitted_calls, 1);
         struct rp_trial_cells cells = rp_hold_trial_cells(h, EP, slot);
         struct rp_breaker_ticket t =
