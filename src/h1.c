@@ -652,6 +652,10 @@ static void conn_read(struct rp_h1_conn *c)
         }
         switch (st) {
         case RP_H1_RESP_MORE:
+            if (rp_req_body_account(r) != 0) { /* its client holds too much already */
+                attempt_end(r, RP_XFER_TOO_LARGE, NULL, 0);
+                return;
+            }
             if ((size_t)n < RP_H1_READ_BYTES)
                 return; /* drained: the next bytes come with the next event */
             continue;

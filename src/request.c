@@ -51,6 +51,29 @@ static struct rp_req *req_new(struct rp_conn *c)
     return r;
 }
 
+/* R's attempt body is no longer held for its client (the answer was
+ * queued, or a new attempt starts afresh). */
+static void req_body_release(struct rp_req *r)
+{
+    if (r->at.held_bytes) {
+        rp_conn_hold(r->conn, -(long long)r->at.held_bytes);
+        r->at.held_bytes = 0;
+    }
+}
+
+int rp_req_body_account(struct rp_req *r)
+{
+    long long delta = (long long)r->at.body.len - (long long)r->at.held_bytes;
+    if (delta == 0)
+        return 0;
+    r->at.held_bytes = r->at.body.len;
+    if (rp_conn_hold(r->conn, delta) != 0) {
+        r->at.over_budget = 1;
+        return -1;
+    }
+    return 0;
+}
+
 /* Deliver ANSWER (may be NULL: nothing to write) and free the request. */
 static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
 {
@@ -61,6 +84,7 @@ static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
         if (c)
             rp_conn_write_answer(c, answer, len);
     }
+    req_body_release(r);
     if (c) {
         rp_conn_request_done(c);
         rp_conn_unref(c);
@@ -130,11 +154,11 @@ static void req_fail(struct rp_req *r, int code, const char *msg, const char *da
         }
     }
     if (rp_buf_failed(&out)) {
+        /* sized by the compiler, so it cannot drift from its text */
+        static const char oom[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,"
+                                  "\"message\":\"Upstream error: out of memory\"}}";
         rp_buf_free(&out);
-        req_finish(r,
-                   "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,\"message\":"
-                   "\"Upstream error: out of memory\"}}",
-                   92, 0);
+        req_finish(r, oom, sizeof oom - 1, 0);
         return;
     }
     req_finish(r, out.data, out.len, 0);
@@ -378,6 +402,8 @@ static void req_launch(struct rp_req *r, int ep)
     }
     long left = (long)(r->deadline_ms - now);
     long timeout = rp_w.cfg->attempt_timeout_ms < left ? (long)rp_w.cfg->attempt_timeout_ms : left;
+    req_body_release(r); /* the body of an earlier attempt is dropped */
+    r->at.over_budget = 0;
     w->active++;
     w->last_used_ms = now;
     ep_inflight(ep, +1);
@@ -677,7 +703,10 @@ static const char *attempt_verdict(struct rp_req *r, const struct rp_xfer_result
         break;
     case RP_XFER_TOO_LARGE:
         *breaker = 0;
-        snprintf(why, whylen, "response larger than max_response_bytes");
+        snprintf(why, whylen, "%s",
+                 r->at.over_budget ? "response larger than what is left of the client's answer "
+                                     "buffer (max_response_bytes in all)"
+                                   : "response larger than max_response_bytes");
         return why;
     case RP_XFER_CONNECT:
         snprintf(why, whylen, "connect failed: %s", res->detail);

@@ -232,6 +232,10 @@ static size_t upstream_write_cb(char *ptr, size_t size, size_t nmemb, void *user
     }
     if (rp_buf_append(&r->at.body, ptr, n) != 0)
         return 0;
+    if (rp_req_body_account(r) != 0) {
+        r->at.too_large = 1; /* its client (or the worker) holds too much already */
+        return 0;
+    }
     return n;
 }
 
