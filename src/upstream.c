@@ -263,7 +263,8 @@ int rp_upstream_init(void)
     rp_timer_init(&rp_w.curl_timer, upstream_timer_fired, NULL);
     curl_multi_setopt(rp_w.multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
     curl_multi_setopt(rp_w.multi, CURLMOPT_TIMERFUNCTION, upstream_timer_cb);
-    long share = (long)rp_worker_part((uint64_t)rp_w.cfg->max_connections, rp_w.index, rp_w.count);
+    long share =
+        (long)rp_worker_part(rp_worker_conn_pool(rp_w.cfg, rp_w.count), rp_w.index, rp_w.count);
     curl_multi_setopt(rp_w.multi, CURLMOPT_MAXCONNECTS,
                       (share < 1 ? 1 : share) * (long)rp_w.cfg->endpoint_count);
     curl_multi_setopt(rp_w.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);

@@ -76,7 +76,7 @@ void rp_worker_count_answer(int ok)
 static int worker_setup_endpoints(void)
 {
     const struct rp_config *cfg = rp_w.cfg;
-    unsigned share = rp_worker_part((uint64_t)cfg->max_connections, rp_w.index, rp_w.count);
+    unsigned share = rp_worker_part(rp_worker_conn_pool(cfg, rp_w.count), rp_w.index, rp_w.count);
     if (share < 1) {
         share = 1;
         if (rp_w.index == 0)
@@ -220,6 +220,12 @@ void rp_worker_count(_Atomic uint32_t *host, _Atomic uint32_t *held, int delta)
         atomic_fetch_sub_explicit(host, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(held, 1, memory_order_relaxed);
     }
+}
+
+uint64_t rp_worker_conn_pool(const struct rp_config *cfg, unsigned count)
+{
+    uint64_t total = (uint64_t)cfg->max_connections;
+    return total > count ? total - 1 : total; /* the prober's one counts too */
 }
 
 unsigned rp_worker_part(uint64_t total, unsigned index, unsigned count)
