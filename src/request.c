@@ -626,36 +626,14 @@ static void ep_record_latency(int ep, uint64_t latency_us)
 static int req_restore_id(struct rp_req *r, const char *body, size_t len)
 {
     /* where the verdict's check found the id (no second scan of the body) */
-    long ids = rp_w.parser.id_start, ide = rp_w.parser.id_end;
-    size_t s = (size_t)ids, e = (size_t)ide;
-    if (ids < 0) {
-        /* an error without any id: put ours in */
-        const char *brace = memchr(body, '{', len);
-        if (!brace)
-            return 0;
-        s = e = (size_t)(brace - body) + 1;
-    } else if (e - s == r->id_len && memcmp(body + s, r->id, r->id_len) == 0) {
+    size_t n = rp_jsonrpc_restore_id(&rp_w.parser, body, len, r->id, r->id_len, NULL, 0);
+    if (n == 0)
         return 0; /* already ours */
-    }
-    int insert = s == e; /* no id member: add one */
-    size_t n = len - (e - s) + r->id_len + (insert ? 6 : 0);
     char *out = malloc(n);
     if (!out)
         return 0;
-    size_t o = 0;
-    memcpy(out, body, s);
-    o = s;
-    if (insert) {
-        memcpy(out + o, "\"id\":", 5);
-        o += 5;
-    }
-    memcpy(out + o, r->id, r->id_len);
-    o += r->id_len;
-    if (insert)
-        out[o++] = ',';
-    memcpy(out + o, body + e, len - e);
-    o += len - e;
-    req_finish(r, out, rp_json_strip_newlines(out, o), 1);
+    rp_jsonrpc_restore_id(&rp_w.parser, body, len, r->id, r->id_len, out, n);
+    req_finish(r, out, rp_json_strip_newlines(out, n), 1);
     free(out);
     return 1;
 }
