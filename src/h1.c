@@ -227,6 +227,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static int on_headers_complete(http_parser *p)
 {
     struct rp_h1_resp *r = resp_of(p);
+    if (p->status_code < 100)
+        return -1; /* not a three-digit status (libhttp-parser takes "20"): not HTTP */
     if (r->in_value)
         resp_take_retry_after(r);
     r->in_value = 0;

@@ -175,6 +175,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct transcript a = {0}, b = {0};
     run(s, n, 0, seed, calls, max_line, &a);
     run(s, n, 1, seed, calls, max_line, &b);
+    if (a.len != b.len || (a.len && memcmp(a.s, b.s, a.len) != 0))
+        fprintf(stderr, "whole:  %s\npieces: %s\n", a.s ? a.s : "", b.s ? b.s : "");
     CHECK(a.len == b.len && (a.len == 0 || memcmp(a.s, b.s, a.len) == 0));
     free(a.s);
     free(b.s);

@@ -155,7 +155,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < 2; i++) {
         CHECK(o[i]->st == a.st);
         CHECK(o[i]->status == a.status);
-        CHECK(o[i]->retry_after_s == a.retry_after_s);
+        /* (a header cut by a framing error may or may not have been
+         * seen whole: Retry-After only counts once the head is read) */
+        if (a.st == RP_H1_RESP_DONE || a.st == RP_H1_RESP_TOO_LARGE)
+            CHECK(o[i]->retry_after_s == a.retry_after_s);
         CHECK(o[i]->keep_alive == a.keep_alive);
         if (a.st == RP_H1_RESP_DONE) {
             CHECK(o[i]->body.len == a.body.len);
