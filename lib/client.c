@@ -716,15 +716,15 @@ static int handle_answer(rpcpool_t *p, const char *js, const jsmntok_t *t, int n
         return -1;
     }
     if (r.id >= p->next_id) {
-        rpcpool_response_free(&r);
         fail(p, "protocol error: answer to call %" PRIu64 ", which was never sent", r.id);
+        rpcpool_response_free(&r);
         return -1;
     }
     /* a second answer to a call is an error whether or not the first was
      * collected already (it must not depend on when the caller reads) */
     if (r.id != 0 && !idmap_del(&p->inflight, r.id)) {
-        rpcpool_response_free(&r);
         fail(p, "protocol error: two answers to call %" PRIu64, r.id);
+        rpcpool_response_free(&r); /* (zeroes r: after the message) */
         return -1;
     }
     if (r.id != 0 && idmap_get(&p->abandoned, r.id)) {
