@@ -49,15 +49,18 @@ struct rp_listener {
  * and being received for it) is neither framed nor read any more until it
  * reads some. Bounds on the total (rp_conn_hold()): one connection holds at
  * most max_response_bytes + RP_CONN_OUT_HIGH_BYTES, one worker at most
- * RP_WORKER_HELD_CONNS times that; an answer that would pass them is
- * refused like one over max_response_bytes. */
-#define RP_CONN_OUT_HIGH_BYTES  (1u << 20)
-#define RP_WORKER_HELD_CONNS    2
-#define RP_CONN_MAX_PENDING     512 /* requests in flight per connection */
-#define RP_CONN_READ_BYTES      65536
-#define RP_ACCEPT_PAUSE_MS      100 /* out of descriptors: accept again after this */
-#define RP_ACCEPT_FAIR_PAUSE_MS 5   /* over its part of the clients: let others accept */
-#define RP_ACCEPT_FAIR_SLACK    4   /* clients a worker may hold above the host average */
+ * RP_WORKER_HELD_CONNS times that, and no less than RP_WORKER_HELD_MIN_BYTES
+ * (so clients that read slowly cannot starve the others of answers under a
+ * small max_response_bytes); an answer that would pass them is refused like
+ * one over max_response_bytes. */
+#define RP_CONN_OUT_HIGH_BYTES   (1u << 20)
+#define RP_WORKER_HELD_CONNS     2
+#define RP_WORKER_HELD_MIN_BYTES ((size_t)256 << 20)
+#define RP_CONN_MAX_PENDING      512 /* requests in flight per connection */
+#define RP_CONN_READ_BYTES       65536
+#define RP_ACCEPT_PAUSE_MS       100 /* out of descriptors: accept again after this */
+#define RP_ACCEPT_FAIR_PAUSE_MS  5   /* over its part of the clients: let others accept */
+#define RP_ACCEPT_FAIR_SLACK     4   /* clients a worker may hold above the host average */
 
 struct rp_req;
 struct rp_http_conn;

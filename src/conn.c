@@ -158,7 +158,10 @@ int rp_conn_hold(struct rp_conn *c, long long delta)
     size_t conn_max = (size_t)rp_w.cfg->max_response_bytes + RP_CONN_OUT_HIGH_BYTES;
     if (c && conn_held(c) > conn_max)
         return -1;
-    return rp_w.held_bytes > conn_max * RP_WORKER_HELD_CONNS ? -1 : 0;
+    size_t worker_max = conn_max * RP_WORKER_HELD_CONNS;
+    if (worker_max < RP_WORKER_HELD_MIN_BYTES)
+        worker_max = RP_WORKER_HELD_MIN_BYTES;
+    return rp_w.held_bytes > worker_max ? -1 : 0;
 }
 
 /* A retiring worker keeps reading an HTTP client until the request it is
