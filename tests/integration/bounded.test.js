@@ -191,6 +191,68 @@ describe('a client that does not read', () => {
     lib.assertNoErrors(pool);
   });
 
+  test('answers held for one client are bounded in total bytes, not only one by one', async () => {
+    // max_response_bytes 1 MiB: one connection holds at most 2 MiB of
+    // answers (queued for it and being received); 20 answers of 300 kB each
+    // to a client that reads nothing pass that
+    const BIG = 300000;
+    const N = 20;
+    const fault = await lib.startFault({ mode: 'ok' });
+    const pool = await lib.startPool({
+      endpoints: [fault], workers: 1, settings: { ...QUIET, retries: 0 },
+      server: { max_response_bytes: 1 << 20 },
+    });
+    try {
+      const c = await lib.ipcClient(pool.socket);
+      assert.equal((await c.call(req('eth_chainId'))).result, CHAIN_HEX);
+      await fault.setMode('big', { big_bytes: BIG });
+      const s = await silentClient(pool.socket);
+      const before0 = await answered(pool);
+      let text = '';
+      for (let i = 1; i <= N; i++) text += `{"jsonrpc":"2.0","id":${i},"method":"eth_getLogs","params":[]}\n`;
+      s.write(text);
+      await lib.waitFor(async () => (await answered(pool)) - before0 >= N,
+        { timeout: 30000, message: `all ${N} calls answered (or refused) while the client reads nothing` });
+      let buf = '';
+      const got = [];
+      s.setEncoding('utf8');
+      await lib.withTimeout(new Promise((resolve) => {
+        s.on('data', (d) => {
+          buf += d;
+          let i;
+          while ((i = buf.indexOf('\n')) >= 0) {
+            got.push(JSON.parse(buf.slice(0, i)));
+            buf = buf.slice(i + 1);
+            if (got.length === N) resolve();
+          }
+        });
+        s.resume();
+      }), 30000, `reading ${N} answers`);
+      const results = got.filter((v) => typeof v.result === 'string');
+      const refused = got.filter((v) => v.error);
+      figure(`20 answers of 300 kB to a client that did not read (max_response_bytes 1 MiB): ` +
+        `${results.length} delivered, ${refused.length} refused: ${refused.length ? refused[0].error.data[0].error : ''}`);
+      assert.equal(results.length + refused.length, N);
+      assert.ok(results.every((v) => v.result.length === BIG));
+      assert.ok(refused.length > 0, 'some answers refused once the connection held its bound');
+      // 2 MiB held, plus what the kernel's socket buffers took, plus the
+      // answer that passed the bound
+      assert.ok(results.length * BIG <= 3 * (1 << 20) + BIG, `${results.length} answers held at once`);
+      for (const v of refused) {
+        assert.equal(v.error.code, -32603);
+        assert.match(v.error.data[0].error, /client's answer buffer/);
+      }
+      // the connection is served normally once it reads
+      s.destroy();
+      assert.equal((await c.call(req('eth_chainId'))).result !== undefined, true);
+      c.destroy();
+    } finally {
+      assert.equal(await pool.stop(), 0);
+      await fault.stop();
+    }
+    lib.assertNoErrors(pool, [/upstream failed/]);
+  });
+
   test('never reading: closed after client_idle_timeout_ms; reading slowly: kept', async () => {
     const IDLE = 1000;
     const pool = await lib.startPool({
