@@ -83,6 +83,7 @@ struct rp_http_parser {
     unsigned strict_lines;  /* lines of the head (or trailer section) ended so far */
     unsigned strict_digits; /* of the chunk size being read */
     uint64_t strict_left;   /* bytes of body (or chunk data) still to come */
+    uint64_t strict_body;   /* body bytes of this request so far (over max: 413) */
 };
 
 /* Set up HP for a new connection; bodies over MAX_BODY_BYTES are refused. */

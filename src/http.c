@@ -277,6 +277,7 @@ static void strict_head_done(struct rp_http_parser *hp, int trailer)
 {
     hp->strict_lines = 0;
     hp->strict_left = 0;
+    hp->strict_body = 0;
     if (!trailer && hp->msg.chunked) {
         hp->strict_state = STRICT_CHUNK_SIZE;
         hp->strict_digits = 0;
@@ -340,6 +341,12 @@ static int strict_check(struct rp_http_parser *hp, const char *data, size_t len)
             size_t n = len - i;
             if (n > hp->strict_left)
                 n = (size_t)hp->strict_left;
+            /* the body limit is judged here too, at the same byte however
+             * the stream was split (libhttp-parser hands chunk data over
+             * late, so a framing error after it would win or lose) */
+            if (n > hp->max_body_bytes - hp->strict_body)
+                return hp_fail(hp, 413, "request body too large");
+            hp->strict_body += n;
             hp->strict_left -= n;
             i += n - 1;
             if (hp->strict_left == 0) {
@@ -360,7 +367,11 @@ static int strict_check(struct rp_http_parser *hp, const char *data, size_t len)
                 hp->strict_left = hp->strict_left * 16 + (uint64_t)v;
                 break;
             }
-            /* the byte after the digits is the extensions' first */
+            /* chunk-size [ BWS ";" chunk-ext ] CRLF: at least one digit,
+             * then only these (libhttp-parser reads some other bytes as
+             * digits, 0x87 as 0: the two would see different chunks) */
+            if (hp->strict_digits == 0 || (ch != ';' && ch != ' ' && ch != '\t' && ch != '\r'))
+                return hp_fail(hp, 400, "invalid chunk size");
             hp->strict_state = STRICT_CHUNK_EXT;
             hp->strict_line = 0;
             hp->strict_cr = 0;
@@ -482,7 +493,10 @@ enum rp_http_event rp_http_parser_feed(struct rp_http_parser *hp, const char *da
     hp->paused_event = RP_HTTP_NEED_MORE;
     size_t n = http_parser_execute(&hp->p, &hp_settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&hp->p);
-    if ((e == HPE_OK || e == HPE_PAUSED) && strict_check(hp, data, n) != 0) {
+    /* the bytes before where libhttp-parser stopped (or failed) come
+     * first: their framing error is the one to answer, however the stream
+     * was split */
+    if (strict_check(hp, data, n) != 0) {
         *used = n;
         return RP_HTTP_ERROR;
     }

@@ -291,6 +291,13 @@ static void test_strict_framing(void)
         CU_ASSERT_STRING_EQUAL(out, "H[/ cont=0]E[400]");
         free(in);
     }
+    /* bytes libhttp-parser would read as digits of the size */
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1a\x87\r\n{}\r\n0\r\n\r\n",
+                 1 << 20, "H[/ cont=0]E[400]");
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\x87\r\n{}\r\n0\r\n\r\n",
+                 1 << 20, "H[/ cont=0]E[400]");
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2 ;a=b\r\n{}\r\n0\r\n\r\n",
+                 1 << 20, "H[/ cont=0]M[{} ka=1]");
     /* chunk extensions: allowed, bounded */
     {
         const char *pre = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;x=";
