@@ -20,6 +20,8 @@
 
 #define RP_HTTP_MAX_HEADER_BYTES 8192 /* request line + headers (and trailers): else 431 */
 #define RP_HTTP_URL_MAX          256  /* URL bytes kept; a longer URL routes as unknown */
+#define RP_HTTP_CHUNK_DIGITS_MAX 16   /* hex digits of a chunk size, leading zeros included */
+#define RP_HTTP_CHUNK_EXT_MAX    1024 /* bytes of a chunk's extensions */
 
 /* rp_http_detect(): what the first bytes of a client's stream are. */
 enum rp_http_detect_result {
@@ -73,6 +75,15 @@ struct rp_http_parser {
     size_t value_len;
     int in_value; /* the last callback was a value */
     int seen_content_length, seen_transfer_encoding, seen_expect_other;
+    /* RFC 9112 framing, checked on every byte libhttp-parser consumed
+     * (it accepts bare LF, obs-fold and any number of chunk-size digits) */
+    int strict_state;       /* where in a message (http.c) */
+    int strict_cr;          /* the last byte was a CR */
+    size_t strict_line;     /* bytes of the current line (or chunk extension) */
+    unsigned strict_lines;  /* lines of the head (or trailer section) ended so far */
+    unsigned strict_digits; /* of the chunk size being read */
+    uint64_t strict_left;   /* bytes of body (or chunk data) still to come */
+    uint64_t strict_body;   /* body bytes of this request so far (over max: 413) */
 };
 
 /* Set up HP for a new connection; bodies over MAX_BODY_BYTES are refused. */

@@ -72,6 +72,16 @@ int rp_jcall_is_notification(const struct rp_jcall *c);
 int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len, int want_batch,
                               const char *want_id, size_t want_id_len);
 
+/* Give the client its own id back: BODY[0, LEN) is a single response that
+ * rp_jsonrpc_check_response(P, ...) has just accepted for a call whose raw
+ * id is ID[0, ID_LEN). The id value P found is replaced by ID; a response
+ * without an id member gets "id":ID as its first member. The result goes to
+ * OUT (OUTLEN bytes; OUT may be NULL with OUTLEN 0 to learn the size).
+ * Returns its length (written only when it fits), or 0 when BODY already
+ * carries exactly ID's bytes (nothing to change). */
+size_t rp_jsonrpc_restore_id(const struct rp_jparser *p, const char *body, size_t len,
+                             const char *id, size_t id_len, char *out, size_t outlen);
+
 /* Write {"jsonrpc":"2.0","id":ID,"error":{"code":CODE,"message":"MSG"[,"data":DATA]}}
  * into OUT (no newline). ID is raw JSON bytes, or NULL/0 for null. MSG is
  * escaped; DATA, when not NULL, is raw JSON. Returns the length written, or

@@ -45,12 +45,22 @@ struct rp_listener {
     int http_only;
 };
 
-#define RP_CONN_OUT_HIGH_BYTES  (1u << 20) /* stop reading a client whose answers pile up */
-#define RP_CONN_MAX_PENDING     512        /* requests in flight per connection */
-#define RP_CONN_READ_BYTES      65536
-#define RP_ACCEPT_PAUSE_MS      100 /* out of descriptors: accept again after this */
-#define RP_ACCEPT_FAIR_PAUSE_MS 5   /* over its part of the clients: let others accept */
-#define RP_ACCEPT_FAIR_SLACK    4   /* clients a worker may hold above the host average */
+/* Back-pressure: a client holding this many bytes of answers (queued for it
+ * and being received for it) is neither framed nor read any more until it
+ * reads some. Bounds on the total (rp_conn_hold()): one connection holds at
+ * most max_response_bytes + RP_CONN_OUT_HIGH_BYTES, one worker at most
+ * RP_WORKER_HELD_CONNS times that, and no less than RP_WORKER_HELD_MIN_BYTES
+ * (so clients that read slowly cannot starve the others of answers under a
+ * small max_response_bytes); an answer that would pass them is refused like
+ * one over max_response_bytes. */
+#define RP_CONN_OUT_HIGH_BYTES   (1u << 20)
+#define RP_WORKER_HELD_CONNS     2
+#define RP_WORKER_HELD_MIN_BYTES ((size_t)256 << 20)
+#define RP_CONN_MAX_PENDING      512 /* requests in flight per connection */
+#define RP_CONN_READ_BYTES       65536
+#define RP_ACCEPT_PAUSE_MS       100 /* out of descriptors: accept again after this */
+#define RP_ACCEPT_FAIR_PAUSE_MS  5   /* over its part of the clients: let others accept */
+#define RP_ACCEPT_FAIR_SLACK     4   /* clients a worker may hold above the host average */
 
 struct rp_req;
 struct rp_http_conn;
@@ -83,7 +93,8 @@ struct rp_conn {
     struct rp_timer idle_timer;
     struct rp_timer resume_timer;  /* re-run buffered input after back-pressure */
     struct rp_timer partial_timer; /* a request begun must be whole in request_timeout_ms */
-    uint64_t last_active_ms;
+    uint64_t last_active_ms;       /* last byte read from it, or taken by it */
+    size_t held_bytes; /* answers being received for it, and filled HTTP answers waiting */
 };
 
 /* How an attempt's transfer ended, as the upstream layer (libcurl, or the
@@ -111,6 +122,8 @@ struct rp_attempt {
     uint64_t start_ns;
     struct rp_buf body; /* the endpoint's answer */
     int too_large;      /* answer passed max_response_bytes */
+    int over_budget;    /* ... or the bound on what its client (or the worker) holds */
+    size_t held_bytes;  /* of body, counted in rp_conn_hold() (rp_req_body_account()) */
     long retry_after_s; /* from a 429 */
     /* native HTTP/1.1 client (h1.c) */
     struct rp_h1_conn *h1;    /* the connection carrying it, NULL when none */
@@ -192,6 +205,7 @@ struct rp_worker {
     uint64_t stop_deadline_ms;
     char *scratch;              /* RP_CONN_READ_BYTES: where clients' input is read first */
     struct rp_conn *flush_head; /* clients with answers to write at the end of the turn */
+    size_t held_bytes;          /* every client's answers held: queued and being received */
     void **graveyard;           /* rp_worker_defer_free() */
     int ngrave, capgrave;
 };
@@ -216,6 +230,9 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
 /* This worker's part of a host-wide TOTAL split over COUNT workers: the
  * remainder goes to the lowest indexes, so the parts add up to TOTAL. */
 unsigned rp_worker_part(uint64_t total, unsigned index, unsigned count);
+/* The connections per endpoint that COUNT workers split: max_connections,
+ * less the one the prober may hold when that leaves each worker one. */
+uint64_t rp_worker_conn_pool(const struct rp_config *cfg, unsigned count);
 uint64_t rp_worker_now_ms(void);
 void rp_worker_pause_accept(uint64_t ms);
 /* Free P (whose first member is a struct rp_ev) at the end of this loop
@@ -234,12 +251,21 @@ void rp_conn_close(struct rp_conn *c);
 void rp_conn_unref(struct rp_conn *c);
 void rp_conn_close_all_idle(void);
 void rp_conn_flush_all(void);
+/* Count DELTA more (or, negative, fewer) bytes of answers held for client
+ * C (an HTTP stand-in counts on its client; NULL counts on the worker
+ * only). Returns -1 when C, or the worker, now holds more than its bound
+ * (see RP_CONN_OUT_HIGH_BYTES), else 0. */
+int rp_conn_hold(struct rp_conn *c, long long delta);
 
 /* request.c */
 void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len);
 int rp_req_warm(int ep, const char *body, size_t len);
 void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res);
 void rp_req_ep_slot_free(int ep);
+/* The transports call this as R's attempt body grows: the growth is counted
+ * on its client. Returns -1 (R->at.over_budget set) when the client or the
+ * worker holds more than its bound: the attempt must end as too large. */
+int rp_req_body_account(struct rp_req *r);
 
 /* warm.c */
 void rp_warm_start(void);

@@ -73,6 +73,7 @@ struct rpcpool {
     struct node *head, *tail; /* answers in arrival order */
     size_t null_count;        /* of which with a null id */
     struct idmap done;        /* id -> node */
+    struct idmap inflight;    /* ids sent and not answered yet */
     struct idmap abandoned;   /* ids whose late answer is dropped */
     char null_error[256];     /* last error answered with a null id */
 };
@@ -715,8 +716,15 @@ static int handle_answer(rpcpool_t *p, const char *js, const jsmntok_t *t, int n
         return -1;
     }
     if (r.id >= p->next_id) {
-        rpcpool_response_free(&r);
         fail(p, "protocol error: answer to call %" PRIu64 ", which was never sent", r.id);
+        rpcpool_response_free(&r);
+        return -1;
+    }
+    /* a second answer to a call is an error whether or not the first was
+     * collected already (it must not depend on when the caller reads) */
+    if (r.id != 0 && !idmap_del(&p->inflight, r.id)) {
+        fail(p, "protocol error: two answers to call %" PRIu64, r.id);
+        rpcpool_response_free(&r); /* (zeroes r: after the message) */
         return -1;
     }
     if (r.id != 0 && idmap_get(&p->abandoned, r.id)) {
@@ -725,11 +733,6 @@ static int handle_answer(rpcpool_t *p, const char *js, const jsmntok_t *t, int n
             p->pending--;
         rpcpool_response_free(&r);
         return 0;
-    }
-    if (r.id != 0 && idmap_get(&p->done, r.id)) {
-        rpcpool_response_free(&r);
-        fail(p, "protocol error: two answers to call %" PRIu64, r.id);
-        return -1;
     }
     r.raw = dup_span(js, t[i].start, t[i].end);
     struct node *n = calloc(1, sizeof *n);
@@ -906,6 +909,7 @@ void rpcpool_close(rpcpool_t *p)
         free(n);
     }
     idmap_free(&p->done);
+    idmap_free(&p->inflight);
     idmap_free(&p->abandoned);
     free(p->out);
     free(p->in);
@@ -1018,6 +1022,15 @@ int rpcpool_send_batch(rpcpool_t *p, size_t n, const char *const methods[],
         return RPCPOOL_ERROR;
     }
     free(b.s);
+    for (size_t i = 0; i < n; i++) {
+        if (idmap_put(&p->inflight, p->next_id + i, p) != 0) {
+            while (i-- > 0)
+                idmap_del(&p->inflight, p->next_id + i);
+            p->out_len -= b.len; /* not queued after all */
+            set_err(p, "out of memory");
+            return RPCPOOL_ERROR;
+        }
+    }
     for (size_t i = 0; i < n; i++)
         ids[i] = p->next_id++;
     p->pending += n;
@@ -1038,6 +1051,12 @@ int rpcpool_send(rpcpool_t *p, const char *method, const char *params_json, uint
     build_call(&b, p->next_id, method, params_json);
     sb_puts(&b, "\n");
     if (b.oom || queue_bytes(p, b.s, b.len) != 0) {
+        free(b.s);
+        set_err(p, "out of memory");
+        return RPCPOOL_ERROR;
+    }
+    if (idmap_put(&p->inflight, p->next_id, p) != 0) {
+        p->out_len -= b.len; /* not queued after all */
         free(b.s);
         set_err(p, "out of memory");
         return RPCPOOL_ERROR;

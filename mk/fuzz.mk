@@ -4,7 +4,8 @@
 #   make fuzz          each target for FUZZ_SECONDS (default 60) on a copy of
 #                      its seed corpus; reports execs, cov and ft
 #   make fuzz-ci       each target for 30 s (what CI runs)
-#   make fuzz-build    just build $(FUZZ_BUILD)/fuzz_{frame,jsonrpc,config,http,response}
+#   make fuzz-build    just build $(FUZZ_BUILD)/fuzz_{frame,jsonrpc,config,http,response,
+#                      upstream,restore,client}
 #
 # clang with libFuzzer is installed first when missing (tests/fuzz/run.sh
 # --deps: Debian's clang and libclang-rt-14-dev). A crash keeps its input in
@@ -14,7 +15,7 @@ FUZZ_CC ?= clang
 FUZZ_BUILD ?= build/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_CI_SECONDS ?= 30
-FUZZ_TARGETS := frame jsonrpc config http response
+FUZZ_TARGETS := frame jsonrpc config http response upstream restore client
 FUZZ_BIN := $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter -g -O1 \
@@ -28,6 +29,15 @@ FUZZ_SRC_config := src/config.c src/log.c
 FUZZ_LIBS_config := -lconfig
 FUZZ_SRC_http := src/http.c
 FUZZ_LIBS_http := -lhttp_parser
+# the native client's response reader: h1.c whole (its worker side is given
+# inert symbols by the target), as tests/unit/test_h1.c links it
+FUZZ_SRC_upstream := src/h1.c src/buf.c src/timer.c
+FUZZ_LIBS_upstream := -lhttp_parser
+FUZZ_CFLAGS_upstream := $(shell pkg-config --cflags libcurl 2>/dev/null)
+FUZZ_SRC_restore := src/jsonrpc.c src/frame.c
+# librpcpool: the target includes lib/client.c itself
+FUZZ_SRC_client :=
+FUZZ_DEPS_client := lib/client.c include/rpcpool/client.h
 
 # The sub-make needs this file too when the Makefile does not include it.
 FUZZ_MAKE := $(MAKE) --no-print-directory $(if $(shell grep -qs '^-\{0,1\}include .*mk/fuzz\.mk' Makefile && echo y),,-f Makefile -f mk/fuzz.mk)
@@ -37,8 +47,8 @@ $(FUZZ_BUILD):
 
 # One rule per target (no second expansion needed).
 define FUZZ_RULE
-$(FUZZ_BUILD)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(wildcard include/*.h) | $(FUZZ_BUILD)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $$@ tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(FUZZ_LIBS_$(1))
+$(FUZZ_BUILD)/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(FUZZ_DEPS_$(1)) $(wildcard include/*.h) | $(FUZZ_BUILD)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_CFLAGS_$(1)) -o $$@ tests/fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(FUZZ_LIBS_$(1))
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULE,$(t))))
 

@@ -1471,6 +1471,11 @@ static int read_all(struct ctx *c, const config_setting_t *root, struct rp_confi
     if (check_order(c, root, "", "min_connections", cfg->min_connections, "max_connections",
                     cfg->max_connections) < 0)
         return -1;
+    /* an attempt is bounded by what is left of the request: when the user
+     * set only request_timeout_ms, attempt_timeout_ms follows it down */
+    if (!config_setting_get_member(root, "attempt_timeout_ms") &&
+        cfg->attempt_timeout_ms > cfg->request_timeout_ms)
+        cfg->attempt_timeout_ms = cfg->request_timeout_ms;
     if (check_order(c, root, "", "attempt_timeout_ms", cfg->attempt_timeout_ms,
                     "request_timeout_ms", cfg->request_timeout_ms) < 0)
         return -1;

@@ -62,6 +62,7 @@ struct http_slot {
     int keep_alive_10; /* an HTTP/1.0 client that asked for keep-alive */
     int in_queue;
     int counted; /* its request counts in the client's pending */
+    size_t held; /* bytes of resp counted in rp_conn_hold() */
 };
 
 /* HTTP state of a client connection. */
@@ -116,13 +117,52 @@ static void conn_free(struct rp_conn *c)
     rp_worker_defer_free(c); /* events of this epoll batch may still name it */
 }
 
+/* Bytes of answers C holds: queued and unsent, being received for its
+ * requests, filled HTTP answers waiting for their turn. */
+static size_t conn_held(const struct rp_conn *c)
+{
+    return c->out_len - c->out_off + c->held_bytes;
+}
+
+/* Back-pressure: C holds so many answers that none of its further requests
+ * is framed (nor read) until it reads some. */
+static int conn_backlogged(const struct rp_conn *c)
+{
+    return conn_held(c) >= RP_CONN_OUT_HIGH_BYTES;
+}
+
 /* HTTP input is held back: too many requests unanswered, too much output
  * unsent, or the connection is closing. */
 static int http_paused(const struct rp_conn *c)
 {
     const struct rp_http_conn *h = c->http;
-    return h && (h->nslots >= RP_CONN_MAX_PENDING || h->closing || h->lingering ||
-                 c->out_len - c->out_off >= RP_CONN_OUT_HIGH_BYTES);
+    return h &&
+           (h->nslots >= RP_CONN_MAX_PENDING || h->closing || h->lingering || conn_backlogged(c));
+}
+
+/* C's buffered input waits for C itself: too many requests in flight, or
+ * its own answers unread (so no request timeout runs against it). */
+static int conn_held_back(const struct rp_conn *c)
+{
+    return c->pending >= RP_CONN_MAX_PENDING || conn_backlogged(c) || http_paused(c);
+}
+
+int rp_conn_hold(struct rp_conn *c, long long delta)
+{
+    if (c && c->parent)
+        c = c->parent;
+    if (c)
+        c->held_bytes = (size_t)((long long)c->held_bytes + delta);
+    rp_w.held_bytes = (size_t)((long long)rp_w.held_bytes + delta);
+    if (delta <= 0)
+        return 0;
+    size_t conn_max = (size_t)rp_w.cfg->max_response_bytes + RP_CONN_OUT_HIGH_BYTES;
+    if (c && conn_held(c) > conn_max)
+        return -1;
+    size_t worker_max = conn_max * RP_WORKER_HELD_CONNS;
+    if (worker_max < RP_WORKER_HELD_MIN_BYTES)
+        worker_max = RP_WORKER_HELD_MIN_BYTES;
+    return rp_w.held_bytes > worker_max ? -1 : 0;
 }
 
 /* A retiring worker keeps reading an HTTP client until the request it is
@@ -143,8 +183,7 @@ static void conn_update_events(struct rp_conn *c)
     if (c->http && c->http->lingering) {
         want = EPOLLIN | EPOLLRDHUP;
     } else {
-        int paused = c->pending >= RP_CONN_MAX_PENDING ||
-                     c->out_len - c->out_off >= RP_CONN_OUT_HIGH_BYTES || http_paused(c);
+        int paused = conn_held_back(c);
         if (!paused && !c->read_eof && !c->close_after_flush &&
             (!rp_w.stopping || http_finish_request(c)))
             want |= EPOLLIN | EPOLLRDHUP;
@@ -375,6 +414,8 @@ static void http_drop_slots(struct rp_conn *c)
         struct http_slot *next = s->next;
         s->in_queue = 0;
         s->interim = 0;
+        rp_conn_hold(c, -(long long)s->held);
+        s->held = 0;
         rp_buf_free(&s->resp);
         if (s->sub.refs == 0)
             http_slot_free(s);
@@ -394,6 +435,10 @@ void rp_conn_close(struct rp_conn *c)
     rp_timer_cancel(&rp_w.timers, &c->partial_timer);
     rp_timer_cancel(&rp_w.timers, &c->resume_timer);
     conn_unlink(c);
+    rp_conn_hold(NULL, -(long long)(c->out_len - c->out_off)); /* never to be sent */
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = c->out_cap = 0;
     rp_hold_client_add(rp_w.shm, rp_w.slot, -1);
     if (c->http) {
         c->refs++; /* the slots' references must not free C under us */
@@ -446,14 +491,19 @@ static void conn_idle_timeout(struct rp_timer *t, void *arg)
     }
     uint64_t idle_ms = (uint64_t)rp_w.cfg->client_idle_timeout_ms;
     uint64_t now = rp_worker_now_ms();
-    if (c->pending > 0 || c->out_len > c->out_off) {
-        c->last_active_ms = now; /* busy, not idle */
-    }
+    /* requests in flight keep it open (the wait is ours); answers it does
+     * not read do not: that is the send timeout */
+    if (c->pending > 0)
+        c->last_active_ms = now;
     if (now - c->last_active_ms < idle_ms) {
         rp_timer_arm(&rp_w.timers, &c->idle_timer, c->last_active_ms + idle_ms);
         return;
     }
-    rp_debug("client idle timeout", "fd=%d", c->ev.fd);
+    if (c->out_len > c->out_off)
+        rp_info("client took none of its answers for client_idle_timeout_ms: closing",
+                "fd=%d unsent_bytes=%zu", c->ev.fd, c->out_len - c->out_off);
+    else
+        rp_debug("client idle timeout", "fd=%d", c->ev.fd);
     rp_conn_close(c);
 }
 
@@ -465,6 +515,8 @@ static int conn_flush(struct rp_conn *c)
         ssize_t n = send(c->ev.fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_off += (size_t)n;
+            rp_conn_hold(NULL, -(long long)n);
+            conn_touch(c); /* the client takes its answers */
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -538,6 +590,7 @@ static int conn_out_append(struct rp_conn *c, const char *data, size_t len, int 
     c->out_len += len;
     if (newline)
         c->out[c->out_len++] = '\n';
+    rp_conn_hold(NULL, (long long)(len + (newline ? 1 : 0)));
     return 0;
 }
 
@@ -555,6 +608,8 @@ static void http_fill(struct rp_conn *c, struct http_slot *s, int status, const 
     rp_buf_append(&s->resp, head, n);
     if (!s->head_only && len)
         rp_buf_append(&s->resp, body, len);
+    rp_conn_hold(c, (long long)s->resp.len - (long long)s->held);
+    s->held = s->resp.len;
     s->filled = 1;
     s->interim = 0;
     http_flush_queue(c);
@@ -581,6 +636,8 @@ static void http_flush_queue(struct rp_conn *c)
             h->tail = NULL;
         h->nslots--;
         s->in_queue = 0;
+        rp_conn_hold(c, -(long long)s->held); /* now counted as output */
+        s->held = 0;
         int close = s->close;
         int failed = rp_buf_failed(&s->resp);
         int rc = failed ? 0 : conn_out_append(c, s->resp.data, s->resp.len, 0);
@@ -603,7 +660,6 @@ static void http_flush_queue(struct rp_conn *c)
     if (c->closed)
         return;
     if (wrote) {
-        conn_touch(c);
         conn_queue_flush(c);
         return;
     }
@@ -633,7 +689,6 @@ void rp_conn_write_answer(struct rp_conn *c, const char *data, size_t len)
     }
     if (c->closed)
         return;
-    conn_touch(c);
     if (conn_out_append(c, data, len, 1) == 0)
         conn_queue_flush(c);
 }
@@ -1015,7 +1070,9 @@ static void conn_partial_check(struct rp_conn *c, int progressed)
 {
     if (c->closed)
         return;
-    if (!conn_has_partial(c)) {
+    if (!conn_has_partial(c) || conn_held_back(c)) {
+        /* held back by its own unread answers (or requests in flight), the
+         * client is not slow: the send timeout watches it instead */
         rp_timer_cancel(&rp_w.timers, &c->partial_timer);
         return;
     }
@@ -1028,7 +1085,7 @@ static void conn_partial_timeout(struct rp_timer *t, void *arg)
 {
     (void)t;
     struct rp_conn *c = arg;
-    if (c->closed || !conn_has_partial(c))
+    if (c->closed || !conn_has_partial(c) || conn_held_back(c))
         return;
     rp_info("client request incomplete after request_timeout_ms: closing", "fd=%d bytes=%zu",
             c->ev.fd, c->in_len);
@@ -1070,7 +1127,8 @@ static void conn_frame_input(struct rp_conn *c)
     size_t consumed = 0;
     size_t max_req = (size_t)rp_w.cfg->max_request_bytes;
     c->processing = 1;
-    while (!c->closed && !c->close_after_flush && c->pending < RP_CONN_MAX_PENDING) {
+    while (!c->closed && !c->close_after_flush && c->pending < RP_CONN_MAX_PENDING &&
+           !conn_backlogged(c)) {
         size_t start, end;
         enum rp_frame_result r = rp_frame_scan(&c->frame, c->in, c->in_len, &start, &end);
         if (r == RP_FRAME_VALUE) {
@@ -1190,8 +1248,8 @@ static void conn_read(struct rp_conn *c)
             conn_process_input(c);
             if (scratch)
                 conn_unscratch(c);
-            if (c->closed || c->pending >= RP_CONN_MAX_PENDING || c->close_after_flush ||
-                http_paused(c) || (rp_w.stopping && c->http && !http_finish_request(c)))
+            if (c->closed || conn_held_back(c) || c->close_after_flush ||
+                (rp_w.stopping && c->http && !http_finish_request(c)))
                 break;
             if ((size_t)n < room)
                 break; /* drained: level-triggered epoll says when more comes */

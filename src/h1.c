@@ -228,6 +228,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static int on_headers_complete(http_parser *p)
 {
     struct rp_h1_resp *r = resp_of(p);
+    if (p->status_code < 100)
+        return -1; /* not a three-digit status (libhttp-parser takes "20"): not HTTP */
     if (r->in_value)
         resp_take_retry_after(r);
     r->in_value = 0;
@@ -653,6 +655,10 @@ static void conn_read(struct rp_h1_conn *c)
         }
         switch (st) {
         case RP_H1_RESP_MORE:
+            if (rp_req_body_account(r) != 0) { /* its client holds too much already */
+                attempt_end(r, RP_XFER_TOO_LARGE, NULL, 0);
+                return;
+            }
             if ((size_t)n < RP_H1_READ_BYTES)
                 return; /* drained: the next bytes come with the next event */
             continue;

@@ -182,6 +182,10 @@ static int on_headers_complete(http_parser *p)
         return hp_fail(hp, 400, "both Content-Length and Transfer-Encoding");
     if (m->http_major != 1)
         return hp_fail(hp, 400, "unsupported HTTP version");
+    /* RFC 9112 section 6.1: an HTTP/1.0 message with Transfer-Encoding has
+     * faulty framing (a 1.0 hop in front would not read it as chunked) */
+    if (hp->seen_transfer_encoding && m->http_minor == 0)
+        return hp_fail(hp, 400, "Transfer-Encoding in an HTTP/1.0 request");
     m->chunked = (p->flags & F_CHUNKED) != 0;
     if (hp->seen_transfer_encoding && !m->chunked)
         return hp_fail(hp, 400, "Transfer-Encoding of a request must end in chunked");
@@ -241,6 +245,176 @@ static const http_parser_settings hp_settings = {
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
+
+/* ---------------------------------------------------------------------
+ * strict framing (RFC 9112), next to libhttp-parser
+ * ------------------------------------------------------------------- */
+
+/* hp->strict_state */
+enum {
+    STRICT_HEAD = 0,   /* request line and header lines */
+    STRICT_BODY,       /* Content-Length bytes */
+    STRICT_CHUNK_SIZE, /* hex digits */
+    STRICT_CHUNK_EXT,  /* after the size: extensions up to the CRLF */
+    STRICT_CHUNK_DATA, /* chunk bytes */
+    STRICT_CHUNK_END,  /* the CRLF after a chunk's data */
+    STRICT_TRAILER,    /* trailer lines after the last chunk */
+};
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* What follows a head (or trailer section) that just ended. */
+static void strict_head_done(struct rp_http_parser *hp, int trailer)
+{
+    hp->strict_lines = 0;
+    hp->strict_left = 0;
+    hp->strict_body = 0;
+    if (!trailer && hp->msg.chunked) {
+        hp->strict_state = STRICT_CHUNK_SIZE;
+        hp->strict_digits = 0;
+    } else if (!trailer && hp->msg.content_length > 0) {
+        hp->strict_state = STRICT_BODY;
+        hp->strict_left = hp->msg.content_length;
+    } else {
+        hp->strict_state = STRICT_HEAD;
+    }
+}
+
+/* One byte of a line-based part (head or trailers). Returns 0, or -1 after
+ * setting the 400 it deserves. */
+static int strict_line_byte(struct rp_http_parser *hp, char ch)
+{
+    int trailer = hp->strict_state == STRICT_TRAILER;
+    if (hp->strict_cr) {
+        hp->strict_cr = 0;
+        if (ch != '\n')
+            return hp_fail(hp, 400, "CR without LF in the request head");
+        if (hp->strict_line == 0) {
+            if (hp->strict_lines > 0 || trailer)
+                strict_head_done(hp, trailer); /* the empty line */
+            /* else an empty line before the request line: ignored */
+            return 0;
+        }
+        hp->strict_lines++;
+        hp->strict_line = 0;
+        return 0;
+    }
+    if (ch == '\r') {
+        hp->strict_cr = 1;
+        return 0;
+    }
+    if (ch == '\n')
+        return hp_fail(hp, 400, "bare LF line ending in the request head");
+    if (hp->strict_line == 0 && (ch == ' ' || ch == '\t') && (hp->strict_lines > 0 || trailer))
+        return hp_fail(hp, 400, "obs-fold (a header line continued on the next)");
+    hp->strict_line++;
+    return 0;
+}
+
+/* Check DATA[0, LEN), bytes libhttp-parser has just consumed, against the
+ * framing RFC 9112 requires: CRLF line endings, no obs-fold, chunk sizes of
+ * at most RP_HTTP_CHUNK_DIGITS_MAX digits, bounded chunk extensions.
+ * Where a message's body begins is known from msg by then (libhttp-parser
+ * stops before the LF that ends a head). Returns 0, or -1 with the error
+ * set. */
+static int strict_check(struct rp_http_parser *hp, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char ch = data[i];
+        switch (hp->strict_state) {
+        case STRICT_HEAD:
+        case STRICT_TRAILER:
+            if (strict_line_byte(hp, ch) != 0)
+                return -1;
+            break;
+        case STRICT_BODY:
+        case STRICT_CHUNK_DATA: {
+            size_t n = len - i;
+            if (n > hp->strict_left)
+                n = (size_t)hp->strict_left;
+            /* the body limit is judged here too, at the same byte however
+             * the stream was split (libhttp-parser hands chunk data over
+             * late, so a framing error after it would win or lose) */
+            if (n > hp->max_body_bytes - hp->strict_body)
+                return hp_fail(hp, 413, "request body too large");
+            hp->strict_body += n;
+            hp->strict_left -= n;
+            i += n - 1;
+            if (hp->strict_left == 0) {
+                if (hp->strict_state == STRICT_BODY) {
+                    hp->strict_state = STRICT_HEAD;
+                } else {
+                    hp->strict_state = STRICT_CHUNK_END;
+                    hp->strict_cr = 0;
+                }
+            }
+            break;
+        }
+        case STRICT_CHUNK_SIZE: {
+            int v = hex_value(ch);
+            if (v >= 0) {
+                if (++hp->strict_digits > RP_HTTP_CHUNK_DIGITS_MAX)
+                    return hp_fail(hp, 400, "chunk size too long");
+                hp->strict_left = hp->strict_left * 16 + (uint64_t)v;
+                break;
+            }
+            /* chunk-size [ BWS ";" chunk-ext ] CRLF: at least one digit,
+             * then only these (libhttp-parser reads some other bytes as
+             * digits, 0x87 as 0: the two would see different chunks) */
+            if (hp->strict_digits == 0 || (ch != ';' && ch != ' ' && ch != '\t' && ch != '\r'))
+                return hp_fail(hp, 400, "invalid chunk size");
+            hp->strict_state = STRICT_CHUNK_EXT;
+            hp->strict_line = 0;
+            hp->strict_cr = 0;
+        }
+            /* fall through */
+        case STRICT_CHUNK_EXT:
+            if (hp->strict_cr) {
+                hp->strict_cr = 0;
+                if (ch != '\n')
+                    return hp_fail(hp, 400, "CR without LF after a chunk size");
+                if (hp->strict_left == 0) {
+                    hp->strict_state = STRICT_TRAILER;
+                    hp->strict_line = 0;
+                    hp->strict_lines = 0;
+                } else {
+                    hp->strict_state = STRICT_CHUNK_DATA;
+                }
+            } else if (ch == '\r') {
+                hp->strict_cr = 1;
+            } else if (ch == '\n') {
+                return hp_fail(hp, 400, "bare LF after a chunk size");
+            } else if (++hp->strict_line > RP_HTTP_CHUNK_EXT_MAX) {
+                return hp_fail(hp, 400, "chunk extensions too long");
+            }
+            break;
+        case STRICT_CHUNK_END:
+            if (!hp->strict_cr && ch == '\r') {
+                hp->strict_cr = 1;
+            } else if (hp->strict_cr && ch == '\n') {
+                hp->strict_cr = 0;
+                hp->strict_state = STRICT_CHUNK_SIZE;
+                hp->strict_digits = 0;
+                hp->strict_left = 0;
+            } else {
+                return hp_fail(hp, 400, "chunk data not followed by CRLF");
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+}
 
 /* ---------------------------------------------------------------------
  * the parser
@@ -311,10 +485,29 @@ enum rp_http_event rp_http_parser_feed(struct rp_http_parser *hp, const char *da
          * answered as plain HTTP, so the next bytes are a new request */
         http_parser_init(&hp->p, HTTP_REQUEST);
         hp->p.data = hp;
+        hp->strict_state = STRICT_HEAD;
+        hp->strict_cr = 0;
+        hp->strict_line = 0;
+        hp->strict_lines = 0;
     }
     hp->paused_event = RP_HTTP_NEED_MORE;
     size_t n = http_parser_execute(&hp->p, &hp_settings, data, len);
     enum http_errno e = HTTP_PARSER_ERRNO(&hp->p);
+    /* the bytes before where libhttp-parser stopped (or failed) come
+     * first: their framing error is the one to answer, however the stream
+     * was split */
+    if (strict_check(hp, data, n) != 0) {
+        *used = n;
+        return RP_HTTP_ERROR;
+    }
+    /* libhttp-parser stops on the LF that ends a head: the CR before it
+     * must have been seen (else that LF is bare) */
+    if (e == HPE_PAUSED && hp->paused_event == RP_HTTP_HEADERS &&
+        !(hp->strict_cr && hp->strict_line == 0)) {
+        hp_fail(hp, 400, "bare LF line ending in the request head");
+        *used = n;
+        return RP_HTTP_ERROR;
+    }
     if (e == HPE_PAUSED) {
         http_parser_pause(&hp->p, 0);
         *used = n;

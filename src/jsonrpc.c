@@ -613,6 +613,46 @@ static int id_equal(const char *a, size_t alen, const char *b, size_t blen)
     return 0;
 }
 
+/* See rp_jsonrpc.h. The id span comes from the check that accepted BODY
+ * (no second scan of it). */
+size_t rp_jsonrpc_restore_id(const struct rp_jparser *p, const char *body, size_t len,
+                             const char *id, size_t id_len, char *out, size_t outlen)
+{
+    size_t s, e;
+    if (p->id_start < 0) {
+        /* no id member (an error the node could not tie to one): ours goes
+         * in first, after the object's opening brace */
+        const char *brace = memchr(body, '{', len);
+        if (!brace)
+            return 0;
+        s = e = (size_t)(brace - body) + 1;
+    } else {
+        s = (size_t)p->id_start;
+        e = (size_t)p->id_end;
+        if (e < s || e > len)
+            return 0;
+        if (e - s == id_len && memcmp(body + s, id, id_len) == 0)
+            return 0; /* already ours */
+    }
+    int insert = s == e;
+    size_t n = len - (e - s) + id_len + (insert ? 6 : 0);
+    if (!out || n > outlen)
+        return n;
+    size_t o = 0;
+    memcpy(out, body, s);
+    o = s;
+    if (insert) {
+        memcpy(out + o, "\"id\":", 5);
+        o += 5;
+    }
+    memcpy(out + o, id, id_len);
+    o += id_len;
+    if (insert)
+        out[o++] = ',';
+    memcpy(out + o, body + e, len - e);
+    return n;
+}
+
 /* See rp_jsonrpc.h. The syntax is checked here too (rp_frame_validate), so
  * callers need not validate the body first. No token array is built. */
 int rp_jsonrpc_check_response(struct rp_jparser *p, const char *buf, size_t len, int want_batch,

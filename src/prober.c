@@ -15,12 +15,18 @@
  * Each call takes a token from the endpoint's GCRA like any request; a round
  * whose health probe finds no token is skipped (not a failure). Rounds run on
  * a fixed cadence from the schedule (not from completion), and each call is
- * bounded by min(attempt_timeout_ms, interval).
+ * bounded by min(attempt_timeout_ms, interval). An endpoint's calls run one
+ * after the other (the health probe first), on one connection.
  *
  * The decisions (hysteresis, quarantine, lag, the published state) are the
  * pure functions of health.c; this file does the I/O and the logging.
- * Prober sockets are not counted in conns_open: those counts are the pool's
- * client-serving connections.
+ *
+ * The prober's own connections follow the pool's rules: at most one per
+ * endpoint (the workers split the rest of max_connections, see
+ * rp_worker_conn_pool()), counted in conns_open through the prober's own
+ * slot like a worker's, closed once idle_timeout_ms passed with no probe
+ * running, and not kept at all when the next round is further away than
+ * that.
  */
 #include "rp_prober.h"
 
@@ -40,6 +46,7 @@
 #include "rp_ratelimit.h"
 #include "rp_shm_view.h"
 #include "rp_timer.h"
+#include "rp_hold.h"
 
 #define PROBER_MAX_BODY_BYTES (1u << 20) /* a bigger probe answer is a failure */
 #define PROBER_LOOP_CAP_MS    1000       /* heartbeat cadence when nothing is due */
@@ -72,10 +79,12 @@ struct pep {
     int index; /* into P.eps and P.hs */
     const struct rp_endpoint_config *cfg;
     struct rp_shm_endpoint *row;
-    struct curl_slist *headers; /* Content-Type and the endpoint's own headers */
-    char *get_url;              /* URL + health_check_path, owned; NULL in method mode */
-    char name[PROBER_NAME_Q];   /* the name as a logfmt value */
+    struct rp_shm_epstats *stats; /* the prober slot's row for it: its connections */
+    struct curl_slist *headers;   /* Content-Type and the endpoint's own headers */
+    char *get_url;                /* URL + health_check_path, owned; NULL in method mode */
+    char name[PROBER_NAME_Q];     /* the name as a logfmt value */
     struct pcall *calls[CALL_KINDS];
+    unsigned queued;            /* kinds (bits) waiting for the call in flight to end */
     struct rp_timer round;      /* next probe round */
     uint64_t due_ms;            /* when that round is due (segment clock) */
     enum rp_ep_state published; /* last state written to the row */
@@ -106,6 +115,12 @@ static struct {
     int64_t first_chain_id; /* first chain id any endpoint answered */
     uint64_t next_id;
     uint64_t best_head;
+    unsigned slot_index;
+    unsigned calls_running;     /* transfers in the multi handle */
+    struct rp_timer idle_timer; /* idle_timeout_ms after the last one ended */
+    struct pep **sock_owner;    /* fd -> endpoint of an open (counted) socket */
+    int sock_cap;
+    unsigned conns_open;
 } P;
 
 static volatile sig_atomic_t prober_stop_flag;
@@ -180,11 +195,46 @@ static int prober_timer_cb(CURLM *multi, long timeout_ms, void *userp)
     return rp_timer_set(&P.timers, &P.curl_timer, prober_now_ms(), timeout_ms);
 }
 
-/* CURLOPT_CLOSESOCKETFUNCTION: leave epoll before the fd number can be
- * reused. The prober's sockets are deliberately not counted in shm. */
+/* CURLOPT_OPENSOCKETFUNCTION: open the socket and count it as an open
+ * connection of endpoint CLIENTP, held by the prober's slot (the supervisor
+ * gives it back if the prober dies). */
+static curl_socket_t prober_open_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    (void)purpose;
+    struct pep *e = clientp;
+    int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if (fd >= P.sock_cap) {
+        int cap = P.sock_cap ? P.sock_cap : 64;
+        while (cap <= fd)
+            cap *= 2;
+        struct pep **o = realloc(P.sock_owner, (size_t)cap * sizeof *o);
+        if (!o) {
+            close(fd);
+            return CURL_SOCKET_BAD;
+        }
+        memset(o + P.sock_cap, 0, (size_t)(cap - P.sock_cap) * sizeof *o);
+        P.sock_owner = o;
+        P.sock_cap = cap;
+    }
+    P.sock_owner[fd] = e;
+    P.conns_open++;
+    rp_hold_add(&e->stats->conns_open_held, +1);
+    return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: uncount, leave epoll before the fd number
+ * can be reused, close. */
 static int prober_close_cb(void *clientp, curl_socket_t fd)
 {
     (void)clientp;
+    if (fd >= 0 && fd < P.sock_cap && P.sock_owner[fd]) {
+        struct pep *e = P.sock_owner[fd];
+        P.sock_owner[fd] = NULL;
+        P.conns_open--;
+        rp_hold_add(&e->stats->conns_open_held, -1);
+    }
     epoll_ctl(P.epfd, EPOLL_CTL_DEL, fd, NULL);
     return close(fd);
 }
@@ -201,12 +251,16 @@ static size_t prober_write_cb(char *ptr, size_t size, size_t nmemb, void *userda
     return rp_buf_append(&c->body, ptr, n) == 0 ? n : 0;
 }
 
-/* Detach and free a call (finished or aborted). */
+/* Detach and free a call (finished or aborted). The last one to end
+ * starts the idle clock of the prober's connections. */
 static void call_free(struct pcall *c)
 {
     if (c->easy) {
         curl_multi_remove_handle(P.multi, c->easy);
         curl_easy_cleanup(c->easy);
+        if (--P.calls_running == 0 && !prober_stop_flag)
+            rp_timer_arm(&P.timers, &P.idle_timer,
+                         prober_now_ms() + (uint64_t)P.cfg->idle_timeout_ms);
     }
     if (c->ep && c->ep->calls[c->kind] == c)
         c->ep->calls[c->kind] = NULL;
@@ -283,12 +337,22 @@ static int call_start(struct pep *e, enum call_kind kind)
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* a connection that would wait longer than idle_timeout_ms for the
+     * next round is not kept at all */
+    if (P.interval_ms > (uint64_t)P.cfg->idle_timeout_ms)
+        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, prober_open_cb);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, e);
     curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, prober_close_cb);
     curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, NULL);
     if (curl_multi_add_handle(P.multi, h) != CURLM_OK) {
+        curl_easy_cleanup(h);
+        c->easy = NULL;
         call_free(c);
         return -1;
     }
+    P.calls_running++;
+    rp_timer_cancel(&P.timers, &P.idle_timer);
     e->calls[kind] = c;
     return 0;
 }
@@ -408,7 +472,25 @@ static void health_done(struct pep *e, int ok, const char *why)
     }
     enum rp_health_change ch = rp_health_record(h, ok, prober_now_ms());
     if (ch == RP_HEALTH_CAME_UP && !e->calls[CALL_CHAIN])
-        call_try(e, CALL_CHAIN); /* held out until it answers */
+        e->queued |= 1u << CALL_CHAIN; /* held out until it answers */
+}
+
+/* Start the next call queued for E unless one is in flight: an endpoint's
+ * calls go one after the other, so the prober holds one connection to it
+ * (and a queued call's timeout does not run while it waits). */
+static void pep_run_queue(struct pep *e)
+{
+    for (int k = 0; k < CALL_KINDS; k++)
+        if (e->calls[k])
+            return;
+    while (e->queued) {
+        int k = __builtin_ctz(e->queued);
+        e->queued &= ~(1u << k);
+        if (call_try(e, (enum call_kind)k))
+            return;
+        if (k == CALL_HEALTH) /* no token: the round is skipped, not counted */
+            e->queued &= ~((1u << CALL_CHAIN) | (1u << CALL_HEAD));
+    }
 }
 
 /* Handle one finished call C with curl result CODE. */
@@ -498,7 +580,9 @@ static void prober_check_done(void)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
         CURLcode code = msg->data.result;
         if (c) {
+            struct pep *e = c->ep;
             call_done(c, code);
+            pep_run_queue(e);
             any = 1;
         }
     }
@@ -513,6 +597,40 @@ static void prober_curl_timer_fired(struct rp_timer *t, void *arg)
     int running;
     curl_multi_socket_action(P.multi, CURL_SOCKET_TIMEOUT, 0, &running);
     prober_check_done();
+}
+
+/* A fresh multi handle with the prober's callbacks, keeping at most one
+ * idle connection per endpoint. Returns 0, or -1 when libcurl could not
+ * make one. */
+static int prober_multi_new(void)
+{
+    P.multi = curl_multi_init();
+    if (!P.multi)
+        return -1;
+    curl_multi_setopt(P.multi, CURLMOPT_SOCKETFUNCTION, prober_socket_cb);
+    curl_multi_setopt(P.multi, CURLMOPT_TIMERFUNCTION, prober_timer_cb);
+    curl_multi_setopt(P.multi, CURLMOPT_MAXCONNECTS, (long)(P.cfg->endpoint_count + 1));
+    return 0;
+}
+
+/* No probe ran for idle_timeout_ms: close the connections libcurl keeps
+ * for the next round (it has no call for that, so the multi handle, which
+ * holds nothing else then, is made afresh). */
+static void prober_idle_fired(struct rp_timer *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    if (P.calls_running || P.conns_open == 0)
+        return;
+    rp_debug("prober connections idle for idle_timeout_ms: closing", "connections=%u",
+             P.conns_open);
+    rp_timer_cancel(&P.timers, &P.curl_timer);
+    curl_multi_cleanup(P.multi);
+    P.multi = NULL;
+    if (prober_multi_new() != 0) {
+        rp_error("curl initialisation failed", NULL);
+        prober_stop_flag = 1;
+    }
 }
 
 /* ---- rounds ---- */
@@ -534,12 +652,14 @@ static void prober_round(struct rp_timer *t, void *arg)
         health_done(e, 0, "probe overran the interval");
         prober_publish();
     }
-    if (!call_try(e, CALL_HEALTH))
-        return; /* no token: this round is skipped, not counted */
+    /* the health probe first, then the checks due; a check of the last
+     * round still running goes on (its own timeout bounds it) */
+    e->queued |= 1u << CALL_HEALTH;
     if (h->chain_pending)
-        call_try(e, CALL_CHAIN);
+        e->queued |= 1u << CALL_CHAIN;
     if (e->get_url || strcmp(P.cfg->health_check_method, "eth_blockNumber") != 0)
-        call_try(e, CALL_HEAD);
+        e->queued |= 1u << CALL_HEAD;
+    pep_run_queue(e);
 }
 
 /* ---- set-up ---- */
@@ -562,6 +682,7 @@ static int prober_setup_endpoints(void)
         e->index = P.nep;
         e->cfg = ec;
         e->row = row;
+        e->stats = rp_shm_stats(P.shm, P.slot_index, row->id);
         prober_name_value(e->name, sizeof e->name, ec->name);
         e->headers = curl_slist_append(NULL, "Content-Type: application/json");
         e->headers = e->headers ? curl_slist_append(e->headers, "Expect:") : NULL;
@@ -611,9 +732,12 @@ static void prober_cleanup(void)
     }
     P.nep = 0;
     if (P.multi)
-        curl_multi_cleanup(P.multi);
+        curl_multi_cleanup(P.multi); /* closes (and uncounts) its connections */
     P.multi = NULL;
     curl_global_cleanup();
+    free(P.sock_owner);
+    P.sock_owner = NULL;
+    P.sock_cap = 0;
     rp_timer_heap_free(&P.timers);
     if (P.epfd >= 0)
         close(P.epfd);
@@ -643,6 +767,7 @@ int rp_prober_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
     P.cfg = cfg;
     P.shm = shm;
     P.slot = rp_shm_worker(shm, slot);
+    P.slot_index = slot;
     P.epfd = -1;
     P.interval_ms =
         cfg->health_check_interval_ms > 0 ? (uint64_t)cfg->health_check_interval_ms : 30000;
@@ -679,15 +804,13 @@ int rp_prober_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
         return 1;
     }
     /* libcurl is not fork-safe: initialised here, in the child */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(P.multi = curl_multi_init())) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || prober_multi_new() != 0) {
         rp_error("curl initialisation failed", NULL);
         prober_cleanup();
         return 1;
     }
     rp_timer_init(&P.curl_timer, prober_curl_timer_fired, NULL);
-    curl_multi_setopt(P.multi, CURLMOPT_SOCKETFUNCTION, prober_socket_cb);
-    curl_multi_setopt(P.multi, CURLMOPT_TIMERFUNCTION, prober_timer_cb);
-    curl_multi_setopt(P.multi, CURLMOPT_MAXCONNECTS, (long)(cfg->endpoint_count * 2 + 2));
+    rp_timer_init(&P.idle_timer, prober_idle_fired, NULL);
     if (prober_setup_endpoints() != 0) {
         rp_error("prober initialisation failed", NULL);
         prober_cleanup();

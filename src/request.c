@@ -52,6 +52,29 @@ static struct rp_req *req_new(struct rp_conn *c)
     return r;
 }
 
+/* R's attempt body is no longer held for its client (the answer was
+ * queued, or a new attempt starts afresh). */
+static void req_body_release(struct rp_req *r)
+{
+    if (r->at.held_bytes) {
+        rp_conn_hold(r->conn, -(long long)r->at.held_bytes);
+        r->at.held_bytes = 0;
+    }
+}
+
+int rp_req_body_account(struct rp_req *r)
+{
+    long long delta = (long long)r->at.body.len - (long long)r->at.held_bytes;
+    if (delta == 0)
+        return 0;
+    r->at.held_bytes = r->at.body.len;
+    if (rp_conn_hold(r->conn, delta) != 0) {
+        r->at.over_budget = 1;
+        return -1;
+    }
+    return 0;
+}
+
 /* Deliver ANSWER (may be NULL: nothing to write) and free the request. */
 static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
 {
@@ -62,6 +85,7 @@ static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
         if (c)
             rp_conn_write_answer(c, answer, len);
     }
+    req_body_release(r);
     if (c) {
         rp_conn_request_done(c);
         rp_conn_unref(c);
@@ -131,11 +155,11 @@ static void req_fail(struct rp_req *r, int code, const char *msg, const char *da
         }
     }
     if (rp_buf_failed(&out)) {
+        /* sized by the compiler, so it cannot drift from its text */
+        static const char oom[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,"
+                                  "\"message\":\"Upstream error: out of memory\"}}";
         rp_buf_free(&out);
-        req_finish(r,
-                   "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,\"message\":"
-                   "\"Upstream error: out of memory\"}}",
-                   92, 0);
+        req_finish(r, oom, sizeof oom - 1, 0);
         return;
     }
     req_finish(r, out.data, out.len, 0);
@@ -383,6 +407,8 @@ static void req_launch(struct rp_req *r, int ep)
     }
     long left = (long)(r->deadline_ms - now);
     long timeout = rp_w.cfg->attempt_timeout_ms < left ? (long)rp_w.cfg->attempt_timeout_ms : left;
+    req_body_release(r); /* the body of an earlier attempt is dropped */
+    r->at.over_budget = 0;
     w->active++;
     w->last_used_ms = now;
     ep_inflight(ep, +1);
@@ -626,36 +652,14 @@ static void ep_record_latency(int ep, uint64_t latency_us)
 static int req_restore_id(struct rp_req *r, const char *body, size_t len)
 {
     /* where the verdict's check found the id (no second scan of the body) */
-    long ids = rp_w.parser.id_start, ide = rp_w.parser.id_end;
-    size_t s = (size_t)ids, e = (size_t)ide;
-    if (ids < 0) {
-        /* an error without any id: put ours in */
-        const char *brace = memchr(body, '{', len);
-        if (!brace)
-            return 0;
-        s = e = (size_t)(brace - body) + 1;
-    } else if (e - s == r->id_len && memcmp(body + s, r->id, r->id_len) == 0) {
+    size_t n = rp_jsonrpc_restore_id(&rp_w.parser, body, len, r->id, r->id_len, NULL, 0);
+    if (n == 0)
         return 0; /* already ours */
-    }
-    int insert = s == e; /* no id member: add one */
-    size_t n = len - (e - s) + r->id_len + (insert ? 6 : 0);
     char *out = malloc(n);
     if (!out)
         return 0;
-    size_t o = 0;
-    memcpy(out, body, s);
-    o = s;
-    if (insert) {
-        memcpy(out + o, "\"id\":", 5);
-        o += 5;
-    }
-    memcpy(out + o, r->id, r->id_len);
-    o += r->id_len;
-    if (insert)
-        out[o++] = ',';
-    memcpy(out + o, body + e, len - e);
-    o += len - e;
-    req_finish(r, out, rp_json_strip_newlines(out, o), 1);
+    rp_jsonrpc_restore_id(&rp_w.parser, body, len, r->id, r->id_len, out, n);
+    req_finish(r, out, rp_json_strip_newlines(out, n), 1);
     free(out);
     return 1;
 }
@@ -703,7 +707,10 @@ static const char *attempt_verdict(struct rp_req *r, const struct rp_xfer_result
         break;
     case RP_XFER_TOO_LARGE:
         *breaker = 0;
-        snprintf(why, whylen, "response larger than max_response_bytes");
+        snprintf(why, whylen, "%s",
+                 r->at.over_budget ? "response larger than what is left of the client's answer "
+                                     "buffer (max_response_bytes in all)"
+                                   : "response larger than max_response_bytes");
         return why;
     case RP_XFER_CONNECT:
         snprintf(why, whylen, "connect failed: %s", res->detail);

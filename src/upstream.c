@@ -233,6 +233,10 @@ static size_t upstream_write_cb(char *ptr, size_t size, size_t nmemb, void *user
     }
     if (rp_buf_append(&r->at.body, ptr, n) != 0)
         return 0;
+    if (rp_req_body_account(r) != 0) {
+        r->at.too_large = 1; /* its client (or the worker) holds too much already */
+        return 0;
+    }
     return n;
 }
 
@@ -260,7 +264,8 @@ int rp_upstream_init(void)
     rp_timer_init(&rp_w.curl_timer, upstream_timer_fired, NULL);
     curl_multi_setopt(rp_w.multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
     curl_multi_setopt(rp_w.multi, CURLMOPT_TIMERFUNCTION, upstream_timer_cb);
-    long share = (long)rp_worker_part((uint64_t)rp_w.cfg->max_connections, rp_w.index, rp_w.count);
+    long share =
+        (long)rp_worker_part(rp_worker_conn_pool(rp_w.cfg, rp_w.count), rp_w.index, rp_w.count);
     curl_multi_setopt(rp_w.multi, CURLMOPT_MAXCONNECTS,
                       (share < 1 ? 1 : share) * (long)rp_w.cfg->endpoint_count);
     curl_multi_setopt(rp_w.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);

@@ -81,7 +81,7 @@ void rp_worker_count_answer(int ok)
 static int worker_setup_endpoints(void)
 {
     const struct rp_config *cfg = rp_w.cfg;
-    unsigned share = rp_worker_part((uint64_t)cfg->max_connections, rp_w.index, rp_w.count);
+    unsigned share = rp_worker_part(rp_worker_conn_pool(cfg, rp_w.count), rp_w.index, rp_w.count);
     if (share < 1) {
         share = 1;
         if (rp_w.index == 0)
@@ -214,6 +214,12 @@ static int worker_epoll_timeout_ms(void)
     if (next <= now)
         return 0;
     return next - now < (uint64_t)cap ? (int)(next - now) : cap;
+}
+
+uint64_t rp_worker_conn_pool(const struct rp_config *cfg, unsigned count)
+{
+    uint64_t total = (uint64_t)cfg->max_connections;
+    return total > count ? total - 1 : total; /* the prober's one counts too */
 }
 
 unsigned rp_worker_part(uint64_t total, unsigned index, unsigned count)

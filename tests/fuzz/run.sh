@@ -4,8 +4,9 @@
 #   sh tests/fuzz/run.sh [SECONDS] [TARGET...]     run (default 60 s each, all targets)
 #   sh tests/fuzz/run.sh --deps                    install clang/libFuzzer if missing
 #
-# Targets: frame jsonrpc config http response (tests/fuzz/fuzz_NAME.c, built
-# into $FUZZ_BUILD/fuzz_NAME by mk/fuzz.mk; brought up to date here first).
+# Targets: frame jsonrpc config http response upstream restore client
+# (tests/fuzz/fuzz_NAME.c, built into $FUZZ_BUILD/fuzz_NAME by mk/fuzz.mk;
+# brought up to date here first).
 # Each target runs on a temporary copy of its committed seed corpus
 # (tests/fuzz/corpus/NAME/), so the committed corpus never grows, with its
 # dictionary, for -max_total_time=SECONDS. One line per target reports the
@@ -23,7 +24,7 @@
 cd "$(dirname "$0")/../.." || exit 1
 
 FUZZ_BUILD=${FUZZ_BUILD:-build/fuzz}
-ALL_TARGETS="frame jsonrpc config http response"
+ALL_TARGETS="frame jsonrpc config http response upstream restore client"
 
 say() { echo "fuzz: $*"; }
 
@@ -104,8 +105,8 @@ for t in $TARGETS; do
         continue
     fi
     case $t in
-    frame | jsonrpc | response) dict=tests/fuzz/json.dict ;;
-    http) dict=tests/fuzz/http.dict ;;
+    frame | jsonrpc | response | restore | client) dict=tests/fuzz/json.dict ;;
+    http | upstream) dict=tests/fuzz/http.dict ;;
     config) dict=tests/fuzz/config.dict ;;
     *) dict="" ;;
     esac

@@ -267,6 +267,24 @@ static void test_error_answer(void)
     fake_close(&f);
 }
 
+/* A second answer to a call is a protocol error even after the first was
+ * collected (found by tests/fuzz/fuzz_client.c: it used to be handed out
+ * again, depending on when the caller read). */
+static void test_second_answer(void)
+{
+    struct fake f;
+    FAKE_OPEN(f);
+    fake_write(&f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x1\"}\n");
+    struct rpcpool_response r;
+    CU_ASSERT_EQUAL_FATAL(rpcpool_call(f.p, "eth_chainId", NULL, 1000, &r), RPCPOOL_OK);
+    CU_ASSERT_EQUAL(r.id, 1);
+    rpcpool_response_free(&r);
+    fake_write(&f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x2\"}\n");
+    CU_ASSERT_EQUAL(rpcpool_call(f.p, "eth_chainId", NULL, 1000, &r), RPCPOOL_ERROR);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rpcpool_error(f.p), "two answers to call 1"));
+    fake_close(&f);
+}
+
 /* A batch answered as an array (in another order), then one rejected as a
  * whole with a null-id error. The answers are written before the call. */
 static void test_batch_fake(void)
@@ -771,6 +789,7 @@ int main(void)
         {"any_order", test_any_order},
         {"split_line_and_timeout", test_split_line_and_timeout},
         {"error_answer", test_error_answer},
+        {"second_answer", test_second_answer},
         {"batch_fake", test_batch_fake},
         {"abandoned", test_abandoned},
         {"server_closes", test_server_closes},

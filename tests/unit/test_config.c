@@ -220,8 +220,6 @@ static void test_cross_checks(void)
     static const struct err_case cases[] = {
         {EP "request_timeout_ms = 1000;\nattempt_timeout_ms = 2000;\n", 3, "attempt_timeout_ms",
          "must not exceed request_timeout_ms (1000), got 2000"},
-        {EP "request_timeout_ms = 1000;\n", 2, "request_timeout_ms",
-         "must be at least attempt_timeout_ms (3000), got 1000"},
         {EP "attempt_timeout_ms = 20000;\n", 2, "attempt_timeout_ms",
          "must not exceed request_timeout_ms (10000), got 20000"},
         {EP "max_connections = 4;\nmin_connections = 5;\n", 3, "min_connections",
@@ -667,6 +665,30 @@ static void test_defaults(void)
     rp_config_free(&cfg);
 }
 
+/* attempt_timeout_ms follows request_timeout_ms down when only the latter
+ * was set (INTERFACE.md section 8); two explicit keys that conflict stay an
+ * error naming both. */
+static void test_attempt_default(void)
+{
+    struct rp_config cfg;
+    char err[RP_ERR_MAX];
+    CU_ASSERT_FATAL(load_text(EP "request_timeout_ms = 800;\n", &cfg, err) == 0);
+    CU_ASSERT(cfg.request_timeout_ms == 800);
+    CU_ASSERT(cfg.attempt_timeout_ms == 800);
+    rp_config_free(&cfg);
+    CU_ASSERT_FATAL(load_text(EP "request_timeout_ms = 5000;\n", &cfg, err) == 0);
+    CU_ASSERT(cfg.attempt_timeout_ms == 3000);
+    rp_config_free(&cfg);
+    CU_ASSERT_FATAL(
+        load_text(EP "request_timeout_ms = 800;\nattempt_timeout_ms = 500;\n", &cfg, err) == 0);
+    CU_ASSERT(cfg.attempt_timeout_ms == 500);
+    rp_config_free(&cfg);
+    CU_ASSERT(load_text(EP "request_timeout_ms = 800;\nattempt_timeout_ms = 3000;\n", &cfg, err) !=
+              0);
+    CU_ASSERT(strstr(err, ":3: attempt_timeout_ms: ") != NULL);
+    CU_ASSERT(strstr(err, "request_timeout_ms (800)") != NULL);
+}
+
 static void test_rate_limit_inheritance(void)
 {
     static const char text[] =
@@ -1001,6 +1023,7 @@ int main(void)
     static const struct rp_test_case cases[] = {
         {"full config reads every key", test_full_config},
         {"minimal config defaults", test_defaults},
+        {"attempt_timeout_ms follows request_timeout_ms", test_attempt_default},
         {"rate_limit inheritance", test_rate_limit_inheritance},
         {"default endpoint names", test_default_names},
         {"unknown keys at every level", test_unknown_keys},

@@ -37,6 +37,13 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     worker_called++;
 }
 
+int rp_req_body_account(struct rp_req *r)
+{
+    (void)r;
+    worker_called++;
+    return 0;
+}
+
 void rp_log(enum rp_log_level level, const char *msg, const char *fmt, ...)
 {
     (void)level;
@@ -324,6 +331,8 @@ static void test_truncated_and_malformed(void)
     /* not HTTP */
     check("<html>502 Bad Gateway</html>\r\n", 1000, 1, RP_H1_RESP_MALFORMED, 0, 0, "");
     check("HTTP/1.1 2x0 OK\r\n\r\n", 1000, 1, RP_H1_RESP_MALFORMED, 0, 0, "");
+    /* a status of fewer than three digits (found by fuzz_upstream) */
+    check("HTTP/1.0 20 OK\r\nContent-Length: 2\r\n\r\n{}", 1000, 1, RP_H1_RESP_MALFORMED, 0, 0, "");
     check("SSH-2.0-OpenSSH_9.2\r\n", 1000, 1, RP_H1_RESP_MALFORMED, 0, 0, "");
     /* a protocol switch nobody asked for */
     check("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",

@@ -246,6 +246,79 @@ static void test_smuggling(void)
                  "H[/health cont=0]M[ ka=1]E[400]");
 }
 
+/* RFC 9112 framing that libhttp-parser lets through: refused with 400. */
+static void test_strict_framing(void)
+{
+    /* obs-fold, in Transfer-Encoding and in any other header or trailer */
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 1 << 20,
+                 "E[400]");
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: gzip,\r\n\tchunked\r\n\r\n0\r\n\r\n",
+                 1 << 20, "E[400]");
+    check_splits("GET /health HTTP/1.1\r\nX-A: 1\r\n 2\r\n\r\n", 100, "E[400]");
+    check_splits("GET /health HTTP/1.1\r\n X-A: 1\r\n\r\n", 100, "E[400]");
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+                 "X-T: a\r\n b\r\n\r\n",
+                 1 << 20, "H[/ cont=0]E[400]");
+    /* bare LF (and bare CR) line endings */
+    check_splits("GET /health HTTP/1.1\nHost: x\n\n", 100, "E[400]");
+    check_splits("GET /health HTTP/1.1\r\nHost: x\n\r\n", 100, "E[400]");
+    check_splits("GET /health HTTP/1.1\r\nHost: x\r\n\n", 100, "E[400]");
+    check_splits("GET /health HTTP/1.1\r\nHost: x\rY: z\r\n\r\n", 100, "E[400]");
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\n{}\r\n0\r\n\r\n", 1 << 20,
+                 "H[/ cont=0]E[400]");
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\n0\r\n\r\n", 1 << 20,
+                 "H[/ cont=0]E[400]");
+    /* chunked (any Transfer-Encoding) with HTTP/1.0 */
+    check_splits("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+                 1 << 20, "E[400]");
+    /* absurd chunk sizes: 17 digits or more, leading zeros included */
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000002\r\n{}\r\n"
+                 "0\r\n\r\n",
+                 1 << 20, "H[/ cont=0]M[{} ka=1]");
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n00000000000000002\r\n{}\r\n"
+                 "0\r\n\r\n",
+                 1 << 20, "H[/ cont=0]E[400]");
+    {
+        const char *pre = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        size_t n = strlen(pre);
+        char *in = malloc(n + 5000 + 32);
+        CU_ASSERT_FATAL(in != NULL);
+        memcpy(in, pre, n);
+        memset(in + n, '0', 5000);
+        strcpy(in + n + 5000, "2\r\n{}\r\n0\r\n\r\n");
+        char out[256];
+        transcript(in, strlen(in), 1 << 20, out, sizeof out);
+        CU_ASSERT_STRING_EQUAL(out, "H[/ cont=0]E[400]");
+        free(in);
+    }
+    /* bytes libhttp-parser would read as digits of the size */
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1a\x87\r\n{}\r\n0\r\n\r\n",
+                 1 << 20, "H[/ cont=0]E[400]");
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\x87\r\n{}\r\n0\r\n\r\n",
+                 1 << 20, "H[/ cont=0]E[400]");
+    check_splits("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2 ;a=b\r\n{}\r\n0\r\n\r\n",
+                 1 << 20, "H[/ cont=0]M[{} ka=1]");
+    /* chunk extensions: allowed, bounded */
+    {
+        const char *pre = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;x=";
+        size_t n = strlen(pre);
+        char *in = malloc(n + RP_HTTP_CHUNK_EXT_MAX + 32);
+        CU_ASSERT_FATAL(in != NULL);
+        memcpy(in, pre, n);
+        memset(in + n, 'a', RP_HTTP_CHUNK_EXT_MAX);
+        strcpy(in + n + RP_HTTP_CHUNK_EXT_MAX, "\r\n{}\r\n0\r\n\r\n");
+        char out[256];
+        transcript(in, strlen(in), 1 << 20, out, sizeof out);
+        CU_ASSERT_STRING_EQUAL(out, "H[/ cont=0]E[400]");
+        free(in);
+    }
+    /* what stays accepted: an empty line before the request line, trailers,
+     * and pipelined requests after a Content-Length body */
+    check_splits("\r\nGET /health HTTP/1.1\r\n\r\n", 100, "H[/health cont=0]M[ ka=1]");
+    check_splits("POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /health HTTP/1.1\r\n\r\n", 100,
+                 "H[/ cont=0]M[{} ka=1]H[/health cont=0]M[ ka=1]");
+}
+
 static void test_malformed(void)
 {
     check_splits("GET / HTTP/9.9\r\n\r\n", 100, "E[400]");
@@ -451,6 +524,7 @@ int main(void)
         {"simple POST split everywhere", test_simple_post},
         {"pipelined requests", test_pipelined},
         {"chunked bodies", test_chunked},
+        {"strict RFC 9112 framing", test_strict_framing},
         {"Expect: 100-continue", test_expect_continue},
         {"keep-alive rules", test_keep_alive_rules},
         {"smuggling refused", test_smuggling},

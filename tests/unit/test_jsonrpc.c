@@ -345,6 +345,41 @@ static void test_responses(void)
                     0);
 }
 
+/* The id restore: BODY checked for ID, then given ID back; WANT NULL means
+ * nothing to change. */
+static void restore_case(const char *body, const char *id, const char *want)
+{
+    CU_ASSERT_FATAL(rp_jsonrpc_check_response(&parser, body, strlen(body), 0, id, strlen(id)) == 0);
+    size_t n = rp_jsonrpc_restore_id(&parser, body, strlen(body), id, strlen(id), NULL, 0);
+    if (!want) {
+        CU_ASSERT_EQUAL(n, 0);
+        return;
+    }
+    CU_ASSERT_EQUAL_FATAL(n, strlen(want));
+    char out[256];
+    CU_ASSERT_EQUAL(rp_jsonrpc_restore_id(&parser, body, strlen(body), id, strlen(id), out, n), n);
+    CU_ASSERT_NSTRING_EQUAL(out, want, n);
+    /* a buffer one byte short is not written past */
+    memset(out, 'X', sizeof out);
+    CU_ASSERT_EQUAL(rp_jsonrpc_restore_id(&parser, body, strlen(body), id, strlen(id), out, n - 1),
+                    n);
+    CU_ASSERT_EQUAL(out[0], 'X');
+}
+
+static void test_restore_id(void)
+{
+    restore_case("{\"jsonrpc\":\"2.0\",\"id\":\"\\u0061\",\"result\":1}", "\"a\"",
+                 "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":1}");
+    restore_case("{\"jsonrpc\":\"2.0\",\"id\": 1.0 ,\"result\":1}", "1",
+                 "{\"jsonrpc\":\"2.0\",\"id\": 1 ,\"result\":1}");
+    restore_case("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"x\"}}",
+                 "7",
+                 "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32700,\"message\":\"x\"}}");
+    restore_case(" {\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":\"x\"}}", "[1]",
+                 " {\"id\":[1],\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32700,\"message\":\"x\"}}");
+    restore_case("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":1}", "\"a\"", NULL);
+}
+
 static void test_batch_responses(void)
 {
     CU_ASSERT_EQUAL(
@@ -509,6 +544,7 @@ int main(void)
         {"large batch, parser reuse", test_large_batch_reuse},
         {"responses", test_responses},
         {"batch responses", test_batch_responses},
+        {"the client's id restored", test_restore_id},
         {"error objects", test_error_objects},
         {"rp_json_escape", test_escape},
         {"rp_json_strip_newlines", test_strip_newlines},
