@@ -52,14 +52,6 @@ void rp_worker_defer_free(void *p)
     abort();
 }
 
-void rp_worker_count(_Atomic uint32_t *host, _Atomic uint32_t *held, int delta)
-{
-    (void)host;
-    (void)held;
-    (void)delta;
-    abort();
-}
-
 void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
 {
     (void)r;
