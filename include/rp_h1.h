@@ -29,32 +29,43 @@
 #define RP_H1_HOST_MAX   256   /* bytes of a host name, NUL included */
 #define RP_H1_MAX_ADDRS  4     /* addresses kept per endpoint */
 #define RP_H1_READ_BYTES 65536 /* one read() of a response */
+/* Host names are looked up again after their TTL, at most this long
+ * (RPCPOOL_RESOLVE_REFRESH_MS in the environment overrides it, for tests),
+ * at least RP_H1_RESOLVE_MIN_MS; a failed refresh keeps the old addresses
+ * and tries again after RP_H1_RESOLVE_RETRY_MS. */
+#define RP_H1_RESOLVE_MAX_MS   60000
+#define RP_H1_RESOLVE_MIN_MS   1000
+#define RP_H1_RESOLVE_RETRY_MS 5000
 
 /* ---------------------------------------------------------------------
  * pure parts
  * ------------------------------------------------------------------- */
 
-/* A split http:// URL. */
+/* A split http:// or https:// URL. */
 struct rp_h1_url {
     char host[RP_H1_HOST_MAX];         /* without brackets for an IPv6 literal */
-    char hostport[RP_H1_HOST_MAX + 8]; /* the Host header: host, [v6], ":port" when not 80 */
-    uint16_t port;                     /* 80 when not given */
+    char hostport[RP_H1_HOST_MAX + 8]; /* the Host header: host, [v6], ":port" when not default */
+    uint16_t port;                     /* 80 (443 for https) when not given */
+    int tls;                           /* https:// */
     const char *target;                /* request target: path and query ("/" when empty); points
                                           into the URL given to rp_h1_url_parse() */
     size_t target_len;
-    int has_userinfo; /* "user:pass@" before the host */
+    int has_userinfo;     /* "user:pass@" before the host: sent as Basic authorization */
+    const char *userinfo; /* points into the URL */
+    size_t userinfo_len;
 };
 
-/* Split URL ("http://host[:port][/path][?query][#fragment]", scheme in any
- * case) into U. The fragment is dropped; U->target points into URL, which
- * must outlive U. Returns 0, or -1 when URL is not such an http:// URL
- * (https://, bad port, bytes that need encoding, empty host). */
+/* Split URL ("http[s]://host[:port][/path][?query][#fragment]", scheme in
+ * any case) into U. The fragment is dropped; U->target points into URL,
+ * which must outlive U. Returns 0, or -1 when URL is not such a URL (other
+ * scheme, bad port, bytes that need encoding, empty host). */
 int rp_h1_url_parse(const char *url, struct rp_h1_url *u);
 
 /* The constant part of every request to the endpoint of U, malloc'd:
  * "POST target HTTP/1.1", Host, Content-Type: application/json and the
  * COUNT configured HEADERS ("Name: value"; one named Host or Content-Type
- * replaces rpcpool's own). Each line ends in CRLF; the blank line is not
+ * replaces rpcpool's own), and Authorization: Basic for the URL's user info
+ * unless a configured header sets Authorization. Each line ends in CRLF; the blank line is not
  * included (rp_h1_content_length() ends the head). *LEN gets the length.
  * Returns NULL when out of memory. */
 char *rp_h1_request_head(const struct rp_h1_url *u, char *const *headers, int count, size_t *len);

@@ -3,15 +3,16 @@
  *   worker.c   the loop, accept, timers, lifecycle (drain and exit)
  *   conn.c     a client connection: read, frame, write, back-pressure
  *   request.c  a client request: validation result -> routing, retries, answer
- *   upstream.c the worker's libcurl multi handle driven from the same epoll
- *   h1.c       the native HTTP/1.1 client for http:// endpoints (rp_h1.h)
+ *   h1.c       the native HTTP/1.1 client, plain and over TLS (rp_h1.h), for
+ *              every endpoint
+ *   resolve.c  host-name lookups (c-ares) on the same epoll (rp_resolve.h)
  */
 #ifndef RP_WORKER_H
 #define RP_WORKER_H
 
-#include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rp_balancer.h"
 #include "rp_breaker.h"
@@ -28,9 +29,9 @@ enum rp_ev_kind {
     RP_EV_DEAD = 0, /* freed during this loop turn: its events are ignored */
     RP_EV_LISTEN = 1,
     RP_EV_CLIENT,
-    RP_EV_CURL,
     RP_EV_HANDOFF,
-    RP_EV_H1, /* a connection of the native HTTP/1.1 client (h1.c) */
+    RP_EV_H1,      /* a connection of the native HTTP/1.1 client (h1.c) */
+    RP_EV_RESOLVE, /* a socket of the worker's resolver (resolve.c) */
 };
 
 struct rp_ev {
@@ -86,8 +87,11 @@ struct rp_conn {
     uint64_t last_active_ms;
 };
 
-/* How an attempt's transfer ended, as the upstream layer (libcurl, or the
- * native HTTP/1.1 client) saw it; request.c judges it. */
+/* How an attempt's transfer ended, as the transport (h1.c: http:// and
+ * https://) saw it; request.c judges it. The transport contract:
+ * rp_h1_start() begins an attempt, the result is always reported later
+ * through rp_req_attempt_done(), and no transport resends a request by
+ * itself once a byte of it may have left (sent = 1). */
 enum rp_xfer_status {
     RP_XFER_OK = 0,    /* an HTTP response was read whole (any status) */
     RP_XFER_CONNECT,   /* no connection (refused, unreachable, name): nothing was sent */
@@ -105,7 +109,6 @@ struct rp_xfer_result {
 
 /* One attempt of a request on one endpoint. */
 struct rp_attempt {
-    CURL *easy;
     int ep; /* endpoint index */
     enum rp_breaker_grant grant;
     uint64_t start_ns;
@@ -118,7 +121,9 @@ struct rp_attempt {
     uint64_t h1_deadline_ms;
     int h1_retried; /* already moved once to a fresh connection */
     int h1_fail;    /* a failure to report from h1_timer: enum rp_xfer_status + 1 */
-    const char *h1_fail_detail;
+    char h1_fail_detail[96];
+    int h1_waiting;          /* waiting for the endpoint's first address */
+    struct rp_req *h1_wnext; /* next in that wait list */
 };
 
 /* A client request: one call, or one batch. */
@@ -153,17 +158,13 @@ struct rp_wep {
     struct rp_endpoint_config *cfg;
     struct rp_shm_endpoint *shm;
     struct rp_shm_epstats *stats; /* this worker's row for it */
-    struct curl_slist *headers;
     unsigned active;              /* this worker's attempts running on it */
     unsigned share;               /* this worker's part of max_connections (at least 1) */
     unsigned warm_min;            /* this worker's part of min_connections */
     unsigned warming;             /* warm-up requests in flight */
     uint64_t last_used_ms;        /* last attempt started on it */
     struct rp_req *qhead, *qtail; /* waiting for a free connection */
-    CURL **easy;                  /* idle easy handles set up for this endpoint */
-    int neasy, capeasy;
-    int native;          /* plain http:// URL: served by h1.c, not libcurl */
-    struct rp_h1_ep *h1; /* h1.c's state for it (pool, address, request head) */
+    struct rp_h1_ep *h1;          /* h1.c's state for it (pool, address, request head) */
 };
 
 struct rp_worker {
@@ -172,8 +173,6 @@ struct rp_worker {
     const struct rp_config *cfg;
     struct rp_shm_header *shm;
     unsigned slot; /* worker slot in shm */
-    CURLM *multi;
-    struct rp_timer curl_timer;
     struct rp_timer_heap timers;
     struct rp_conn *conns;
     unsigned nconns;
@@ -249,13 +248,5 @@ void rp_req_ep_slot_free(int ep);
 
 /* warm.c */
 void rp_warm_start(void);
-
-/* upstream.c */
-int rp_upstream_init(void);
-void rp_upstream_cleanup(void);
-int rp_upstream_start(struct rp_req *r, int ep, long timeout_ms);
-void rp_upstream_finish(struct rp_req *r);
-void rp_upstream_event(struct rp_ev *ev, uint32_t events);
-void rp_upstream_timeout(void);
 
 #endif

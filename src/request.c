@@ -383,7 +383,7 @@ static void req_launch(struct rp_req *r, int ep)
     ep_inflight(ep, +1);
     r->at.start_ns = rp_clock_mono_ns();
     r->tries++;
-    if ((w->native ? rp_h1_start(r, ep, timeout) : rp_upstream_start(r, ep, timeout)) != 0) {
+    if (rp_h1_start(r, ep, timeout) != 0) {
         w->active--;
         ep_inflight(ep, -1);
         rp_breaker_release(&w->shm->breaker, r->at.grant);
