@@ -634,9 +634,44 @@ static int req_restore_id(struct rp_req *r, const char *body, size_t len)
     return 1;
 }
 
-/* Write the endpoint's answer to the client: single-line, with the batch's
+/* Answer batch R from its endpoint's (one-line) answer: every call that
+ * expects an answer gets its element, matched by id, or -32603 when the
+ * endpoint (EP) left it out; elements nobody asked for are dropped; the
+ * batch's own error objects follow. */
+static void req_answer_batch(struct rp_req *r, int ep)
+{
+    struct rp_buf *b = &r->at.body;
+    struct rp_buf data = RP_BUF_INIT;
+    rp_buf_puts(&data, "[{\"endpoint\":");
+    rp_buf_append_json_str(&data, rp_w.eps[ep].cfg->name);
+    rp_buf_puts(&data, ",\"error\":\"the endpoint's batch answer has no element for this call\"}]");
+    if (rp_buf_failed(&data)) {
+        rp_buf_free(&data);
+        req_fail_upstream(r, "out of memory");
+        return;
+    }
+    int missing = 0;
+    size_t need = rp_jsonrpc_match_batch(NULL, 0, b->data, b->len, r->ids.data, r->ids.len,
+                                         r->extra.data, r->extra.len, data.data, NULL);
+    char *out = malloc(need + 1);
+    if (!out) {
+        rp_buf_free(&data);
+        req_fail_upstream(r, "out of memory");
+        return;
+    }
+    rp_jsonrpc_match_batch(out, need + 1, b->data, b->len, r->ids.data, r->ids.len, r->extra.data,
+                           r->extra.len, data.data, &missing);
+    if (missing)
+        rp_warn("endpoint's batch answer lacked calls: answered -32603 for them",
+                "endpoint=%s missing=%d", rp_w.eps[ep].cfg->name, missing);
+    rp_buf_free(&data);
+    req_finish(r, out, need, 1);
+    free(out);
+}
+
+/* Write endpoint EP's answer to the client: single-line, with the batch's
  * own error objects merged in. */
-static void req_answer_success(struct rp_req *r)
+static void req_answer_success(struct rp_req *r, int ep)
 {
     struct rp_buf *b = &r->at.body;
     /* the id span from the verdict's check is an offset into the body as
@@ -645,6 +680,10 @@ static void req_answer_success(struct rp_req *r)
         return;
     size_t len = rp_json_strip_newlines(b->data ? b->data : (char *)"", b->len);
     b->len = len;
+    if (r->is_batch && r->ids.len) {
+        req_answer_batch(r, ep);
+        return;
+    }
     if (!r->is_batch || !r->extra.len) {
         if (r->is_batch && len == 0) { /* notifications only */
             req_finish(r, NULL, 0, 1);
@@ -736,7 +775,7 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     if (!fail) {
         rp_breaker_success(&w->shm->breaker, g);
         ep_record_latency(ep, latency_us);
-        req_answer_success(r);
+        req_answer_success(r, ep);
         return;
     }
     if (http == 429 && r->at.retry_after_s > 0) {
