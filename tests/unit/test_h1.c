@@ -53,7 +53,7 @@ void rp_log(enum rp_log_level level, const char *msg, const char *fmt, ...)
     (void)fmt;
 }
 
-char *rp_log_quote(char *out, size_t outlen, const char *s)
+const char *rp_log_quote(char *out, size_t outlen, const char *s)
 {
     (void)s;
     if (outlen)
