@@ -413,8 +413,9 @@ async function stopProc(proc, { timeout = 10000, signal = 'SIGTERM' } = {}) {
 // resetCounters(), setBlock(), stop()}. OPTS: mode, chainId, block, and the
 // mode parameters (delay_ms, retry_after, drip_ms, big_bytes, status, times);
 // tls: {cert, key} (files, e.g. from makeTls()) makes it an HTTPS upstream
-// whose url is https://localhost:PORT (host: another name for the URL),
-// controlled over a separate plain-HTTP port.
+// whose url is https://localhost:PORT, controlled over a separate plain-HTTP
+// port; host: the host name the url names (default localhost for https,
+// 127.0.0.1 for http).
 async function startFault(opts = {}) {
   const argv = [FAULT, '--port', '0', '--exit-with-stdin'];
   if (opts.tls) argv.push('--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key, '--control-port', '0');
@@ -446,7 +447,7 @@ async function startFault(opts = {}) {
       throw new Error(`fault.js exited (${r.code ?? r.signal}): ${log.join('\n')}`);
     }),
   ]), 15000, 'fault.js start');
-  const url = opts.tls ? `https://${opts.host || 'localhost'}:${port}` : `http://127.0.0.1:${port}`;
+  const url = opts.tls ? `https://${opts.host || 'localhost'}:${port}` : `http://${opts.host || '127.0.0.1'}:${port}`;
   const ctlUrl = opts.tls ? `http://127.0.0.1:${controlPort}` : url;
   const ctl = async (method, p, body) => {
     const r = await httpRequest(ctlUrl, { method, path: p, body });
@@ -463,6 +464,7 @@ async function startFault(opts = {}) {
     setMode: (mode, params = {}) => ctl('POST', '/_control/mode', { mode, ...params }),
     resetCounters: () => ctl('POST', '/_control/reset', {}),
     setBlock: (block) => ctl('POST', '/_control/block', { block }),
+    setTls: (files) => ctl('POST', '/_control/tls', { cert: files.cert, key: files.key }),
     stop: () => stopProc(proc, { timeout: 10000 }),
   };
 }

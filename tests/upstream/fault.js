@@ -48,6 +48,8 @@
 //                         (params not given fall back to the defaults)
 //   POST /_control/reset  zero every counter (connections_open is a gauge: kept)
 //   POST /_control/block  {"block":N} set the head block
+//   POST /_control/tls    {"cert":FILE,"key":FILE} serve new TLS connections with
+//                         this certificate (connections open keep theirs)
 'use strict';
 
 const fs = require('node:fs');
@@ -320,10 +322,13 @@ function deliver(req, res, a, m) {
         })),
       });
       return;
-    case 'reset':
-      if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();
-      else sock.destroy();
+    case 'reset': {
+      // over TLS the TCP socket under the TLS one is the one to reset
+      const raw = sock.encrypted && sock._parent ? sock._parent : sock;
+      if (typeof raw.resetAndDestroy === 'function') raw.resetAndDestroy();
+      if (!sock.destroyed) sock.destroy();
       return;
+    }
     case 'hang':
       return; // the socket stays open until the client or stop() closes it
     case 'garbage':
@@ -403,6 +408,10 @@ function control(req, res, path) {
         st.byMethod = {};
         st.connectionsTotal = 0;
         st.lastHeaders = {};
+        reply(200, { ok: true, ...snapshot() });
+      } else if (req.method === 'POST' && path === '/_control/tls') {
+        if (!args.tlsCert) throw new Error('not a TLS upstream');
+        servers[0].setSecureContext({ cert: fs.readFileSync(body.cert), key: fs.readFileSync(body.key) });
         reply(200, { ok: true, ...snapshot() });
       } else if (req.method === 'POST' && path === '/_control/block') {
         const n = Number(body.block);
