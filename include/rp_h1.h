@@ -138,6 +138,11 @@ void rp_h1_cleanup(void);
  * through rp_req_attempt_done(). */
 int rp_h1_start(struct rp_req *r, int ep, long timeout_ms);
 
+/* Called from rp_req_attempt_done() when an attempt that read a whole
+ * response is judged failed (not the call's answer): the connection that
+ * carried it is closed instead of kept. */
+void rp_h1_discard_released(void);
+
 /* An epoll event on one of the client's connections. */
 void rp_h1_event(struct rp_ev *ev, uint32_t events);
 

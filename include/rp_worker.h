@@ -137,6 +137,13 @@ struct rp_req {
     char method[64];     /* of a single call, or of the batch's first call */
     struct rp_buf extra; /* batch: error objects for invalid calls, comma-joined */
     struct rp_buf ids;   /* batch: raw ids of the calls that expect an answer, '\n'-separated */
+    /* Calls go upstream with ids of rpcpool's own, unique in the worker, so
+     * that an answer can only be taken for the call it answers (a stray
+     * response on a keep-alive connection never is); the client's ids are
+     * put back in the answer. */
+    char up_id[24]; /* single call: the id it was sent with; "" when none */
+    size_t up_id_len;
+    struct rp_buf up_ids; /* batch: the ids sent, in the order of ids */
     int is_batch;
     int answer;          /* 0 for a notification (or batch of them): nothing is written */
     int ncalls;          /* tokens it takes */

@@ -511,6 +511,7 @@ static void conn_write(struct rp_h1_conn *c);
 static void conn_go(struct rp_h1_conn *c);
 
 static int h1_starting; /* inside rp_h1_start(): outcomes are reported from a timer */
+static struct rp_h1_conn *h1_released; /* kept by the attempt rp_req_attempt_done() hears of */
 
 /* Warn about endpoint H's error WHAT once, then again only when it changes
  * or a minute has passed (a refused certificate fails every attempt). */
@@ -616,7 +617,16 @@ static void attempt_end_sent(struct rp_req *r, enum rp_xfer_status status, const
         }
     }
     rp_worker_count(&w->shm->conns_active, &w->stats->conns_active_held, -1);
+    h1_released = c && c->state == H1_IDLE ? c : NULL;
     rp_req_attempt_done(r, &res);
+    h1_released = NULL;
+}
+
+void rp_h1_discard_released(void)
+{
+    if (h1_released && h1_released->state == H1_IDLE)
+        conn_close(h1_released);
+    h1_released = NULL;
 }
 
 static void attempt_end(struct rp_req *r, enum rp_xfer_status status, const char *detail, int keep)

@@ -873,7 +873,8 @@ static void match_put_elem(char *out, size_t outlen, size_t *pos, const char *b,
 
 /* See rp_jsonrpc.h. */
 size_t rp_jsonrpc_match_batch(char *out, size_t outlen, const char *body, size_t len,
-                              const char *ids, size_t ids_len, const char *extra, size_t extra_len,
+                              const char *ids, size_t ids_len, const char *out_ids,
+                              size_t out_ids_len, const char *extra, size_t extra_len,
                               const char *missing_data, int *missing)
 {
     size_t pos = 0;
@@ -917,17 +918,25 @@ size_t rp_jsonrpc_match_batch(char *out, size_t outlen, const char *body, size_t
     }
     merge_put(out, outlen, &pos, "[", 1);
     int first = 1;
+    if (!out_ids) {
+        out_ids = ids;
+        out_ids_len = ids_len;
+    }
     const char *p = ids, *end = ids ? ids + ids_len : NULL;
+    const char *q = out_ids, *qend = out_ids ? out_ids + out_ids_len : NULL;
     while (p && p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         size_t idl = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        /* the id the client gave this call (Q), and the one it was sent with (P) */
+        const char *qnl = q && q < qend ? memchr(q, '\n', (size_t)(qend - q)) : NULL;
+        size_t ql = q && q < qend ? (qnl ? (size_t)(qnl - q) : (size_t)(qend - q)) : 0;
         if (!first)
             merge_put(out, outlen, &pos, ",", 1);
         first = 0;
         int found = 0;
         if (single && n == 1) {
             /* one error object answering the whole batch: each call gets it */
-            match_put_elem(out, outlen, &pos, body, el[0].s, el[0].e, el[0].is, el[0].ie, p, idl);
+            match_put_elem(out, outlen, &pos, body, el[0].s, el[0].e, el[0].is, el[0].ie, q, ql);
             found = 1;
         }
         for (size_t j = 0; !found && j < n; j++) {
@@ -935,19 +944,20 @@ size_t rp_jsonrpc_match_batch(char *out, size_t outlen, const char *body, size_t
                 !id_equal(body + el[j].is, el[j].ie - el[j].is, p, idl))
                 continue;
             el[j].used = 1;
-            match_put_elem(out, outlen, &pos, body, el[j].s, el[j].e, el[j].is, el[j].ie, p, idl);
+            match_put_elem(out, outlen, &pos, body, el[j].s, el[j].e, el[j].is, el[j].ie, q, ql);
             found = 1;
         }
         if (!found) {
-            size_t need = rp_jsonrpc_error(NULL, 0, p, idl, RP_JSONRPC_INTERNAL_ERROR,
+            size_t need = rp_jsonrpc_error(NULL, 0, q, ql, RP_JSONRPC_INTERNAL_ERROR,
                                            "Upstream error", missing_data);
             size_t room = pos < outlen ? outlen - pos : 0;
-            rp_jsonrpc_error(room > need ? out + pos : NULL, room > need ? room : 0, p, idl,
+            rp_jsonrpc_error(room > need ? out + pos : NULL, room > need ? room : 0, q, ql,
                              RP_JSONRPC_INTERNAL_ERROR, "Upstream error", missing_data);
             pos += need;
             nmiss++;
         }
         p = nl ? nl + 1 : end;
+        q = qnl ? qnl + 1 : qend;
     }
     if (extra_len) {
         if (!first)

@@ -503,10 +503,10 @@ static void check_match(const char *body, const char *ids, const char *extra, co
 {
     char out[1024];
     int missing = -1;
-    size_t need = rp_jsonrpc_match_batch(NULL, 0, body, strlen(body), ids, strlen(ids), extra,
-                                         strlen(extra), "\"d\"", NULL);
-    size_t n = rp_jsonrpc_match_batch(out, sizeof out, body, strlen(body), ids, strlen(ids), extra,
-                                      strlen(extra), "\"d\"", &missing);
+    size_t need = rp_jsonrpc_match_batch(NULL, 0, body, strlen(body), ids, strlen(ids), NULL, 0,
+                                         extra, strlen(extra), "\"d\"", NULL);
+    size_t n = rp_jsonrpc_match_batch(out, sizeof out, body, strlen(body), ids, strlen(ids), NULL,
+                                      0, extra, strlen(extra), "\"d\"", &missing);
     CU_ASSERT_EQUAL(n, need);
     CU_ASSERT_EQUAL(n, strlen(want));
     CU_ASSERT_STRING_EQUAL(out, want);
@@ -547,6 +547,15 @@ static void test_match_batch(void)
     check_match("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":\"no\"}}", "3\n", "",
                 "[{\"id\":3,\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":\"no\"}}]",
                 0);
+    /* sent with rpcpool's own ids: the client's come back */
+    char out[256];
+    int missing = -1;
+    const char *body = "[" R("101", "1") "," R("1", "9") "]";
+    size_t n = rp_jsonrpc_match_batch(out, sizeof out, body, strlen(body), "101\n102\n", 8,
+                                      "1\n\"b\"\n", 6, "", 0, "\"d\"", &missing);
+    CU_ASSERT_STRING_EQUAL(out, "[" R("1", "1") "," MISS("\"b\"") "]");
+    CU_ASSERT_EQUAL(n, strlen(out));
+    CU_ASSERT_EQUAL(missing, 1);
 #undef R
 #undef MISS
 }
