@@ -1,5 +1,8 @@
-/* rp_h1.h - the worker's native HTTP/1.1 upstream client, used for plain
- * http:// endpoints instead of libcurl (which stays for https://).
+/* rp_h1.h - the worker's native HTTP/1.1 upstream client: the one transport
+ * of every endpoint, http:// and https:// (OpenSSL, non-blocking on the same
+ * epoll: chain and host name verified, SNI sent, sessions resumed). Host
+ * names are resolved by resolve.c (c-ares) on a schedule (see
+ * RP_H1_RESOLVE_MAX_MS). libcurl serves only the prober.
  *
  * Modelled on nginx's upstream module with keep-alive: per endpoint a LIFO
  * pool of idle keep-alive connections on the worker's own epoll, one
@@ -8,10 +11,12 @@
  * buffer, no liveness probes (an idle connection stays in epoll and is
  * closed as soon as the server closes it).
  *
- * The contract towards request.c is the one of upstream.c: rp_h1_start()
- * begins an attempt with a deadline; when it ends, a struct rp_xfer_result
- * is filled and rp_req_attempt_done() is called (never from inside
- * rp_h1_start()). Sockets are counted into shm like libcurl's.
+ * The transport contract towards request.c: rp_h1_start() begins an
+ * attempt with a deadline; when it ends, a struct rp_xfer_result is filled
+ * and rp_req_attempt_done() is called (never from inside rp_h1_start());
+ * cancelling is the attempt's deadline timer ending it. No request is sent
+ * twice once a byte of it may have left (result.sent = 1), a connection
+ * with unread bytes is never reused. Sockets are counted into shm.
  *
  * The pure parts (URL splitting, request formatting, the incremental
  * response parser) touch no socket, clock or shared memory; the unit tests
@@ -124,10 +129,10 @@ enum rp_h1_resp_state rp_h1_resp_eof(struct rp_h1_resp *r);
 struct rp_req;
 struct rp_ev;
 
-/* Set up every endpoint whose wep->native is set: split its URL, build its
- * request head, resolve its host (once, here). An endpoint that cannot be
- * served natively (user info in the URL, unresolvable host) gets native = 0
- * and stays on libcurl. Returns 0, -1 when out of memory. */
+/* Set up every endpoint: split its URL, build its request head, its TLS
+ * context (https), and start resolving its host (from the loop; attempts
+ * wait for the first address). Returns 0, -1 when out of memory or a URL
+ * is not understood. */
 int rp_h1_init(void);
 
 /* Close every connection (uncounted in shm) and free the endpoints' state. */

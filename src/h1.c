@@ -1,9 +1,10 @@
 /* h1.c - the native HTTP/1.1 upstream client of a worker (see rp_h1.h).
  *
- * A connection is in one of four states: CONNECTING (non-blocking connect
- * under way), WRITING (the request is partly written), READING (the request
- * is out, the response is being read) and IDLE (in its endpoint's LIFO
- * pool). It is registered in epoll once, with EPOLLIN|EPOLLRDHUP, for its
+ * A connection is in one of five states: CONNECTING (non-blocking connect
+ * under way), HANDSHAKE (https: the TLS handshake), WRITING (the request is
+ * partly written), READING (the request is out, the response is being read)
+ * and IDLE (in its endpoint's LIFO pool; checked with MSG_PEEK before it is
+ * reused). It is registered in epoll once, with EPOLLIN|EPOLLRDHUP, for its
  * whole life; EPOLLOUT is added only while connecting or while a write is
  * incomplete. An idle connection that becomes readable was closed by the
  * server (or sent bytes nobody asked for): it is closed at once.
@@ -14,7 +15,8 @@
  * the same for a cached keep-alive connection). For a state-changing call
  * (no_retry) that happens only when the write itself failed with nothing
  * accepted, so a request that may have reached the endpoint is never sent
- * twice; otherwise the failure is reported with sent = 1.
+ * twice; otherwise the failure is reported with sent = 1. Over TLS a write
+ * that was begun may have sent part of a record: such a call is never moved.
  */
 #include "rp_h1.h"
 
