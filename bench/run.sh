@@ -38,6 +38,7 @@
 #   BENCH_IDLE [10000]    idle client connections
 #   BENCH_OUT [$RPCPOOL_BUILD/bench-results]  results (results.jsonl, summary.txt, RESULTS.md)
 #   BENCH_UPDATE_RESULTS [0]  1 = also put the results into bench/RESULTS.md
+#   BENCH_CASES [all]     the loads to run, e.g. "nginx-tls rpcpoold-tls-ipc rpcpoold-tls-http"
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -300,8 +301,8 @@ run() {
         "$(echo "$line" | sed -n 's/.*"ok_rps":\([0-9.]*\).*"p50":\([0-9.]*\).*/\1 req\/s, p50 \2 us/p')")"
 }
 
-CASES=(direct nginx-tcp nginx-unix rpcpoold-ipc rpcpoold-http rpcpoold-http-unix
-    nginx-tls rpcpoold-tls-ipc rpcpoold-tls-http)
+read -r -a CASES <<<"${BENCH_CASES:-direct nginx-tcp nginx-unix rpcpoold-ipc rpcpoold-http \
+rpcpoold-http-unix nginx-tls rpcpoold-tls-ipc rpcpoold-tls-http}"
 run_case() {
     case "$1" in
     direct) run direct "$2" "$UP_PID" --http "http://127.0.0.1:$UP1/" ;;

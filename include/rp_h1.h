@@ -148,6 +148,12 @@ int rp_h1_start(struct rp_req *r, int ep, long timeout_ms);
  * carried it is closed instead of kept. */
 void rp_h1_discard_released(void);
 
+/* An epoll event on one of the client's connections, seen before the
+ * loop turn's events are handled: an idle connection that became readable
+ * (bytes nobody asked for, or the server's close) is closed at once, so
+ * nothing handled in the same turn can reuse it. */
+void rp_h1_idle_event(struct rp_ev *ev);
+
 /* An epoll event on one of the client's connections. */
 void rp_h1_event(struct rp_ev *ev, uint32_t events);
 

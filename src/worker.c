@@ -325,6 +325,11 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
             rp_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
             break;
         }
+        /* idle upstream connections that spoke close before anything of
+         * this batch could reuse them */
+        for (int i = 0; i < n; i++)
+            if (((struct rp_ev *)events[i].data.ptr)->kind == RP_EV_H1)
+                rp_h1_idle_event(events[i].data.ptr);
         for (int i = 0; i < n; i++) {
             struct rp_ev *e = events[i].data.ptr;
             switch (e->kind) {
