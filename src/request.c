@@ -812,8 +812,8 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     char why[160];
     int counts;
     const char *fail = attempt_verdict(r, res, &counts, why, sizeof why);
-    if (fail && res->status == RP_XFER_OK)
-        rp_h1_discard_released(); /* its real answer may still come: not reused */
+    if (fail && res->status == RP_XFER_OK && http >= 200 && http < 300)
+        rp_h1_discard_released(); /* not this call's answer: its own may still come */
     struct rp_shm_epstats *st = w->stats;
     enum rp_breaker_grant g = r->at.grant;
     r->at.ep = -1;
