@@ -143,6 +143,12 @@ void rp_h1_cleanup(void);
  * through rp_req_attempt_done(). */
 int rp_h1_start(struct rp_req *r, int ep, long timeout_ms);
 
+/* End R's attempt now (see struct rp_transport). */
+void rp_h1_cancel(struct rp_req *r);
+
+/* The transports h1.c implements (struct rp_transport in rp_worker.h). */
+extern const struct rp_transport rp_transport_http, rp_transport_https;
+
 /* Called from rp_req_attempt_done() when an attempt that read a whole
  * response is judged failed (not the call's answer): the connection that
  * carried it is closed instead of kept. */

@@ -107,6 +107,21 @@ struct rp_xfer_result {
     char detail[96]; /* for RP_XFER_CONNECT / RP_XFER_IO: what happened */
 };
 
+/* The transport interface: what serves an endpoint's URL scheme (h1.c
+ * implements it for http:// and https://). start() begins R's attempt on
+ * endpoint EP with TIMEOUT_MS for the whole transfer (connect, handshake,
+ * request, response) and returns 0: the end is then reported later,
+ * exactly once, through rp_req_attempt_done() with a struct rp_xfer_result
+ * (never from inside start()); -1 when it could not begin (nothing is
+ * reported). cancel() ends a begun attempt now, reported (before it
+ * returns) as RP_XFER_TIMEOUT with its true `sent`. No transport resends a
+ * request by itself once a byte of it may have left. */
+struct rp_transport {
+    const char *name;
+    int (*start)(struct rp_req *r, int ep, long timeout_ms);
+    void (*cancel)(struct rp_req *r);
+};
+
 /* One attempt of a request on one endpoint. */
 struct rp_attempt {
     int ep; /* endpoint index */
@@ -164,14 +179,15 @@ struct rp_wep {
     int in_use;
     struct rp_endpoint_config *cfg;
     struct rp_shm_endpoint *shm;
-    struct rp_shm_epstats *stats; /* this worker's row for it */
-    unsigned active;              /* this worker's attempts running on it */
-    unsigned share;               /* this worker's part of max_connections (at least 1) */
-    unsigned warm_min;            /* this worker's part of min_connections */
-    unsigned warming;             /* warm-up requests in flight */
-    uint64_t last_used_ms;        /* last attempt started on it */
-    struct rp_req *qhead, *qtail; /* waiting for a free connection */
-    struct rp_h1_ep *h1;          /* h1.c's state for it (pool, address, request head) */
+    struct rp_shm_epstats *stats;  /* this worker's row for it */
+    unsigned active;               /* this worker's attempts running on it */
+    unsigned share;                /* this worker's part of max_connections (at least 1) */
+    unsigned warm_min;             /* this worker's part of min_connections */
+    unsigned warming;              /* warm-up requests in flight */
+    uint64_t last_used_ms;         /* last attempt started on it */
+    struct rp_req *qhead, *qtail;  /* waiting for a free connection */
+    const struct rp_transport *tr; /* what serves its URL (set by rp_h1_init()) */
+    struct rp_h1_ep *h1;           /* h1.c's state for it (pool, address, request head) */
 };
 
 struct rp_worker {

@@ -1279,6 +1279,15 @@ int rp_h1_start(struct rp_req *r, int ep, long timeout_ms)
     return 0;
 }
 
+void rp_h1_cancel(struct rp_req *r)
+{
+    rp_timer_cancel(&rp_w.timers, &r->at.h1_timer);
+    attempt_timer_fired(&r->at.h1_timer, r); /* a failure already due, else a timeout */
+}
+
+const struct rp_transport rp_transport_http = {"http", rp_h1_start, rp_h1_cancel};
+const struct rp_transport rp_transport_https = {"https", rp_h1_start, rp_h1_cancel};
+
 /* ---------------------------------------------------------------------
  * addresses
  * ------------------------------------------------------------------- */
@@ -1402,6 +1411,7 @@ int rp_h1_init(void)
             rp_error("endpoint URL not understood", "endpoint=%s", w->cfg->name);
             return -1;
         }
+        w->tr = h->url.tls ? &rp_transport_https : &rp_transport_http;
         h->head = rp_h1_request_head(&h->url, w->cfg->headers, w->cfg->header_count, &h->head_len);
         if (!h->head)
             return -1;

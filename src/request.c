@@ -423,7 +423,7 @@ static void req_launch(struct rp_req *r, int ep)
     ep_inflight(ep, +1);
     r->at.start_ns = rp_clock_mono_ns();
     r->tries++;
-    if (rp_h1_start(r, ep, timeout) != 0) {
+    if (w->tr->start(r, ep, timeout) != 0) {
         w->active--;
         ep_inflight(ep, -1);
         rp_breaker_release(&w->shm->breaker, r->at.grant);
