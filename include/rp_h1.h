@@ -41,6 +41,12 @@
 #define RP_H1_RESOLVE_MAX_MS   60000
 #define RP_H1_RESOLVE_MIN_MS   1000
 #define RP_H1_RESOLVE_RETRY_MS 5000
+/* A 2xx response on a call's connection that answers another call (a
+ * response the server sent out of turn) is skipped: the call's own answer
+ * is waited for on the same connection, at most this long, for at most
+ * RP_H1_MAX_STRAYS such responses. */
+#define RP_H1_STRAY_WAIT_MS 250
+#define RP_H1_MAX_STRAYS    2
 
 /* ---------------------------------------------------------------------
  * pure parts

@@ -138,6 +138,7 @@ struct rp_attempt {
     int h1_fail;    /* a failure to report from h1_timer: enum rp_xfer_status + 1 */
     char h1_fail_detail[96];
     int h1_waiting;          /* waiting for the endpoint's first address */
+    int h1_strays;           /* responses to other calls skipped on its connection */
     struct rp_req *h1_wnext; /* next in that wait list */
 };
 
@@ -267,6 +268,7 @@ void rp_conn_flush_all(void);
 void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len);
 int rp_req_warm(int ep, const char *body, size_t len);
 void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res);
+int rp_req_is_stray(struct rp_req *r);
 void rp_req_ep_slot_free(int ep);
 
 /* warm.c */

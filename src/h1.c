@@ -989,6 +989,25 @@ static ssize_t conn_recv(struct rp_h1_conn *c, char *why, size_t cap)
     }
 }
 
+/* Is the whole response just read on C an answer to another call (sent
+ * out of turn before this call's own)? Then it is dropped and the call's
+ * own answer is waited for on the same connection, for a while. */
+static int conn_stray(struct rp_h1_conn *c)
+{
+    struct rp_req *r = c->req;
+    if (r->at.h1_strays >= RP_H1_MAX_STRAYS || c->resp.status < 200 || c->resp.status >= 300 ||
+        !rp_req_is_stray(r))
+        return 0;
+    r->at.h1_strays++;
+    rp_debug("endpoint sent an answer to another call: skipped", "endpoint=%s",
+             c->hep->w->cfg->name);
+    uint64_t until = rp_worker_now_ms() + RP_H1_STRAY_WAIT_MS;
+    rp_timer_arm(&rp_w.timers, &r->at.h1_timer,
+                 until < r->at.h1_deadline_ms ? until : r->at.h1_deadline_ms);
+    rp_h1_resp_init(&c->resp, &r->at.body, (size_t)rp_w.cfg->max_response_bytes);
+    return 1;
+}
+
 /* Read what the server sent on busy connection C, feeding the parser;
  * ends the attempt when the response is whole or the connection failed. */
 static void conn_read(struct rp_h1_conn *c)
@@ -999,7 +1018,16 @@ static void conn_read(struct rp_h1_conn *c)
         ssize_t n = conn_recv(c, why, sizeof why);
         enum rp_h1_resp_state st;
         if (n > 0) {
-            st = rp_h1_resp_feed(&c->resp, h1_rbuf, (size_t)n, NULL);
+            size_t used = 0;
+            st = rp_h1_resp_feed(&c->resp, h1_rbuf, (size_t)n, &used);
+            while (st == RP_H1_RESP_DONE && conn_stray(c)) {
+                /* what followed it in this read belongs to the next response */
+                size_t more = 0;
+                st = used < (size_t)n
+                         ? rp_h1_resp_feed(&c->resp, h1_rbuf + used, (size_t)n - used, &more)
+                         : RP_H1_RESP_MORE;
+                used += more;
+            }
         } else if (n == 0) {
             if (attempt_move(c, 0))
                 return;
@@ -1149,6 +1177,10 @@ static void attempt_timer_fired(struct rp_timer *t, void *arg)
         attempt_end_sent(r, st, r->at.h1_fail_detail, 0, (r->at.h1_fail & 0x100) != 0);
         return;
     }
+    if (r->at.h1_strays && rp_worker_now_ms() < r->at.h1_deadline_ms) {
+        attempt_end(r, RP_XFER_IO, "HTTP 200: answers to other calls only", 0);
+        return;
+    }
     attempt_end(r, RP_XFER_TIMEOUT, NULL, 0);
 }
 
@@ -1255,6 +1287,7 @@ int rp_h1_start(struct rp_req *r, int ep, long timeout_ms)
     r->at.h1_fail = 0;
     r->at.h1_waiting = 0;
     r->at.h1_wnext = NULL;
+    r->at.h1_strays = 0;
     r->at.too_large = 0;
     r->at.retry_after_s = 0;
     rp_buf_reset(&r->at.body);

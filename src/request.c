@@ -745,6 +745,24 @@ static void req_answer_success(struct rp_req *r, int ep)
     free(merged);
 }
 
+/* Is the body R's attempt just read a JSON-RPC response to another call:
+ * one with an id that is not null and not the one R was sent with (for a
+ * batch: a single object with such an id, as no batch answer is one)? */
+int rp_req_is_stray(struct rp_req *r)
+{
+    const char *b = r->at.body.data;
+    size_t n = r->at.body.len;
+    if (!n || !r->answer || (!r->is_batch && !r->up_id_len))
+        return 0;
+    if (!r->is_batch &&
+        rp_jsonrpc_check_response(&rp_w.parser, b, n, 0, r->up_id, r->up_id_len) == 0)
+        return 0; /* ours */
+    if (rp_jsonrpc_check_response(&rp_w.parser, b, n, 0, NULL, 0) != 0)
+        return 0; /* not a single response at all */
+    long s = rp_w.parser.id_start, e = rp_w.parser.id_end;
+    return s >= 0 && !(e - s == 4 && memcmp(b + s, "null", 4) == 0);
+}
+
 /* Classify a finished attempt. Returns NULL for an answer, else a short
  * description of the failure; *BREAKER tells whether it counts against the
  * endpoint's breaker. */

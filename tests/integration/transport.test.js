@@ -186,9 +186,10 @@ for (const transport of ['http', 'https']) {
         c2.destroy();
       }
       figure(`${transport}: 40 calls on one connection that speaks out of turn: ${right} answered, ` +
-        `${errors} -32603 (a stray where the answer belonged), ${wrong.length} another call's data`);
+        `${errors} -32603, ${wrong.length} another call's data`);
       assert.deepEqual(wrong, [], `${wrong.length} of 40 answers were another call's data`);
-      assert.ok(right >= 20, `only ${right} of 40 answered`);
+      // the answers to other calls are skipped on the connection: the calls' own come
+      assert.ok(right >= 36, `only ${right} of 40 answered`);
       await p.stop();
     });
 
