@@ -139,6 +139,7 @@ struct rp_attempt {
     char h1_fail_detail[96];
     int h1_waiting;          /* waiting for the endpoint's first address */
     int h1_strays;           /* responses to other calls skipped on its connection */
+    int body_checked;        /* the body passed the response check already (rp_req_is_stray) */
     struct rp_req *h1_wnext; /* next in that wait list */
 };
 

@@ -1288,6 +1288,7 @@ int rp_h1_start(struct rp_req *r, int ep, long timeout_ms)
     r->at.h1_waiting = 0;
     r->at.h1_wnext = NULL;
     r->at.h1_strays = 0;
+    r->at.body_checked = 0;
     r->at.too_large = 0;
     r->at.retry_after_s = 0;
     rp_buf_reset(&r->at.body);

@@ -752,11 +752,19 @@ int rp_req_is_stray(struct rp_req *r)
 {
     const char *b = r->at.body.data;
     size_t n = r->at.body.len;
+    r->at.body_checked = 0;
     if (!n || !r->answer || (!r->is_batch && !r->up_id_len))
         return 0;
-    if (!r->is_batch &&
-        rp_jsonrpc_check_response(&rp_w.parser, b, n, 0, r->up_id, r->up_id_len) == 0)
-        return 0; /* ours */
+    if (r->is_batch) {
+        size_t i = 0;
+        while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n'))
+            i++;
+        if (i == n || b[i] != '{')
+            return 0; /* an array: a batch answer, judged by the verdict */
+    } else if (rp_jsonrpc_check_response(&rp_w.parser, b, n, 0, r->up_id, r->up_id_len) == 0) {
+        r->at.body_checked = 1; /* ours: the verdict need not check it again */
+        return 0;
+    }
     if (rp_jsonrpc_check_response(&rp_w.parser, b, n, 0, NULL, 0) != 0)
         return 0; /* not a single response at all */
     long s = rp_w.parser.id_start, e = rp_w.parser.id_end;
@@ -804,7 +812,8 @@ static const char *attempt_verdict(struct rp_req *r, const struct rp_xfer_result
     /* a single call is checked against the id it was sent with */
     const char *want = r->is_batch ? NULL : r->up_id_len ? r->up_id : r->id;
     size_t want_len = r->is_batch ? 0 : r->up_id_len ? r->up_id_len : r->id_len;
-    if (rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, r->is_batch, want,
+    if (!r->at.body_checked &&
+        rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, r->is_batch, want,
                                   want_len) != 0) {
         if (!r->answer && http >= 200 && http < 300)
             return NULL; /* notification: whatever came back is dropped */
