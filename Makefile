@@ -14,7 +14,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
 SAN ?=
-PKGS := libcurl libconfig
+PKGS := libcurl libconfig openssl libcares
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter

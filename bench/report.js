@@ -41,6 +41,9 @@ const CASES = [
     ['rpcpoold-ipc', 'rpcpoold, IPC framing on its UNIX socket'],
     ['rpcpoold-http', 'rpcpoold, HTTP on http_listen (TCP)'],
     ['rpcpoold-http-unix', 'rpcpoold, HTTP on its UNIX socket'],
+    ['nginx-tls', 'nginx proxy_pass https:// (keep-alive, verified), HTTP on TCP'],
+    ['rpcpoold-tls-ipc', 'rpcpoold, https endpoints, IPC framing'],
+    ['rpcpoold-tls-http', 'rpcpoold, https endpoints, HTTP on http_listen (TCP)'],
 ];
 const valid = (r) => r && !r.failed && r.ok > 0;
 // RSS of the busiest worker: the watched tree less its root (master/supervisor).
@@ -188,6 +191,8 @@ const pairs = [
     ['rpcpoold-http', 'nginx-tcp'],
     ['rpcpoold-ipc', 'nginx-unix'],
     ['rpcpoold-http-unix', 'nginx-unix'],
+    ['rpcpoold-tls-ipc', 'nginx-tls'],
+    ['rpcpoold-tls-http', 'nginx-tls'],
 ];
 both('Ratios rpcpoold / nginx (throughput profile; added p50 from the latency profile)');
 md.push('### Ratios rpcpoold / nginx', '');
@@ -228,13 +233,28 @@ for (const a of ['rpcpoold-ipc', 'rpcpoold-http']) {
     target(`${a}: added p50 over direct <= nginx's`, okLat && aa <= ab,
         okLat ? `${fmt(aa)} vs ${fmt(ab)} us` : 'not measured');
 }
+// the https path (issue 13): <= 0.8x nginx's CPU per request, >= 1.2x its throughput
+for (const a of ['rpcpoold-tls-ipc', 'rpcpoold-tls-http']) {
+    const n = 'nginx-tls';
+    const ra = thr[a];
+    const rb = thr[n];
+    const okBoth = valid(ra) && valid(rb);
+    const c = okBoth ? ra.watch.cpu_us_per_request / rb.watch.cpu_us_per_request : null;
+    const t = okBoth ? ra.ok_rps / rb.ok_rps : null;
+    target(`${a}: CPU per request <= 0.8x nginx-tls's`, okBoth && c <= 0.8,
+        okBoth ? `${fmt(ra.watch.cpu_us_per_request, 2)} vs ${fmt(rb.watch.cpu_us_per_request, 2)} us (x${fmt(c, 2)})`
+            : 'not measured');
+    target(`${a}: throughput >= 1.2x nginx-tls's`, okBoth && t >= 1.2,
+        okBoth ? `${fmt(ra.ok_rps, 0)} vs ${fmt(rb.ok_rps, 0)} req/s (x${fmt(t, 2)})` : 'not measured');
+}
 const hot8 = hot.find((h) => h.path === 'core' && h.procs === 8);
 target('shm hot path <= 200 ns/op with 8 processes', !!hot8 && hot8.cpu_ns_per_op <= 200,
     hot8 ? `${fmt(hot8.cpu_ns_per_op)} ns/op (full path: ` +
         `${fmt((hot.find((h) => h.path === 'full' && h.procs === 8) || {}).cpu_ns_per_op)} ns/op)`
         : 'not measured');
 let rssMax = null;
-for (const name of ['rpcpoold-ipc', 'rpcpoold-http', 'rpcpoold-http-unix'])
+for (const name of ['rpcpoold-ipc', 'rpcpoold-http', 'rpcpoold-http-unix', 'rpcpoold-tls-ipc',
+    'rpcpoold-tls-http'])
     for (const prof of ['throughput', 'latency']) {
         const v = valid(best[prof][name]) ? workerRssKib(best[prof][name]) : null;
         if (v !== null && (rssMax === null || v > rssMax)) rssMax = v;
@@ -280,6 +300,12 @@ const doc = [
     '- nginx proxy: `bench/nginx-proxy.conf`, `proxy_pass` to both upstream ports with',
     '  `keepalive 256`, HTTP/1.1 to the upstream, the same worker count as rpcpoold.',
     '- rpcpoold: the same two endpoints, `max_connections = 256`, rate limits that never bind.',
+    '- https rows: the same upstream nginx also listens with TLS on two more ports (a',
+    '  certificate for `localhost`, EC P-256, from a CA made for the run with the openssl CLI);',
+    '  `nginx-tls` is the nginx proxy with `proxy_pass https://`, `keepalive 256`,',
+    '  `proxy_ssl_verify on`, session reuse and TLS 1.3 to the upstream (as rpcpoold; nginx 1.22',
+    '  would stop at TLS 1.2, whose records cost OpenSSL 3.0 less); `rpcpoold-tls-*` is a second rpcpoold whose two',
+    '  endpoints are `https://localhost:PORT/` with `tls_ca_file` (native TLS client, c-ares).',
     '- Load: `tools/rpcbench` (one thread, epoll), on the same machine; latency is from the write of',
     '  a request to the parse of its answer; CPU µs/req is utime+stime of every process of the',
     '  proxy (master/supervisor and workers, from /proc/PID/stat) over the measured interval,',

@@ -15,6 +15,11 @@
 #   4. 10,000 idle client connections held against rpcpoold, and their RSS;
 #   5. one comparison table and PASS/FAIL per target (bench/report.js); the
 #      exit status does not depend on the targets.
+# The https rows: the same upstream over TLS (two more ports, a certificate for
+# localhost from a CA made here with the openssl CLI); nginx proxy_pass https://
+# with upstream keep-alive and verification on (nginx-tls) against a second
+# rpcpoold whose endpoints are https://localhost:PORT with tls_ca_file
+# (rpcpoold-tls-ipc, rpcpoold-tls-http).
 #
 # nginx never runs as a system service here: each instance is private
 # (nginx -p DIR -c CONF -g 'daemon off;'), on free loopback ports, and is
@@ -33,6 +38,7 @@
 #   BENCH_IDLE [10000]    idle client connections
 #   BENCH_OUT [$RPCPOOL_BUILD/bench-results]  results (results.jsonl, summary.txt, RESULTS.md)
 #   BENCH_UPDATE_RESULTS [0]  1 = also put the results into bench/RESULTS.md
+#   BENCH_CASES [all]     the loads to run, e.g. "nginx-tls rpcpoold-tls-ipc rpcpoold-tls-http"
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -168,7 +174,24 @@ wait_ready() {
 render() {
     sed -e "s|@DIR@|$WORK|g" -e "s|@BENCH@|$ROOT/bench|g" -e "s|@PORT1@|$UP1|g" \
         -e "s|@PORT2@|$UP2|g" -e "s|@PROXY_PORT@|$PXPORT|g" -e "s|@NOFILE@|$NOFILE|g" \
+        -e "s|@TLS_PORT1@|$TUP1|g" -e "s|@TLS_PORT2@|$TUP2|g" -e "s|@PROXY_TLS_PORT@|$PXTPORT|g" \
         -e "s|@WORKERS@|$2|g" "$1"
+}
+
+# A CA of the run's own and, signed by it, a certificate for localhost (EC P-256).
+make_tls() {
+    local d=$WORK/tls
+    mkdir -p "$d" || return 1
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.pem" -days 2 \
+        -subj "/CN=rpcpool bench CA" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>>"$WORK/openssl.log" &&
+        printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+            >"$d/cert.ext" &&
+        openssl req "${ec[@]}" -keyout "$d/cert.key" -out "$d/cert.csr" -subj "/CN=localhost" \
+            2>>"$WORK/openssl.log" &&
+        openssl x509 -req -in "$d/cert.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+            -out "$d/cert.pem" -days 2 -extfile "$d/cert.ext" 2>>"$WORK/openssl.log"
 }
 
 # Other work on the machine skews every number but CPU per request: say so.
@@ -181,6 +204,11 @@ UP1=$(free_port)
 UP2=$(free_port)
 PXPORT=$(free_port)
 HTPORT=$(free_port)
+TUP1=$(free_port)
+TUP2=$(free_port)
+PXTPORT=$(free_port)
+HTTPORT=$(free_port)
+make_tls || die "cannot make the bench's TLS certificates with openssl (see $OUT/openssl.log)"
 
 render bench/nginx-upstream.conf "$UP_WORKERS" >"$WORK/upstream.conf"
 render bench/nginx-proxy.conf "$WORKERS" >"$WORK/proxy.conf"
@@ -191,6 +219,7 @@ nginx -p "$WORK" -c "$WORK/upstream.conf" -e "$WORK/upstream-error.log" -g 'daem
 UP_PID=$!
 PIDS+=("$UP_PID")
 wait_ready --http "http://127.0.0.1:$UP1/" || die "the upstream nginx does not answer (see $OUT/upstream-error.log)"
+say "upstream over TLS: 127.0.0.1:$TUP1 and :$TUP2 (certificate for localhost)"
 
 say "nginx proxy: 127.0.0.1:$PXPORT and $WORK/proxy.sock ($WORKERS workers, upstream keepalive)"
 nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy-error.log" -g 'daemon off;' \
@@ -198,6 +227,8 @@ nginx -p "$WORK" -c "$WORK/proxy.conf" -e "$WORK/proxy-error.log" -g 'daemon off
 PX_PID=$!
 PIDS+=("$PX_PID")
 wait_ready --http "http://127.0.0.1:$PXPORT/" || die "the nginx proxy does not answer (see $OUT/proxy-error.log)"
+wait_ready --http "http://127.0.0.1:$PXTPORT/" ||
+    say "warning: the nginx proxy to the TLS upstream does not answer (see $OUT/proxy-error.log)"
 
 # rpcpoold: the same two endpoints, limits that never bind, the same workers.
 cat >"$WORK/rpcpool.conf" <<EOF
@@ -232,6 +263,20 @@ if ! wait_ready --http "http://127.0.0.1:$HTPORT/"; then
     RP_HTTP=0
 fi
 
+# a second rpcpoold for the https rows: the TLS upstream by host name
+sed -e "s|http://127.0.0.1:$UP1/|https://localhost:$TUP1/|" -e "s|http://127.0.0.1:$UP2/|https://localhost:$TUP2/|" \
+    -e "s|rpcpool\.ipc|rpcpool-tls.ipc|" -e "s|rpcpool\.ctl|rpcpool-tls.ctl|" \
+    -e "s|127.0.0.1:$HTPORT|127.0.0.1:$HTTPORT|" -e "s|/rpcpool.bench-|/rpcpool.bench-tls-|" \
+    -e "s|^name = \"bench\";|name = \"bench-tls\";\ntls_ca_file = \"$WORK/tls/ca.pem\";|" \
+    "$WORK/rpcpool.conf" >"$WORK/rpcpool-tls.conf"
+"$RPCPOOLD" -t -c "$WORK/rpcpool-tls.conf" >&2 || die "rpcpoold rejects the bench's TLS configuration"
+say "rpcpoold (https endpoints): $WORK/rpcpool-tls.ipc and 127.0.0.1:$HTTPORT ($WORKERS workers)"
+"$RPCPOOLD" -c "$WORK/rpcpool-tls.conf" 2>>"$WORK/rpcpoold-tls.log" &
+RPT_PID=$!
+PIDS+=("$RPT_PID")
+wait_ready --ipc "$WORK/rpcpool-tls.ipc" ||
+    say "warning: rpcpoold with https endpoints does not answer (see $OUT/rpcpoold-tls.log)"
+
 # ---------------------------------------------------------------------
 # the loads
 # ---------------------------------------------------------------------
@@ -256,7 +301,8 @@ run() {
         "$(echo "$line" | sed -n 's/.*"ok_rps":\([0-9.]*\).*"p50":\([0-9.]*\).*/\1 req\/s, p50 \2 us/p')")"
 }
 
-CASES=(direct nginx-tcp nginx-unix rpcpoold-ipc rpcpoold-http rpcpoold-http-unix)
+read -r -a CASES <<<"${BENCH_CASES:-direct nginx-tcp nginx-unix rpcpoold-ipc rpcpoold-http \
+rpcpoold-http-unix nginx-tls rpcpoold-tls-ipc rpcpoold-tls-http}"
 run_case() {
     case "$1" in
     direct) run direct "$2" "$UP_PID" --http "http://127.0.0.1:$UP1/" ;;
@@ -265,6 +311,9 @@ run_case() {
     rpcpoold-ipc) run rpcpoold-ipc "$2" "$RP_PID" --ipc "$WORK/rpcpool.ipc" ;;
     rpcpoold-http) run rpcpoold-http "$2" "$RP_PID" --http "http://127.0.0.1:$HTPORT/" ;;
     rpcpoold-http-unix) run rpcpoold-http-unix "$2" "$RP_PID" --http-unix "$WORK/rpcpool.ipc" ;;
+    nginx-tls) run nginx-tls "$2" "$PX_PID" --http "http://127.0.0.1:$PXTPORT/" ;;
+    rpcpoold-tls-ipc) run rpcpoold-tls-ipc "$2" "$RPT_PID" --ipc "$WORK/rpcpool-tls.ipc" ;;
+    rpcpoold-tls-http) run rpcpoold-tls-http "$2" "$RPT_PID" --http "http://127.0.0.1:$HTTPORT/" ;;
     esac
 }
 

@@ -45,6 +45,8 @@ struct rp_endpoint_config {
     int header_count;
     int has_rate_limit;              /* 1 when the endpoint overrides rate_limit */
     struct rp_rate_limit rate_limit; /* effective limit (override or global) */
+    char *tls_ca_file;               /* PEM bundle trusted for it (overrides the top-level one);
+                                        NULL: the top-level one, or the system store */
     int line;                        /* line of the endpoint in the file, for errors */
 };
 
@@ -70,6 +72,7 @@ struct rp_config {
     char *health_check_method;        /* default "eth_blockNumber"; NULL when path is set */
     char *health_check_path;          /* NULL unless { path = "/health"; } */
     int64_t max_block_lag;            /* default 5 */
+    char *tls_ca_file;                /* PEM bundle trusted instead of the system store; NULL */
 
     int64_t cb_failure_threshold;      /* default 5 */
     int64_t cb_recovery_timeout_ms;    /* default 60000 */

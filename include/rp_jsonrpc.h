@@ -98,6 +98,24 @@ size_t rp_jsonrpc_error(char *out, size_t outlen, const char *id, size_t id_len,
 size_t rp_jsonrpc_merge_batch(char *out, size_t outlen, const char *body, size_t len,
                               const char *extra, size_t extra_len);
 
+/* Match an endpoint's answer BODY[0, LEN) to a forwarded batch whose calls
+ * expecting an answer were sent with the raw ids IDS ('\n'-separated, in
+ * request order; OUT_IDS, in the same order, are the ids the client gave
+ * them, or NULL when the same), and write one JSON array into OUT: for
+ * each id, in that order, the first unused element whose id names the same
+ * value (given back with the client's id bytes), or, when the answer has
+ * none, an error object
+ * {"code":-32603,"message":"Upstream error","data":MISSING_DATA} for that
+ * id; a single error object answering the whole batch is given to every
+ * call. Elements with unknown ids (or none) and extra elements are dropped.
+ * EXTRA (rpcpool's own error objects, comma-joined) follows. *MISSING (may
+ * be NULL) gets the number of calls the answer lacked. Returns the length
+ * written, or needed when OUTLEN is too small (like snprintf). */
+size_t rp_jsonrpc_match_batch(char *out, size_t outlen, const char *body, size_t len,
+                              const char *ids, size_t ids_len, const char *out_ids,
+                              size_t out_ids_len, const char *extra, size_t extra_len,
+                              const char *missing_data, int *missing);
+
 /* Remove line breaks (CR, LF) outside and inside the JSON text BUF[0, LEN)
  * in place; valid JSON has none inside strings. Returns the new length. */
 size_t rp_json_strip_newlines(char *buf, size_t len);

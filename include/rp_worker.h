@@ -3,15 +3,16 @@
  *   worker.c   the loop, accept, timers, lifecycle (drain and exit)
  *   conn.c     a client connection: read, frame, write, back-pressure
  *   request.c  a client request: validation result -> routing, retries, answer
- *   upstream.c the worker's libcurl multi handle driven from the same epoll
- *   h1.c       the native HTTP/1.1 client for http:// endpoints (rp_h1.h)
+ *   h1.c       the native HTTP/1.1 client, plain and over TLS (rp_h1.h), for
+ *              every endpoint
+ *   resolve.c  host-name lookups (c-ares) on the same epoll (rp_resolve.h)
  */
 #ifndef RP_WORKER_H
 #define RP_WORKER_H
 
-#include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rp_balancer.h"
 #include "rp_breaker.h"
@@ -28,9 +29,9 @@ enum rp_ev_kind {
     RP_EV_DEAD = 0, /* freed during this loop turn: its events are ignored */
     RP_EV_LISTEN = 1,
     RP_EV_CLIENT,
-    RP_EV_CURL,
     RP_EV_HANDOFF,
-    RP_EV_H1, /* a connection of the native HTTP/1.1 client (h1.c) */
+    RP_EV_H1,      /* a connection of the native HTTP/1.1 client (h1.c) */
+    RP_EV_RESOLVE, /* a socket of the worker's resolver (resolve.c) */
 };
 
 struct rp_ev {
@@ -97,8 +98,11 @@ struct rp_conn {
     size_t held_bytes; /* answers being received for it, and filled HTTP answers waiting */
 };
 
-/* How an attempt's transfer ended, as the upstream layer (libcurl, or the
- * native HTTP/1.1 client) saw it; request.c judges it. */
+/* How an attempt's transfer ended, as the transport (h1.c: http:// and
+ * https://) saw it; request.c judges it. The transport contract:
+ * rp_h1_start() begins an attempt, the result is always reported later
+ * through rp_req_attempt_done(), and no transport resends a request by
+ * itself once a byte of it may have left (sent = 1). */
 enum rp_xfer_status {
     RP_XFER_OK = 0,    /* an HTTP response was read whole (any status) */
     RP_XFER_CONNECT,   /* no connection (refused, unreachable, name): nothing was sent */
@@ -114,9 +118,23 @@ struct rp_xfer_result {
     char detail[96]; /* for RP_XFER_CONNECT / RP_XFER_IO: what happened */
 };
 
+/* The transport interface: what serves an endpoint's URL scheme (h1.c
+ * implements it for http:// and https://). start() begins R's attempt on
+ * endpoint EP with TIMEOUT_MS for the whole transfer (connect, handshake,
+ * request, response) and returns 0: the end is then reported later,
+ * exactly once, through rp_req_attempt_done() with a struct rp_xfer_result
+ * (never from inside start()); -1 when it could not begin (nothing is
+ * reported). cancel() ends a begun attempt now, reported (before it
+ * returns) as RP_XFER_TIMEOUT with its true `sent`. No transport resends a
+ * request by itself once a byte of it may have left. */
+struct rp_transport {
+    const char *name;
+    int (*start)(struct rp_req *r, int ep, long timeout_ms);
+    void (*cancel)(struct rp_req *r);
+};
+
 /* One attempt of a request on one endpoint. */
 struct rp_attempt {
-    CURL *easy;
     int ep;                          /* endpoint index */
     struct rp_breaker_ticket ticket; /* what the breaker granted, and in which period */
     uint64_t start_ns;
@@ -131,7 +149,11 @@ struct rp_attempt {
     uint64_t h1_deadline_ms;
     int h1_retried; /* already moved once to a fresh connection */
     int h1_fail;    /* a failure to report from h1_timer: enum rp_xfer_status + 1 */
-    const char *h1_fail_detail;
+    char h1_fail_detail[96];
+    int h1_waiting;          /* waiting for the endpoint's first address */
+    int h1_strays;           /* responses to other calls skipped on its connection */
+    int body_checked;        /* the body passed the response check already (rp_req_is_stray) */
+    struct rp_req *h1_wnext; /* next in that wait list */
 };
 
 /* A client request: one call, or one batch. */
@@ -145,6 +167,13 @@ struct rp_req {
     char method[64];     /* of a single call, or of the batch's first call */
     struct rp_buf extra; /* batch: error objects for invalid calls, comma-joined */
     struct rp_buf ids;   /* batch: raw ids of the calls that expect an answer, '\n'-separated */
+    /* Calls go upstream with ids of rpcpool's own, unique in the worker, so
+     * that an answer can only be taken for the call it answers (a stray
+     * response on a keep-alive connection never is); the client's ids are
+     * put back in the answer. */
+    char up_id[24]; /* single call: the id it was sent with; "" when none */
+    size_t up_id_len;
+    struct rp_buf up_ids; /* batch: the ids sent, in the order of ids */
     int is_batch;
     int answer;          /* 0 for a notification (or batch of them): nothing is written */
     int ncalls;          /* tokens it takes */
@@ -165,18 +194,15 @@ struct rp_wep {
     int in_use;
     struct rp_endpoint_config *cfg;
     struct rp_shm_endpoint *shm;
-    struct rp_shm_epstats *stats; /* this worker's row for it */
-    struct curl_slist *headers;
-    unsigned active;              /* this worker's attempts running on it */
-    unsigned share;               /* this worker's part of max_connections (at least 1) */
-    unsigned warm_min;            /* this worker's part of min_connections */
-    unsigned warming;             /* warm-up requests in flight */
-    uint64_t last_used_ms;        /* last attempt started on it */
-    struct rp_req *qhead, *qtail; /* waiting for a free connection */
-    CURL **easy;                  /* idle easy handles set up for this endpoint */
-    int neasy, capeasy;
-    int native;          /* plain http:// URL: served by h1.c, not libcurl */
-    struct rp_h1_ep *h1; /* h1.c's state for it (pool, address, request head) */
+    struct rp_shm_epstats *stats;  /* this worker's row for it */
+    unsigned active;               /* this worker's attempts running on it */
+    unsigned share;                /* this worker's part of max_connections (at least 1) */
+    unsigned warm_min;             /* this worker's part of min_connections */
+    unsigned warming;              /* warm-up requests in flight */
+    uint64_t last_used_ms;         /* last attempt started on it */
+    struct rp_req *qhead, *qtail;  /* waiting for a free connection */
+    const struct rp_transport *tr; /* what serves its URL (set by rp_h1_init()) */
+    struct rp_h1_ep *h1;           /* h1.c's state for it (pool, address, request head) */
 };
 
 struct rp_worker {
@@ -185,8 +211,6 @@ struct rp_worker {
     const struct rp_config *cfg;
     struct rp_shm_header *shm;
     unsigned slot; /* worker slot in shm */
-    CURLM *multi;
-    struct rp_timer curl_timer;
     struct rp_timer_heap timers;
     struct rp_conn *conns;
     unsigned nconns;
@@ -261,6 +285,7 @@ int rp_conn_hold(struct rp_conn *c, long long delta);
 void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len);
 int rp_req_warm(int ep, const char *body, size_t len);
 void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res);
+int rp_req_is_stray(struct rp_req *r);
 void rp_req_ep_slot_free(int ep);
 /* The transports call this as R's attempt body grows: the growth is counted
  * on its client. Returns -1 (R->at.over_budget set) when the client or the
@@ -269,13 +294,5 @@ int rp_req_body_account(struct rp_req *r);
 
 /* warm.c */
 void rp_warm_start(void);
-
-/* upstream.c */
-int rp_upstream_init(void);
-void rp_upstream_cleanup(void);
-int rp_upstream_start(struct rp_req *r, int ep, long timeout_ms);
-void rp_upstream_finish(struct rp_req *r);
-void rp_upstream_event(struct rp_ev *ev, uint32_t events);
-void rp_upstream_timeout(void);
 
 #endif

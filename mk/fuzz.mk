@@ -32,7 +32,7 @@ FUZZ_LIBS_http := -lhttp_parser
 # the native client's response reader: h1.c whole (its worker side is given
 # inert symbols by the target), as tests/unit/test_h1.c links it
 FUZZ_SRC_upstream := src/h1.c src/buf.c src/timer.c src/hold.c
-FUZZ_LIBS_upstream := -lhttp_parser
+FUZZ_LIBS_upstream := -lhttp_parser -lssl -lcrypto
 FUZZ_CFLAGS_upstream := $(shell pkg-config --cflags libcurl 2>/dev/null)
 FUZZ_SRC_restore := src/jsonrpc.c src/frame.c
 # librpcpool: the target includes lib/client.c itself

@@ -949,6 +949,32 @@ static char *url_normalise(const char *url, const struct url_parts *p)
     return o;
 }
 
+/* tls_ca_file in group G (KEY names it in messages): a readable PEM file
+ * with at least one certificate, copied into *OUT. Absent leaves *OUT. */
+static int read_ca_file(struct ctx *c, const config_setting_t *g, const char *key, char **out)
+{
+    const char *v;
+    config_setting_t *s;
+    if (get_str(c, g, "tls_ca_file", key, &v, &s) < 0)
+        return -1;
+    if (!v)
+        return 0;
+    char shown[SHOW_MAX + 8];
+    FILE *fp = fopen(v, "r");
+    if (!fp)
+        return fail(c, s, key, "cannot read \"%s\": %s", show(shown, sizeof shown, v),
+                    strerror(errno));
+    char line[256];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, fp))
+        found = strncmp(line, "-----BEGIN CERTIFICATE-----", 27) == 0 ||
+                strncmp(line, "-----BEGIN TRUSTED CERTIFICATE-----", 35) == 0;
+    fclose(fp);
+    if (!found)
+        return fail(c, s, key, "\"%s\" holds no PEM certificate", show(shown, sizeof shown, v));
+    return dup_str(c, out, v);
+}
+
 /* Headers of endpoint E from setting S (KEYPFX "endpoints[i]."). */
 static int read_headers(struct ctx *c, const config_setting_t *s, const char *keypfx,
                         struct rp_endpoint_config *e)
@@ -981,7 +1007,8 @@ static int read_headers(struct ctx *c, const config_setting_t *s, const char *ke
 static int read_endpoint(struct ctx *c, struct rp_config *cfg, const config_setting_t *s, int i,
                          struct rp_endpoint_config *e, struct ep_tmp *t)
 {
-    static const char *const known[] = {"name", "url", "weight", "headers", "rate_limit", NULL};
+    static const char *const known[] = {"name",       "url",         "weight", "headers",
+                                        "rate_limit", "tls_ca_file", NULL};
     char pfx[64], key[128];
     snprintf(pfx, sizeof pfx, "endpoints[%d].", i);
     t->s = s;
@@ -1046,6 +1073,12 @@ static int read_endpoint(struct ctx *c, struct rp_config *cfg, const config_sett
     config_setting_t *hs = config_setting_get_member(g, "headers");
     if (hs && read_headers(c, hs, pfx, e) < 0)
         return -1;
+    snprintf(key, sizeof key, "%stls_ca_file", pfx);
+    if (read_ca_file(c, g, key, &e->tls_ca_file) < 0)
+        return -1;
+    if (e->tls_ca_file && !t->up.https)
+        return fail(c, config_setting_get_member(g, "tls_ca_file"), key,
+                    "applies to https:// endpoints only");
     config_setting_t *rs;
     snprintf(key, sizeof key, "%srate_limit", pfx);
     if (get_group(c, g, "rate_limit", key, &rs) < 0)
@@ -1447,6 +1480,7 @@ static int read_all(struct ctx *c, const config_setting_t *root, struct rp_confi
                                         "max_block_lag",
                                         "circuit_breaker",
                                         "rate_limit",
+                                        "tls_ca_file",
                                         "server",
                                         NULL};
     static const char *const cb_known[] = {"failure_threshold", "recovery_timeout_ms",
@@ -1510,6 +1544,8 @@ static int read_all(struct ctx *c, const config_setting_t *root, struct rp_confi
         cfg->balance = (enum rp_balance)found;
     }
 
+    if (read_ca_file(c, root, "tls_ca_file", &cfg->tls_ca_file) < 0)
+        return -1;
     if (read_no_retry(c, root, cfg) < 0 || read_health_check(c, root, cfg) < 0 ||
         read_endpoints(c, root, cfg) < 0 || read_server(c, root, cfg) < 0)
         return -1;
@@ -1637,11 +1673,13 @@ void rp_config_free(struct rp_config *cfg)
         struct rp_endpoint_config *e = &cfg->endpoints[i];
         free(e->url);
         free(e->url_redacted);
+        free(e->tls_ca_file);
         for (int k = 0; k < RP_MAX_HEADERS; k++)
             free(e->headers[k]);
     }
     for (int i = 0; i < RP_MAX_NO_RETRY; i++)
         free(cfg->no_retry_methods[i]);
+    free(cfg->tls_ca_file);
     free(cfg->health_check_method);
     free(cfg->health_check_path);
     free(cfg->socket_path);

@@ -891,3 +891,126 @@ size_t rp_jsonrpc_merge_batch(char *out, size_t outlen, const char *body, size_t
         out[outlen - 1] = '\0';
     return pos;
 }
+
+/* Write element B[S, E) (a response object whose id is B[IS, IE), or
+ * IS == IE == 0 when it has none) with its id replaced by ID: the client
+ * gets its own id bytes back. */
+static void match_put_elem(char *out, size_t outlen, size_t *pos, const char *b, size_t s, size_t e,
+                           size_t is, size_t ie, const char *id, size_t id_len)
+{
+    if (is == 0 && ie == 0) { /* no id member: put one in after the brace */
+        merge_put(out, outlen, pos, b + s, 1);
+        merge_put(out, outlen, pos, "\"id\":", 5);
+        merge_put(out, outlen, pos, id, id_len);
+        merge_put(out, outlen, pos, ",", 1);
+        merge_put(out, outlen, pos, b + s + 1, e - s - 1);
+        return;
+    }
+    merge_put(out, outlen, pos, b + s, is - s);
+    merge_put(out, outlen, pos, id, id_len);
+    merge_put(out, outlen, pos, b + ie, e - ie);
+}
+
+/* See rp_jsonrpc.h. */
+size_t rp_jsonrpc_match_batch(char *out, size_t outlen, const char *body, size_t len,
+                              const char *ids, size_t ids_len, const char *out_ids,
+                              size_t out_ids_len, const char *extra, size_t extra_len,
+                              const char *missing_data, int *missing)
+{
+    size_t pos = 0;
+    int nmiss = 0;
+    size_t i = body && len ? js_skip_ws(body, len, 0) : len;
+    int single = i < len && body[i] == '{';
+    /* the elements of the answer: where each is and where its id is */
+    size_t cap = 0, n = 0;
+    struct {
+        size_t s, e, is, ie;
+        int used;
+    } *el = NULL;
+    if (i < len && (body[i] == '[' || single)) {
+        size_t k = single ? i : js_skip_ws(body, len, i + 1);
+        while (k < len && body[k] == '{') {
+            struct resp_info ri;
+            size_t end = js_skip_value(body, len, k);
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                void *p = realloc(el, nc * sizeof *el);
+                if (!p)
+                    break;
+                el = p;
+                cap = nc;
+            }
+            el[n].s = k;
+            el[n].e = end;
+            el[n].is = el[n].ie = 0;
+            el[n].used = 0;
+            if (resp_object(body, len, k, &ri) == 0 && ri.n_id == 1) {
+                el[n].is = ri.id_start;
+                el[n].ie = ri.id_end;
+            }
+            n++;
+            if (single)
+                break;
+            k = js_skip_ws(body, len, end);
+            if (k < len && body[k] == ',')
+                k = js_skip_ws(body, len, k + 1);
+        }
+    }
+    merge_put(out, outlen, &pos, "[", 1);
+    int first = 1;
+    if (!out_ids) {
+        out_ids = ids;
+        out_ids_len = ids_len;
+    }
+    const char *p = ids, *end = ids ? ids + ids_len : NULL;
+    const char *q = out_ids, *qend = out_ids ? out_ids + out_ids_len : NULL;
+    while (p && p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t idl = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        /* the id the client gave this call (Q), and the one it was sent with (P) */
+        const char *qnl = q && q < qend ? memchr(q, '\n', (size_t)(qend - q)) : NULL;
+        size_t ql = q && q < qend ? (qnl ? (size_t)(qnl - q) : (size_t)(qend - q)) : 0;
+        if (!first)
+            merge_put(out, outlen, &pos, ",", 1);
+        first = 0;
+        int found = 0;
+        if (single && n == 1) {
+            /* one error object answering the whole batch: each call gets it */
+            match_put_elem(out, outlen, &pos, body, el[0].s, el[0].e, el[0].is, el[0].ie, q, ql);
+            found = 1;
+        }
+        for (size_t j = 0; !found && j < n; j++) {
+            if (el[j].used || el[j].is == el[j].ie ||
+                !id_equal(body + el[j].is, el[j].ie - el[j].is, p, idl))
+                continue;
+            el[j].used = 1;
+            match_put_elem(out, outlen, &pos, body, el[j].s, el[j].e, el[j].is, el[j].ie, q, ql);
+            found = 1;
+        }
+        if (!found) {
+            size_t need = rp_jsonrpc_error(NULL, 0, q, ql, RP_JSONRPC_INTERNAL_ERROR,
+                                           "Upstream error", missing_data);
+            size_t room = pos < outlen ? outlen - pos : 0;
+            rp_jsonrpc_error(room > need ? out + pos : NULL, room > need ? room : 0, q, ql,
+                             RP_JSONRPC_INTERNAL_ERROR, "Upstream error", missing_data);
+            pos += need;
+            nmiss++;
+        }
+        p = nl ? nl + 1 : end;
+        q = qnl ? qnl + 1 : qend;
+    }
+    if (extra_len) {
+        if (!first)
+            merge_put(out, outlen, &pos, ",", 1);
+        merge_put(out, outlen, &pos, extra, extra_len);
+    }
+    merge_put(out, outlen, &pos, "]", 1);
+    if (pos < outlen)
+        out[pos] = '\0';
+    else if (outlen)
+        out[outlen - 1] = '\0';
+    free(el);
+    if (missing)
+        *missing = nmiss;
+    return pos;
+}

@@ -72,6 +72,7 @@ struct pcall {
     char *req;          /* POST body, owned; NULL for a GET */
     struct rp_buf body; /* the answer */
     int too_large;
+    char errbuf[CURL_ERROR_SIZE]; /* curl's detailed message (TLS failures name why) */
 };
 
 /* One configured endpoint as the prober sees it. */
@@ -151,7 +152,24 @@ static void prober_name_value(char *out, size_t outlen, const char *name)
 
 /* ---- curl plumbing (the pattern of upstream.c) ---- */
 
-/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into epoll. */
+/* Register S in epoll for EVENTS with OP, falling back to the other
+ * operation when the kernel's view differs (a reused fd number): no
+ * socket is ever left unwatched because an epoll_ctl failed. */
+static void prober_watch(curl_socket_t s, uint32_t events, int op)
+{
+    struct epoll_event ev = {.events = events, .data.fd = s};
+    if (epoll_ctl(P.epfd, op, s, &ev) == 0)
+        return;
+    if (errno == EEXIST || errno == ENOENT) {
+        int other = op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        if (epoll_ctl(P.epfd, other, s, &ev) == 0)
+            return;
+    }
+    rp_warn("prober: cannot watch a socket", "error=\"%s\"", strerror(errno));
+}
+
+/* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into epoll;
+ * CURL_POLL_REMOVE forgets the record (curl may close the fd next). */
 static int prober_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
@@ -175,14 +193,11 @@ static int prober_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, 
         if (!ps)
             return -1;
         ps->events = events;
-        struct epoll_event ev = {.events = events, .data.fd = s};
-        if (epoll_ctl(P.epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
-            epoll_ctl(P.epfd, EPOLL_CTL_MOD, s, &ev);
+        prober_watch(s, events, EPOLL_CTL_ADD);
         curl_multi_assign(P.multi, s, ps);
     } else if (ps->events != events) {
         ps->events = events;
-        struct epoll_event ev = {.events = events, .data.fd = s};
-        epoll_ctl(P.epfd, EPOLL_CTL_MOD, s, &ev);
+        prober_watch(s, events, EPOLL_CTL_MOD);
     }
     return 0;
 }
@@ -345,6 +360,12 @@ static int call_start(struct pep *e, enum call_kind kind)
     curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, e);
     curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, prober_close_cb);
     curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    /* certificates and host names are always verified (curl's default);
+     * tls_ca_file replaces the system store */
+    const char *ca = e->cfg->tls_ca_file ? e->cfg->tls_ca_file : P.cfg->tls_ca_file;
+    if (ca)
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
     if (curl_multi_add_handle(P.multi, h) != CURLM_OK) {
         curl_easy_cleanup(h);
         c->easy = NULL;
@@ -456,6 +477,12 @@ static const char *call_transport_error(const struct pcall *c, CURLcode code)
 {
     if (c->too_large)
         return "answer too large";
+    /* a refused certificate: curl's own text says why (it names the
+     * host, never the URL's path) */
+    if ((code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CONNECT_ERROR ||
+         code == CURLE_SSL_CACERT_BADFILE) &&
+        c->errbuf[0])
+        return c->errbuf;
     if (code != CURLE_OK)
         return curl_easy_strerror(code);
     return NULL;

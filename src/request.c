@@ -22,6 +22,7 @@
 #include "rp_log.h"
 
 static void req_route(struct rp_req *r);
+static uint64_t up_seq; /* the last upstream id given out by this worker */
 static void req_wait_fired(struct rp_timer *t, void *arg);
 
 /* ---------------------------------------------------------------------
@@ -46,6 +47,7 @@ static struct rp_req *req_new(struct rp_conn *c)
     rp_timer_init(&r->timer, req_wait_fired, r);
     rp_buf_init(&r->extra);
     rp_buf_init(&r->ids);
+    rp_buf_init(&r->up_ids);
     rp_buf_init(&r->trail);
     rp_buf_init(&r->at.body);
     rp_w.nreqs++;
@@ -96,6 +98,7 @@ static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
     free(r->id);
     rp_buf_free(&r->extra);
     rp_buf_free(&r->ids);
+    rp_buf_free(&r->up_ids);
     rp_buf_free(&r->trail);
     rp_buf_free(&r->at.body);
     free(r);
@@ -220,6 +223,24 @@ static void copy_method(struct rp_req *r, const char *buf, const struct rp_jcall
         r->no_retry = 1;
 }
 
+/* A fresh upstream id into ID (24 bytes): a number unique in this worker
+ * (and across workers: the slot is in its high bits). Returns its length. */
+static size_t up_id_next(char *id)
+{
+    if (up_seq == 0)
+        up_seq = (uint64_t)(rp_w.slot + 1) << 32;
+    return (size_t)snprintf(id, 24, "%llu", (unsigned long long)++up_seq);
+}
+
+/* Append call BUF[S, E) to B with its id BUF[IS, IE) replaced by ID. */
+static void append_with_id(struct rp_buf *b, const char *buf, size_t s, size_t e, size_t is,
+                           size_t ie, const char *id, size_t id_len)
+{
+    rp_buf_append(b, buf + s, is - s);
+    rp_buf_append(b, id, id_len);
+    rp_buf_append(b, buf + ie, e - ie);
+}
+
 /* Build a request from one framed value and route it, or answer it at once
  * when it is not a valid request. */
 void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
@@ -255,13 +276,23 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
                 r->id_len = call->id_len;
             }
         }
-        r->send = malloc(len);
+        if (call->id_start < 0) {
+            r->send = malloc(len);
+            if (r->send)
+                memcpy(r->send, buf, len);
+            r->send_len = len;
+        } else {
+            struct rp_buf sb = RP_BUF_INIT;
+            size_t is = (size_t)call->id_start, ie = is + call->id_len;
+            r->up_id_len = up_id_next(r->up_id);
+            append_with_id(&sb, buf, 0, len, is, ie, r->up_id, r->up_id_len);
+            r->send = rp_buf_failed(&sb) ? NULL : rp_buf_detach(&sb, &r->send_len);
+            rp_buf_free(&sb);
+        }
         if (!r->send || (call->id_start >= 0 && !r->id)) {
             req_fail(r, RP_JSONRPC_INTERNAL_ERROR, "Upstream error: out of memory", NULL);
             return;
         }
-        memcpy(r->send, buf, len);
-        r->send_len = len;
         req_route(r);
         return;
     }
@@ -295,17 +326,26 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
         else if (call_no_retry(buf, call))
             r->no_retry = 1;
         rp_buf_append(&send, valid ? "," : "[", 1);
-        rp_buf_append(&send, buf + call->start, call->len);
         valid++;
         if (!rp_jcall_is_notification(call)) {
+            char id[24];
+            size_t idl = up_id_next(id);
+            size_t is = (size_t)call->id_start;
+            append_with_id(&send, buf, call->start, call->start + call->len, is, is + call->id_len,
+                           id, idl);
             rp_buf_append(&r->ids, buf + call->id_start, call->id_len);
             rp_buf_append(&r->ids, "\n", 1);
+            rp_buf_append(&r->up_ids, id, idl);
+            rp_buf_append(&r->up_ids, "\n", 1);
+        } else {
+            rp_buf_append(&send, buf + call->start, call->len);
         }
     }
     rp_buf_append(&send, "]", 1);
     r->answer = r->ids.len > 0 || r->extra.len > 0;
     r->ncalls = valid;
-    if (rp_buf_failed(&send) || rp_buf_failed(&r->ids) || rp_buf_failed(&r->extra)) {
+    if (rp_buf_failed(&send) || rp_buf_failed(&r->ids) || rp_buf_failed(&r->up_ids) ||
+        rp_buf_failed(&r->extra)) {
         rp_buf_free(&send);
         req_fail(r, RP_JSONRPC_INTERNAL_ERROR, "Upstream error: out of memory", NULL);
         return;
@@ -414,7 +454,7 @@ static void req_launch(struct rp_req *r, int ep)
     ep_inflight(ep, +1);
     r->at.start_ns = rp_clock_mono_ns();
     r->tries++;
-    if ((w->native ? rp_h1_start(r, ep, timeout) : rp_upstream_start(r, ep, timeout)) != 0) {
+    if (w->tr->start(r, ep, timeout) != 0) {
         w->active--;
         ep_inflight(ep, -1);
         req_give_back(r, ep);
@@ -664,9 +704,46 @@ static int req_restore_id(struct rp_req *r, const char *body, size_t len)
     return 1;
 }
 
-/* Write the endpoint's answer to the client: single-line, with the batch's
+/* Answer batch R from its endpoint's (one-line) answer: every call that
+ * expects an answer gets its element, matched by id, or -32603 when the
+ * endpoint (EP) left it out; elements nobody asked for are dropped; the
+ * batch's own error objects follow. */
+static void req_answer_batch(struct rp_req *r, int ep)
+{
+    struct rp_buf *b = &r->at.body;
+    struct rp_buf data = RP_BUF_INIT;
+    rp_buf_puts(&data, "[{\"endpoint\":");
+    rp_buf_append_json_str(&data, rp_w.eps[ep].cfg->name);
+    rp_buf_puts(&data, ",\"error\":\"the endpoint's batch answer has no element for this call\"}]");
+    if (rp_buf_failed(&data)) {
+        rp_buf_free(&data);
+        req_fail_upstream(r, "out of memory");
+        return;
+    }
+    int missing = 0;
+    size_t need =
+        rp_jsonrpc_match_batch(NULL, 0, b->data, b->len, r->up_ids.data, r->up_ids.len, r->ids.data,
+                               r->ids.len, r->extra.data, r->extra.len, data.data, NULL);
+    char *out = malloc(need + 1);
+    if (!out) {
+        rp_buf_free(&data);
+        req_fail_upstream(r, "out of memory");
+        return;
+    }
+    rp_jsonrpc_match_batch(out, need + 1, b->data, b->len, r->up_ids.data, r->up_ids.len,
+                           r->ids.data, r->ids.len, r->extra.data, r->extra.len, data.data,
+                           &missing);
+    if (missing)
+        rp_warn("endpoint's batch answer lacked calls: answered -32603 for them",
+                "endpoint=%s missing=%d", rp_w.eps[ep].cfg->name, missing);
+    rp_buf_free(&data);
+    req_finish(r, out, need, 1);
+    free(out);
+}
+
+/* Write endpoint EP's answer to the client: single-line, with the batch's
  * own error objects merged in. */
-static void req_answer_success(struct rp_req *r)
+static void req_answer_success(struct rp_req *r, int ep)
 {
     struct rp_buf *b = &r->at.body;
     /* the id span from the verdict's check is an offset into the body as
@@ -675,6 +752,10 @@ static void req_answer_success(struct rp_req *r)
         return;
     size_t len = rp_json_strip_newlines(b->data ? b->data : (char *)"", b->len);
     b->len = len;
+    if (r->is_batch && r->ids.len) {
+        req_answer_batch(r, ep);
+        return;
+    }
     if (!r->is_batch || !r->extra.len) {
         if (r->is_batch && len == 0) { /* notifications only */
             req_finish(r, NULL, 0, 1);
@@ -692,6 +773,32 @@ static void req_answer_success(struct rp_req *r)
     rp_jsonrpc_merge_batch(merged, need + 1, b->data, len, r->extra.data, r->extra.len);
     req_finish(r, merged, need, 1);
     free(merged);
+}
+
+/* Is the body R's attempt just read a JSON-RPC response to another call:
+ * one with an id that is not null and not the one R was sent with (for a
+ * batch: a single object with such an id, as no batch answer is one)? */
+int rp_req_is_stray(struct rp_req *r)
+{
+    const char *b = r->at.body.data;
+    size_t n = r->at.body.len;
+    r->at.body_checked = 0;
+    if (!n || !r->answer || (!r->is_batch && !r->up_id_len))
+        return 0;
+    if (r->is_batch) {
+        size_t i = 0;
+        while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n'))
+            i++;
+        if (i == n || b[i] != '{')
+            return 0; /* an array: a batch answer, judged by the verdict */
+    } else if (rp_jsonrpc_check_response(&rp_w.parser, b, n, 0, r->up_id, r->up_id_len) == 0) {
+        r->at.body_checked = 1; /* ours: the verdict need not check it again */
+        return 0;
+    }
+    if (rp_jsonrpc_check_response(&rp_w.parser, b, n, 0, NULL, 0) != 0)
+        return 0; /* not a single response at all */
+    long s = rp_w.parser.id_start, e = rp_w.parser.id_end;
+    return s >= 0 && !(e - s == 4 && memcmp(b + s, "null", 4) == 0);
 }
 
 /* Classify a finished attempt. Returns NULL for an answer, else a short
@@ -735,8 +842,12 @@ static const char *attempt_verdict(struct rp_req *r, const struct rp_xfer_result
         return NULL; /* a batch of notifications: nothing comes back */
     if (r->at.body.len == 0 && !r->answer && http >= 200 && http < 300)
         return NULL; /* a notification */
-    if (rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, r->is_batch,
-                                  r->is_batch ? NULL : r->id, r->is_batch ? 0 : r->id_len) != 0) {
+    /* a single call is checked against the id it was sent with */
+    const char *want = r->is_batch ? NULL : r->up_id_len ? r->up_id : r->id;
+    size_t want_len = r->is_batch ? 0 : r->up_id_len ? r->up_id_len : r->id_len;
+    if (!r->at.body_checked &&
+        rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, r->is_batch, want,
+                                  want_len) != 0) {
         if (!r->answer && http >= 200 && http < 300)
             return NULL; /* notification: whatever came back is dropped */
         snprintf(why, whylen, "HTTP %ld: not a JSON-RPC response", http);
@@ -760,6 +871,8 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     char why[160];
     int counts;
     const char *fail = attempt_verdict(r, res, &counts, why, sizeof why);
+    if (fail && res->status == RP_XFER_OK && http >= 200 && http < 300)
+        rp_h1_discard_released(); /* not this call's answer: its own may still come */
     struct rp_shm_epstats *st = w->stats;
     struct rp_breaker_ticket t = r->at.ticket;
     struct rp_trial_cells cells = ep_cells(ep);
@@ -769,7 +882,7 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     if (!fail) {
         rp_breaker_success(&w->shm->breaker, &cells, t);
         ep_record_latency(ep, latency_us);
-        req_answer_success(r);
+        req_answer_success(r, ep);
         return;
     }
     if (http == 429 && r->at.retry_after_s > 0) {

@@ -1,5 +1,6 @@
 /* worker.c - a worker process: one epoll loop serving clients on the
- * inherited listen socket and driving the worker's libcurl multi handle.
+ * inherited listen socket and driving the native HTTP/1.1 (and TLS) upstream
+ * client (h1.c) and its resolver from the same loop.
  *
  * Lifecycle: started by the supervisor after fork(); runs until SIGTERM,
  * then stops accepting, answers what it holds (up to shutdown_timeout_ms),
@@ -21,6 +22,7 @@
 #include "rp_h1.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
+#include "rp_resolve.h"
 
 struct rp_worker rp_w;
 
@@ -106,21 +108,12 @@ static int worker_setup_endpoints(void)
         w->stats = rp_shm_stats(rp_w.shm, rp_w.slot, row->id);
         w->share = share;
         w->warm_min = warm_min < share ? warm_min : share;
-        w->native = strncasecmp(ec->url, "http://", 7) == 0; /* see rp_h1_init() */
-        w->headers = curl_slist_append(NULL, "Content-Type: application/json");
-        w->headers = curl_slist_append(w->headers, "Expect:");
-        for (int h = 0; h < ec->header_count; h++)
-            w->headers = curl_slist_append(w->headers, ec->headers[h]);
-        if (!w->headers)
-            return -1;
     }
     return 0;
 }
 
 static void worker_free_endpoints(void)
 {
-    for (int i = 0; i < rp_w.nep; i++)
-        curl_slist_free_all(rp_w.eps[i].headers);
     rp_w.nep = 0;
 }
 
@@ -285,7 +278,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         rp_error("epoll_ctl channel failed", "error=\"%s\"", strerror(errno));
         return 1;
     }
-    if (rp_upstream_init() != 0 || worker_setup_endpoints() != 0 || rp_h1_init() != 0) {
+    if (worker_setup_endpoints() != 0 || rp_h1_init() != 0) {
         rp_error("worker initialisation failed", NULL);
         return 1;
     }
@@ -337,6 +330,11 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
             rp_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
             break;
         }
+        /* idle upstream connections that spoke close before anything of
+         * this batch could reuse them */
+        for (int i = 0; i < n; i++)
+            if (((struct rp_ev *)events[i].data.ptr)->kind == RP_EV_H1)
+                rp_h1_idle_event(events[i].data.ptr);
         for (int i = 0; i < n; i++) {
             struct rp_ev *e = events[i].data.ptr;
             switch (e->kind) {
@@ -347,8 +345,8 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
             case RP_EV_CLIENT:
                 rp_conn_event((struct rp_conn *)e, events[i].events);
                 break;
-            case RP_EV_CURL:
-                rp_upstream_event(e, events[i].events);
+            case RP_EV_RESOLVE:
+                rp_resolve_event(e, events[i].events);
                 break;
             case RP_EV_H1:
                 rp_h1_event(e, events[i].events);
@@ -365,7 +363,6 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         worker_bury();
     }
     rp_info("worker stopped", "slot=%u", slot);
-    rp_upstream_cleanup();
     rp_h1_cleanup();
     worker_free_endpoints();
     worker_bury();

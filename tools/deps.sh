@@ -28,6 +28,9 @@ have_pc() { have pkg-config && pkg-config --exists "$1" 2>/dev/null; }
 have pkg-config || add pkg-config
 have_pc libcurl || add libcurl4-openssl-dev
 have_pc libconfig || add libconfig-dev
+have_pc openssl || add libssl-dev   # the workers' TLS client
+have_pc libcares || add libc-ares-dev # the workers' resolver
+have openssl || add openssl         # the tests make their own CA
 # Header-only or pkg-config-less libraries: their headers.
 [ -f /usr/include/jsmn.h ] || add libjsmn-dev
 [ -f /usr/include/CUnit/CUnit.h ] || add libcunit1-dev
@@ -100,7 +103,7 @@ fi
 
 if [ "${DEPS_DRY_RUN:-0}" != 1 ]; then
     # Check what the installs should have brought.
-    for pc in libcurl libconfig; do
+    for pc in libcurl libconfig openssl libcares; do
         have_pc "$pc" || die "pkg-config cannot find $pc after installing"
     done
     for h in /usr/include/jsmn.h /usr/include/CUnit/CUnit.h /usr/include/http_parser.h; do

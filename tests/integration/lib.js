@@ -411,9 +411,14 @@ async function stopProc(proc, { timeout = 10000, signal = 'SIGTERM' } = {}) {
 
 // Start tests/upstream/fault.js: {port, url, proc, log, state(), setMode(),
 // resetCounters(), setBlock(), stop()}. OPTS: mode, chainId, block, and the
-// mode parameters (delay_ms, retry_after, drip_ms, big_bytes, status, times).
+// mode parameters (delay_ms, retry_after, drip_ms, big_bytes, status, times);
+// tls: {cert, key} (files, e.g. from makeTls()) makes it an HTTPS upstream
+// whose url is https://localhost:PORT, controlled over a separate plain-HTTP
+// port; host: the host name the url names (default localhost for https,
+// 127.0.0.1 for http).
 async function startFault(opts = {}) {
   const argv = [FAULT, '--port', '0', '--exit-with-stdin'];
+  if (opts.tls) argv.push('--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key, '--control-port', '0');
   if (opts.mode) argv.push('--mode', String(opts.mode));
   if (opts.chainId !== undefined) argv.push('--chain-id', String(opts.chainId));
   if (opts.block !== undefined) argv.push('--block', String(opts.block));
@@ -424,10 +429,12 @@ async function startFault(opts = {}) {
   const out = [];
   const log = [];
   let portResolve;
+  let controlPort = null;
   const portP = new Promise((r) => { portResolve = r; });
   captureLines(proc.stdout, out, (line) => {
     try {
       const v = JSON.parse(line);
+      if (v && v.control_port) controlPort = v.control_port;
       if (v && v.port) portResolve(v.port);
     } catch {
       /* not the port line */
@@ -440,9 +447,10 @@ async function startFault(opts = {}) {
       throw new Error(`fault.js exited (${r.code ?? r.signal}): ${log.join('\n')}`);
     }),
   ]), 15000, 'fault.js start');
-  const url = `http://127.0.0.1:${port}`;
+  const url = opts.tls ? `https://${opts.host || 'localhost'}:${port}` : `http://${opts.host || '127.0.0.1'}:${port}`;
+  const ctlUrl = opts.tls ? `http://127.0.0.1:${controlPort}` : url;
   const ctl = async (method, p, body) => {
-    const r = await httpRequest(url, { method, path: p, body });
+    const r = await httpRequest(ctlUrl, { method, path: p, body });
     const v = JSON.parse(r.body);
     if (r.status !== 200) throw new Error(`fault control ${p}: ${r.status} ${v.error || r.body}`);
     return v;
@@ -456,7 +464,49 @@ async function startFault(opts = {}) {
     setMode: (mode, params = {}) => ctl('POST', '/_control/mode', { mode, ...params }),
     resetCounters: () => ctl('POST', '/_control/reset', {}),
     setBlock: (block) => ctl('POST', '/_control/block', { block }),
+    setTls: (files) => ctl('POST', '/_control/tls', { cert: files.cert, key: files.key }),
     stop: () => stopProc(proc, { timeout: 10000 }),
+  };
+}
+
+// With the openssl CLI, into DIR (a fresh temporary directory when not
+// given): a CA of its own (ca.pem) and, signed by it, a server certificate
+// for the host names NAMES and 127.0.0.1 (cert.pem, key.pem); a second
+// certificate from the same CA for another name only (wrong.pem,
+// wrong.key); and a certificate for NAMES from a CA nobody trusts
+// (untrusted.pem, untrusted.key). Resolves to the file names.
+async function makeTls({ dir, names = ['localhost'] } = {}) {
+  dir = dir || tmpDir('rpcpool-tls-');
+  const f = (n) => path.join(dir, n);
+  const ossl = async (args) => {
+    const r = await run('openssl', args, { cwd: dir });
+    if (r.code !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const ca = async (name) => ossl(['req', '-x509', ...ec, '-keyout', f(`${name}.key`), '-out', f(`${name}.pem`),
+    '-days', '2', '-subj', `/CN=rpcpool test ${name}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  const leaf = async (caName, out, sans) => {
+    fs.writeFileSync(f(`${out}.ext`), `subjectAltName=${sans}\nbasicConstraints=CA:FALSE\n` +
+      'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n');
+    await ossl(['req', ...ec, '-keyout', f(`${out}.key`), '-out', f(`${out}.csr`), '-subj', `/CN=${out}`]);
+    await ossl(['x509', '-req', '-in', f(`${out}.csr`), '-CA', f(`${caName}.pem`), '-CAkey', f(`${caName}.key`),
+      '-CAcreateserial', '-out', f(`${out}.pem`), '-days', '2', '-extfile', f(`${out}.ext`)]);
+  };
+  const sans = [...names.map((n) => `DNS:${n}`), 'IP:127.0.0.1'].join(',');
+  await ca('ca');
+  await ca('otherca');
+  await leaf('ca', 'cert', sans);
+  await leaf('ca', 'wrong', 'DNS:wrong.example');
+  await leaf('otherca', 'untrusted', sans);
+  return {
+    dir,
+    ca: f('ca.pem'),
+    cert: f('cert.pem'),
+    key: f('cert.key'),
+    wrong: { cert: f('wrong.pem'), key: f('wrong.key') },
+    untrusted: { cert: f('untrusted.pem'), key: f('untrusted.key') },
+    good: { cert: f('cert.pem'), key: f('cert.key') },
   };
 }
 
@@ -937,6 +987,7 @@ module.exports = {
   httpRpc,
   startAnvil,
   startFault,
+  makeTls,
   toLibconfig,
   writePoolConfig,
   spawnDaemon,

@@ -331,6 +331,58 @@ static void test_bad_headers(void)
     RUN(cases);
 }
 
+static void test_tls_ca_file(void)
+{
+    char dir[] = "/tmp/rp_test_ca_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char pem[128], junk[128], text[1024];
+    snprintf(pem, sizeof pem, "%s/ca.pem", dir);
+    snprintf(junk, sizeof junk, "%s/junk.pem", dir);
+    FILE *fp = fopen(pem, "w");
+    CU_ASSERT_FATAL(fp != NULL);
+    fputs("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", fp);
+    fclose(fp);
+    fp = fopen(junk, "w");
+    CU_ASSERT_FATAL(fp != NULL);
+    fputs("not a certificate\n", fp);
+    fclose(fp);
+
+    /* top level, and per endpoint overriding it */
+    struct rp_config cfg;
+    char err[RP_ERR_MAX];
+    snprintf(text, sizeof text,
+             "tls_ca_file = \"%s\";\nendpoints = ( \"https://a.example/\",\n"
+             "{ url = \"https://b.example/\"; tls_ca_file = \"%s\"; } );\n",
+             pem, pem);
+    CU_ASSERT_FATAL(load_text(text, &cfg, err) == 0);
+    CU_ASSERT_STRING_EQUAL(cfg.tls_ca_file, pem);
+    CU_ASSERT_PTR_NULL(cfg.endpoints[0].tls_ca_file);
+    CU_ASSERT_STRING_EQUAL(cfg.endpoints[1].tls_ca_file, pem);
+    rp_config_free(&cfg);
+    CU_ASSERT_FATAL(load_text(EP, &cfg, err) == 0);
+    CU_ASSERT_PTR_NULL(cfg.tls_ca_file);
+    rp_config_free(&cfg);
+
+    char t0[512], t1[512], t2[512], t3[512];
+    snprintf(t0, sizeof t0, EP "tls_ca_file = \"%s/none.pem\";\n", dir);
+    snprintf(t1, sizeof t1, EP "\ntls_ca_file = \"%s\";\n", junk);
+    snprintf(t2, sizeof t2,
+             "endpoints = ( { url = \"http://a.example\";\n tls_ca_file = \"%s\"; } );\n", pem);
+    snprintf(t3, sizeof t3,
+             "endpoints = ( { url = \"https://a.example\";\n tls_ca_file = 5; } );\n");
+    struct err_case cases[] = {
+        {t0, 2, "tls_ca_file", "cannot read"},
+        {t1, 3, "tls_ca_file", "holds no PEM certificate"},
+        {t2, 2, "endpoints[0].tls_ca_file", "applies to https:// endpoints only"},
+        {t3, 2, "endpoints[0].tls_ca_file", "must be a string"},
+        {EP "tls_ca_file = \"\";\n", 2, "tls_ca_file", "must not be empty"},
+    };
+    RUN(cases);
+    unlink(pem);
+    unlink(junk);
+    rmdir(dir);
+}
+
 static void test_bad_strings(void)
 {
     static const struct err_case cases[] = {
@@ -1033,6 +1085,7 @@ int main(void)
         {"malformed URLs", test_bad_urls},
         {"endpoint list errors", test_bad_endpoints},
         {"header errors", test_bad_headers},
+        {"tls_ca_file", test_tls_ca_file},
         {"string value errors", test_bad_strings},
         {"syntax errors and files", test_syntax_and_files},
         {"URL redaction", test_redact},

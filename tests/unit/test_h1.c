@@ -11,6 +11,7 @@
 
 #include "rp_h1.h"
 #include "rp_log.h"
+#include "rp_resolve.h"
 #include "rp_test.h"
 #include "rp_worker.h"
 
@@ -44,11 +45,46 @@ int rp_req_body_account(struct rp_req *r)
     return 0;
 }
 
+int rp_req_is_stray(struct rp_req *r)
+{
+    (void)r;
+    worker_called++;
+    return 0;
+}
+
 void rp_log(enum rp_log_level level, const char *msg, const char *fmt, ...)
 {
     (void)level;
     (void)msg;
     (void)fmt;
+}
+
+const char *rp_log_quote(char *out, size_t outlen, const char *s)
+{
+    (void)s;
+    if (outlen)
+        out[0] = '\0';
+    return out;
+}
+
+int rp_resolve_init(void)
+{
+    worker_called++;
+    return 0;
+}
+
+void rp_resolve_cleanup(void)
+{
+    worker_called++;
+}
+
+void rp_resolve_start(const char *host, uint16_t port, rp_resolve_cb cb, void *arg)
+{
+    (void)host;
+    (void)port;
+    (void)cb;
+    (void)arg;
+    worker_called++;
 }
 
 /* ---- URL ---- */
@@ -86,7 +122,22 @@ static void test_url(void)
     CU_ASSERT_EQUAL(u.port, 81);
     CU_ASSERT_NSTRING_EQUAL(u.target, "?q", u.target_len);
 
-    CU_ASSERT_EQUAL(rp_h1_url_parse("https://h/", &u), -1);
+    CU_ASSERT_EQUAL(rp_h1_url_parse("https://node.example/v3/K", &u), 0);
+    CU_ASSERT_EQUAL(u.tls, 1);
+    CU_ASSERT_EQUAL(u.port, 443);
+    CU_ASSERT_STRING_EQUAL(u.hostport, "node.example");
+    CU_ASSERT_NSTRING_EQUAL(u.target, "/v3/K", u.target_len);
+    CU_ASSERT_EQUAL(rp_h1_url_parse("HTTPS://localhost:443", &u), 0);
+    CU_ASSERT_STRING_EQUAL(u.hostport, "localhost");
+    CU_ASSERT_EQUAL(rp_h1_url_parse("https://localhost:8443/", &u), 0);
+    CU_ASSERT_STRING_EQUAL(u.hostport, "localhost:8443");
+    CU_ASSERT_EQUAL(u.tls, 1);
+    CU_ASSERT_EQUAL(rp_h1_url_parse("http://h:443/", &u), 0);
+    CU_ASSERT_STRING_EQUAL(u.hostport, "h:443");
+    CU_ASSERT_EQUAL(u.tls, 0);
+
+    CU_ASSERT_EQUAL(rp_h1_url_parse("ftp://h/", &u), -1);
+    CU_ASSERT_EQUAL(rp_h1_url_parse("https://", &u), -1);
     CU_ASSERT_EQUAL(rp_h1_url_parse("http://", &u), -1);
     CU_ASSERT_EQUAL(rp_h1_url_parse("http://:80/", &u), -1);
     CU_ASSERT_EQUAL(rp_h1_url_parse("http://h:0/", &u), -1);
@@ -132,6 +183,21 @@ static void test_request_head(void)
     head = rp_h1_request_head(&u, NULL, 0, &len);
     CU_ASSERT_STRING_EQUAL(head, "POST / HTTP/1.1\r\nHost: h\r\n"
                                  "Content-Type: application/json\r\n");
+    free(head);
+
+    /* user info becomes Basic authorization (escapes decoded) unless a
+     * configured header sets Authorization */
+    CU_ASSERT_EQUAL_FATAL(rp_h1_url_parse("https://user:p%40ss@h/x", &u), 0);
+    head = rp_h1_request_head(&u, NULL, 0, &len);
+    CU_ASSERT_STRING_EQUAL(head, "POST /x HTTP/1.1\r\nHost: h\r\n"
+                                 "Content-Type: application/json\r\n"
+                                 "Authorization: Basic dXNlcjpwQHNz\r\n");
+    free(head);
+    char *auth[] = {"authorization: Bearer T"};
+    head = rp_h1_request_head(&u, auth, 1, &len);
+    CU_ASSERT_STRING_EQUAL(head, "POST /x HTTP/1.1\r\nHost: h\r\n"
+                                 "Content-Type: application/json\r\n"
+                                 "authorization: Bearer T\r\n");
     free(head);
 
     char cl[48];

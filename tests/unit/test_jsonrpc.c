@@ -532,6 +532,69 @@ static void test_merge_batch(void)
     CU_ASSERT_EQUAL(rp_jsonrpc_merge_batch(NULL, 0, NULL, 0, "2", 1), 3);
 }
 
+/* Match BODY to the '\n'-separated IDS (EXTRA after) and compare with WANT. */
+static void check_match(const char *body, const char *ids, const char *extra, const char *want,
+                        int want_missing)
+{
+    char out[1024];
+    int missing = -1;
+    size_t need = rp_jsonrpc_match_batch(NULL, 0, body, strlen(body), ids, strlen(ids), NULL, 0,
+                                         extra, strlen(extra), "\"d\"", NULL);
+    size_t n = rp_jsonrpc_match_batch(out, sizeof out, body, strlen(body), ids, strlen(ids), NULL,
+                                      0, extra, strlen(extra), "\"d\"", &missing);
+    CU_ASSERT_EQUAL(n, need);
+    CU_ASSERT_EQUAL(n, strlen(want));
+    CU_ASSERT_STRING_EQUAL(out, want);
+    if (strcmp(out, want) != 0)
+        fprintf(stderr, "\n  got  %s\n  want %s\n", out, want);
+    CU_ASSERT_EQUAL(missing, want_missing);
+    CU_ASSERT_EQUAL(rp_frame_validate(out, n), 0);
+}
+
+static void test_match_batch(void)
+{
+#define R(id, v) "{\"jsonrpc\":\"2.0\",\"id\":" id ",\"result\":" v "}"
+#define MISS(id)                                                                                   \
+    "{\"jsonrpc\":\"2.0\",\"id\":" id ",\"error\":{\"code\":-32603,\"message\":\"Upstream "        \
+    "error\",\"data\":\"d\"}}"
+    /* whole, in another order: the request's order comes back */
+    check_match("[" R("2", "\"b\"") "," R("1", "\"a\"") "]", "1\n2\n", "",
+                "[" R("1", "\"a\"") "," R("2", "\"b\"") "]", 0);
+    /* the last element missing, an unknown id added: -32603 for it, the
+     * stranger dropped */
+    check_match("[" R("1", "1") "," R("\"zz\"", "9") "]", "1\n\"x\"\n", "",
+                "[" R("1", "1") "," MISS("\"x\"") "]", 1);
+    /* an id echoed in another spelling gets the client's bytes back */
+    check_match("[" R("1.0", "1") "," R("\"\\u0061\"", "2") "]", "1\n\"a\"\n", "",
+                "[" R("1", "1") "," R("\"a\"", "2") "]", 0);
+    /* the same id twice: each element used once; a third call missing */
+    check_match("[" R("7", "1") "," R("7", "2") "]", "7\n7\n7\n", "",
+                "[" R("7", "1") "," R("7", "2") "," MISS("7") "]", 1);
+    /* an empty answer: every call missing; rpcpool's own errors follow */
+    check_match("[]", "1\n", "{\"e\":1}", "[" MISS("1") ",{\"e\":1}]", 1);
+    check_match("", "1\n", "", "[" MISS("1") "]", 1);
+    /* one error object for the whole batch: every call gets it */
+    check_match("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":\"no\"}}",
+                "1\n2\n", "",
+                "[{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32000,\"message\":\"no\"}},"
+                "{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":-32000,\"message\":\"no\"}}]",
+                0);
+    check_match("{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":\"no\"}}", "3\n", "",
+                "[{\"id\":3,\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":\"no\"}}]",
+                0);
+    /* sent with rpcpool's own ids: the client's come back */
+    char out[256];
+    int missing = -1;
+    const char *body = "[" R("101", "1") "," R("1", "9") "]";
+    size_t n = rp_jsonrpc_match_batch(out, sizeof out, body, strlen(body), "101\n102\n", 8,
+                                      "1\n\"b\"\n", 6, "", 0, "\"d\"", &missing);
+    CU_ASSERT_STRING_EQUAL(out, "[" R("1", "1") "," MISS("\"b\"") "]");
+    CU_ASSERT_EQUAL(n, strlen(out));
+    CU_ASSERT_EQUAL(missing, 1);
+#undef R
+#undef MISS
+}
+
 int main(void)
 {
     static const struct rp_test_case cases[] = {
@@ -549,6 +612,7 @@ int main(void)
         {"rp_json_escape", test_escape},
         {"rp_json_strip_newlines", test_strip_newlines},
         {"batch answers merged with rpcpool's own errors", test_merge_batch},
+        {"batch answers matched to the request's ids", test_match_batch},
         {NULL, NULL},
     };
     rp_jparser_init(&parser);

@@ -5,9 +5,13 @@
 //   node tests/upstream/fault.js [--port P] [--mode MODE] [--chain-id N] [--block N]
 //        [--delay-ms N] [--retry-after S] [--drip-ms N] [--big-bytes N] [--status N]
 //        [--times N] [--control-port Q] [--exit-with-stdin]
+//        [--tls-cert FILE --tls-key FILE]
 //
 // Listens on 127.0.0.1:P (P = 0 picks a free port) and prints one JSON line
-// {"port":P[,"control_port":Q]} on stdout once it is listening.
+// {"port":P[,"control_port":Q]} on stdout once it is listening. With
+// --tls-cert/--tls-key the upstream port speaks HTTPS (HTTP/1.1 over TLS,
+// keep-alive) with that certificate chain (PEM); the control port, when
+// given, stays plain HTTP.
 //
 // Modes (what happens to every JSON-RPC POST and to GET /health):
 //   ok         answer like a node: eth_blockNumber -> head block, eth_chainId ->
@@ -26,6 +30,12 @@
 //   big        a result string of big_bytes bytes (default 1 MiB)
 //   rpc_error  200 with a JSON-RPC error object (code 3, "execution reverted"):
 //              an answer, not a failure
+//   batch_missing  a batch answered without its last element, plus an element
+//              with an id nobody asked for
+//   extra      the ok answer, followed at once on the same connection by a
+//              second response nobody asked for (id 1, result "crossed")
+//   unsolicited  the ok answer; delay_ms later that second response is sent on
+//              the then idle keep-alive connection
 // With `times` = N > 0 a mode applies to the next N JSON-RPC/health requests
 // only, after which the upstream goes back to ok.
 //
@@ -38,13 +48,17 @@
 //                         (params not given fall back to the defaults)
 //   POST /_control/reset  zero every counter (connections_open is a gauge: kept)
 //   POST /_control/block  {"block":N} set the head block
+//   POST /_control/tls    {"cert":FILE,"key":FILE} serve new TLS connections with
+//                         this certificate (connections open keep theirs)
 'use strict';
 
+const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 
 const MODES = new Set([
   'ok', 'delay', 'http500', '429', 'reset', 'hang', 'garbage', 'wrong_id',
-  'truncated', 'drip', 'big', 'rpc_error',
+  'truncated', 'drip', 'big', 'rpc_error', 'batch_missing', 'extra', 'unsolicited',
 ]);
 const DEFAULTS = {
   delay_ms: 1000,
@@ -72,6 +86,7 @@ function usage(msg) {
 function parseArgs(argv) {
   const o = {
     port: 0, controlPort: null, mode: 'ok', params: {}, chainId: 31337, block: 1, exitWithStdin: false,
+    tlsCert: null, tlsKey: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -86,6 +101,12 @@ function parseArgs(argv) {
     else if (a === '--chain-id') o.chainId = num();
     else if (a === '--block') o.block = num();
     else if (a === '--exit-with-stdin') o.exitWithStdin = true;
+    else if (a === '--tls-cert' || a === '--tls-key') {
+      if (v === undefined) usage(`${a} needs a file`);
+      if (a === '--tls-cert') o.tlsCert = v;
+      else o.tlsKey = v;
+      i++;
+    }
     else if (a === '--mode') {
       if (!MODES.has(v)) usage(`unknown mode ${v}`);
       o.mode = v;
@@ -168,6 +189,7 @@ function snapshot() {
     connections_open: st.connectionsOpen,
     connections_total: st.connectionsTotal,
     last_headers: st.lastHeaders,
+    tls_errors: st.tlsErrors || 0,
   };
 }
 
@@ -222,7 +244,11 @@ function answerBody(raw, m) {
     if (msg.length === 0) {
       return json200({ jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Invalid request' } });
     }
-    const out = msg.map((c) => answerCall(c, m)).filter((r) => r !== null);
+    let out = msg.map((c) => answerCall(c, m)).filter((r) => r !== null);
+    if (m.mode === 'batch_missing') {
+      out = out.slice(0, -1);
+      out.push({ jsonrpc: '2.0', id: 'nobody-asked', result: 'extra' });
+    }
     if (out.length === 0) return { status: 204, headers: {}, body: Buffer.alloc(0) };
     return json200(out);
   }
@@ -255,8 +281,25 @@ function deliver(req, res, a, m) {
     case 'wrong_id':
     case 'big':
     case 'rpc_error':
+    case 'batch_missing':
       send(res, a);
       return;
+    case 'extra':
+    case 'unsolicited': {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: 'crossed' });
+      const stray = `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      send(res, a);
+      const later = () => {
+        if (!sock.destroyed) sock.write(stray);
+      };
+      if (mode === 'extra') res.once('finish', later);
+      else {
+        const t = setTimeout(later, p.delay_ms);
+        sock.once('close', () => clearTimeout(t));
+      }
+      return;
+    }
     case 'delay': {
       const t = setTimeout(() => send(res, a), p.delay_ms);
       sock.once('close', () => clearTimeout(t));
@@ -279,10 +322,13 @@ function deliver(req, res, a, m) {
         })),
       });
       return;
-    case 'reset':
-      if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();
-      else sock.destroy();
+    case 'reset': {
+      // over TLS the TCP socket under the TLS one is the one to reset
+      const raw = sock.encrypted && sock._parent ? sock._parent : sock;
+      if (typeof raw.resetAndDestroy === 'function') raw.resetAndDestroy();
+      if (!sock.destroyed) sock.destroy();
       return;
+    }
     case 'hang':
       return; // the socket stays open until the client or stop() closes it
     case 'garbage':
@@ -363,6 +409,10 @@ function control(req, res, path) {
         st.connectionsTotal = 0;
         st.lastHeaders = {};
         reply(200, { ok: true, ...snapshot() });
+      } else if (req.method === 'POST' && path === '/_control/tls') {
+        if (!args.tlsCert) throw new Error('not a TLS upstream');
+        servers[0].setSecureContext({ cert: fs.readFileSync(body.cert), key: fs.readFileSync(body.key) });
+        reply(200, { ok: true, ...snapshot() });
       } else if (req.method === 'POST' && path === '/_control/block') {
         const n = Number(body.block);
         if (!Number.isInteger(n) || n < 0) throw new Error('block must be a non-negative integer');
@@ -430,14 +480,19 @@ function handle(req, res, controlOnly) {
 }
 
 function makeServer(controlOnly) {
-  const srv = http.createServer({ keepAlive: true }, (req, res) => handle(req, res, controlOnly));
+  const handler = (req, res) => handle(req, res, controlOnly);
+  const tls = !controlOnly && args.tlsCert;
+  const srv = tls
+    ? https.createServer({ keepAlive: true, cert: fs.readFileSync(args.tlsCert), key: fs.readFileSync(args.tlsKey) },
+      handler)
+    : http.createServer({ keepAlive: true }, handler);
   // Keep idle upstream connections open for as long as a pool may hold them,
   // and let `hang` hang: no server-side request deadline.
   srv.keepAliveTimeout = 600000;
   srv.headersTimeout = 0;
   srv.requestTimeout = 0;
   srv.timeout = 0;
-  srv.on('connection', (sock) => {
+  srv.on(tls ? 'secureConnection' : 'connection', (sock) => {
     sockets.add(sock);
     sock.setNoDelay(true);
     if (!controlOnly) {
@@ -450,6 +505,10 @@ function makeServer(controlOnly) {
       if (sock._faultCounted) st.connectionsOpen--;
     });
   });
+  if (tls) {
+    // a handshake the client gave up (it refused our certificate)
+    srv.on('tlsClientError', () => { st.tlsErrors = (st.tlsErrors || 0) + 1; });
+  }
   srv.on('clientError', (err, sock) => {
     if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else sock.destroy();
