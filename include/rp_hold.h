@@ -49,12 +49,6 @@ uint32_t rp_hold_sum(struct rp_shm_header *h, unsigned ep, enum rp_hold_cell kin
 /* The trial cells of endpoint row EP, for the breaker, as seen by SELF. */
 struct rp_trial_cells rp_hold_trial_cells(struct rp_shm_header *h, unsigned ep, unsigned self);
 
-/* Count one upstream connection more on endpoint row EP for SLOT if the
- * host has fewer than MAX open to it (store then sum, like clients): 1
- * (counted) or 0 (refused, nothing counted). Keeps max_connections for the
- * whole host even while old and new workers overlap during a reload. */
-int rp_hold_conn_admit(struct rp_shm_header *h, unsigned slot, unsigned ep, uint32_t max);
-
 /* Client connections open host-wide: the sum of the slots' counts. */
 uint64_t rp_hold_clients(struct rp_shm_header *h);
 

@@ -41,33 +41,14 @@ void rp_hold_add(_Atomic uint32_t *cell, int delta)
     atomic_store_explicit(cell, delta < 0 ? v - 1 : v + 1, memory_order_relaxed);
 }
 
-/* The sum of every summed slot's KIND cell for endpoint row EP. */
-static uint32_t hold_sum(struct rp_shm_header *h, unsigned ep, enum rp_hold_cell kind,
-                         memory_order mo)
-{
-    unsigned n = hold_hwm(h);
-    uint32_t sum = atomic_load_explicit(rp_hold_cell(h, RP_SHM_PROBER_SLOT, ep, kind), mo);
-    for (unsigned s = 0; s < n; s++)
-        sum += atomic_load_explicit(rp_hold_cell(h, s, ep, kind), mo);
-    return sum;
-}
-
 uint32_t rp_hold_sum(struct rp_shm_header *h, unsigned ep, enum rp_hold_cell kind)
 {
-    return hold_sum(h, ep, kind, memory_order_relaxed);
-}
-
-int rp_hold_conn_admit(struct rp_shm_header *h, unsigned slot, unsigned ep, uint32_t max)
-{
-    _Atomic uint32_t *mine = rp_hold_cell(h, slot, ep, RP_HOLD_CONNS_OPEN);
-    uint32_t v = atomic_load_explicit(mine, memory_order_relaxed);
-    atomic_store_explicit(mine, v + 1, memory_order_seq_cst);
-    uint32_t sum = hold_sum(h, ep, RP_HOLD_CONNS_OPEN, memory_order_seq_cst);
-    if (sum > max) {
-        atomic_store_explicit(mine, v, memory_order_seq_cst);
-        return 0;
-    }
-    return 1;
+    unsigned n = hold_hwm(h);
+    uint32_t sum = 0;
+    for (unsigned s = 0; s < n; s++)
+        sum += atomic_load_explicit(rp_hold_cell(h, s, ep, kind), memory_order_relaxed);
+    return sum + atomic_load_explicit(rp_hold_cell(h, RP_SHM_PROBER_SLOT, ep, kind),
+                                      memory_order_relaxed);
 }
 
 struct rp_trial_cells rp_hold_trial_cells(struct rp_shm_header *h, unsigned ep, unsigned self)

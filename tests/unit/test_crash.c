@@ -40,7 +40,6 @@
 #define BY_CLIENTS  2
 #define BY_INFLIGHT 3
 #define BY_CONNS    2
-#define MAX_CONNS   5
 #define RATE_PER_S  5000
 #define BURST       20
 
@@ -209,10 +208,9 @@ static void victim_main(struct rp_shm_header *h, struct crash_ctl *c)
             inflight--;
             break;
         case 8:
-            if (conns >= 3)
-                break;
             enter(c, OP_CONN_OPEN);
-            conns += rp_hold_conn_admit(h, VICTIM, EP, MAX_CONNS);
+            rp_hold_add(open, +1);
+            conns++;
             break;
         case 9:
             if (!conns)
@@ -319,13 +317,6 @@ static int check_after_repair(struct rp_shm_header *h, struct crash_ctl *c)
     CHECK(admitted == MAX_CLIENTS - BY_CLIENTS);
     for (int i = 0; i < admitted; i++)
         rp_hold_client_add(h, PROBE, -1);
-    /* upstream connections: exactly the free places of max_connections */
-    int conns = 0;
-    for (int i = 0; i < MAX_CONNS + 2; i++)
-        conns += rp_hold_conn_admit(h, PROBE, EP, MAX_CONNS);
-    CHECK(conns == MAX_CONNS - BY_CONNS);
-    for (int i = 0; i < conns; i++)
-        rp_hold_add(rp_hold_cell(h, PROBE, EP, RP_HOLD_CONNS_OPEN), -1);
     /* the bucket never runs further ahead than its burst */
     struct rp_gcra_params gp = gcra();
     CHECK(atomic_load(&e->gcra_tat_ns) <= rp_shm_now_ns(h) + gp.burst * gp.interval_ns);
