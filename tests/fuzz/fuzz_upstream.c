@@ -24,20 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rp_fuzz.h"
 #include "rp_h1.h"
 #include "rp_log.h"
 #include "rp_resolve.h"
 #include "rp_worker.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* ---- worker symbols: the pure parser never reaches them ---- */
 struct rp_worker rp_w;
