@@ -1,5 +1,5 @@
 /* fuzz_config.c - libFuzzer target for the configuration parser
- * (src/config.c rp_config_load, rp_config_free, rp_config_redact_url).
+ * (src/core/config.c rp_config_load, rp_config_free, rp_config_redact_url).
  *
  * The input is written to a file in a private directory (under
  * $RP_FUZZ_TMPDIR, else /dev/shm) and loaded. A relative `@include "inc.conf"` finds a small fixed

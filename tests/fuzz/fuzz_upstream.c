@@ -1,5 +1,5 @@
 /* fuzz_upstream.c - libFuzzer target for the upstream HTTP/1.x response
- * reader of the native client (src/h1.c: rp_h1_resp_init, rp_h1_resp_feed,
+ * reader of the native client (src/worker/h1.c: rp_h1_resp_init, rp_h1_resp_feed,
  * rp_h1_resp_eof), the bytes an http:// endpoint sends back.
  *
  * h1.c also holds the worker side (sockets, epoll, shm); like

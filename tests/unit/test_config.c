@@ -1,4 +1,4 @@
-/* test_config.c - unit tests of src/config.c: every key read, every default,
+/* test_config.c - unit tests of src/core/config.c: every key read, every default,
  * every validation error as "FILE:LINE: key: reason", URL redaction, the
  * no-retry lookup, and that secrets never reach an error message.
  *

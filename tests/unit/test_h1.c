@@ -1,8 +1,8 @@
 /* test_h1.c - the pure parts of the native HTTP/1.1 upstream client
- * (src/h1.c): URL splitting, the request head, and the response reader
+ * (src/worker/h1.c): URL splitting, the request head, and the response reader
  * driven with every input split byte by byte (and whole).
  *
- * src/h1.c also holds the worker side, which refers to the worker's
+ * src/worker/h1.c also holds the worker side, which refers to the worker's
  * globals; this test links h1.c with buf.c and timer.c (TEST_DEPS_h1) and
  * gives the worker symbols inert definitions that fail the test if called.
  */
