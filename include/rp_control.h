@@ -1,4 +1,4 @@
-/* rp_control.h - the control socket served by the supervisor (INTERFACE.md
+/* rp_control.h - the control socket served by the supervisor (docs/interface.md
  * section 4): one command per line in, one JSON object per line out.
  *
  * The supervisor owns the epoll loop; this module owns the control listen

@@ -1,5 +1,5 @@
 /* rp_jsonrpc.h - JSON-RPC 2.0 request validation, response checks and the
- * error objects rpcpool writes itself (INTERFACE.md section 3).
+ * error objects rpcpool writes itself (docs/interface.md section 3).
  *
  * Input is one complete, syntactically valid JSON value (as delimited by the
  * framing scanner). jsmn (JSMN_PARENT_LINKS, JSMN_STRICT) tokenises it to

@@ -1,4 +1,4 @@
-/* control.c - the supervisor's control socket (rp_control.h, INTERFACE.md
+/* control.c - the supervisor's control socket (rp_control.h, docs/interface.md
  * section 4).
  *
  * One UNIX listen socket (mode 0600) and at most RP_CONTROL_MAX_CLIENTS

@@ -1,4 +1,4 @@
-/* warm.c - keeping each endpoint's warm connections (INTERFACE.md section
+/* warm.c - keeping each endpoint's warm connections (docs/interface.md section
  * 2: min_connections opened at start and kept warm; idle ones beyond that
  * close after idle_timeout_ms).
  *

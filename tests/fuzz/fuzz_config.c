@@ -9,7 +9,7 @@
  *  - a failure leaves the struct all zero and an error "FILE:..." that names
  *    the file (or the included one); a success leaves the error empty;
  *  - a success obeys every documented range and rule (rp_config.h,
- *    INTERFACE.md section 2), e.g. 1..64 endpoints with unique names,
+ *    docs/interface.md section 2), e.g. 1..64 endpoints with unique names,
  *    http(s) URLs whose redacted form is rp_config_redact_url(url) and shows
  *    no user info, query or fragment, min <= max connections, attempt <=
  *    request timeout, the two send methods always in no_retry_methods;

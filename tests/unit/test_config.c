@@ -718,7 +718,7 @@ static void test_defaults(void)
 }
 
 /* attempt_timeout_ms follows request_timeout_ms down when only the latter
- * was set (INTERFACE.md section 8); two explicit keys that conflict stay an
+ * was set (docs/interface.md section 8); two explicit keys that conflict stay an
  * error naming both. */
 static void test_attempt_default(void)
 {
