@@ -31,12 +31,17 @@ endif
 # prober); supervisor/main.c holds main().
 SRC := $(wildcard src/*/*.c)
 OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRC))
-LIBOBJ := $(filter-out $(BUILD)/obj/supervisor/main.o,$(OBJ))
 
 # rpcpoolstat builds without daemon code: the view, the renderers and the
 # pure decoders of the breaker and limiter words (plus config for -c).
 STAT_OBJ := $(addprefix $(BUILD)/obj/,shm/shm_view.o shm/status.o core/buf.o shm/breaker.o \
 	shm/ratelimit.o core/proc.o core/config.o core/log.o)
+
+# rpcpoolctl: the configuration (to find the control socket) and the
+# control module's command table (its local `help`), with what those need.
+CTL_OBJ := $(addprefix $(BUILD)/obj/,supervisor/control.o supervisor/listen.o core/config.o \
+	core/log.o core/buf.o core/clock.o core/proc.o shm/status.o shm/shm_view.o shm/metrics.o \
+	shm/breaker.o shm/ratelimit.o)
 
 PROGS := $(BUILD)/rpcpoold $(BUILD)/rpcpoolctl $(BUILD)/rpcpoolstat
 
@@ -52,8 +57,8 @@ $(BUILD)/obj $(BUILD)/tests:
 $(BUILD)/rpcpoold: $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/rpcpoolctl: tools/rpcpoolctl.c $(LIBOBJ)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBOBJ) $(LDLIBS)
+$(BUILD)/rpcpoolctl: tools/rpcpoolctl.c $(CTL_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(CTL_OBJ) $(LDLIBS)
 
 $(BUILD)/rpcpoolstat: tools/rpcpoolstat.c $(STAT_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(STAT_OBJ) $(LDLIBS)
