@@ -1,4 +1,4 @@
-/* h1.c - the native HTTP/1.1 upstream client of a worker (see rp_h1.h).
+/* transport_h1.c - the native HTTP/1.1 upstream client of a worker (see rp_h1.h).
  *
  * A connection is in one of five states: CONNECTING (non-blocking connect
  * under way), HANDSHAKE (https: the TLS handshake), WRITING (the request is
