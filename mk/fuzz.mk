@@ -29,11 +29,10 @@ FUZZ_SRC_config := src/core/config.c src/core/log.c
 FUZZ_LIBS_config := -lconfig
 FUZZ_SRC_http := src/proto/http.c
 FUZZ_LIBS_http := -lhttp_parser
-# the native client's response reader: h1.c whole (its worker side is given
-# inert symbols by the target), as tests/unit/test_h1.c links it
-FUZZ_SRC_upstream := src/worker/transport_h1.c src/core/buf.c src/core/timer.c src/shm/hold.c
-FUZZ_LIBS_upstream := -lhttp_parser -lssl -lcrypto
-FUZZ_CFLAGS_upstream := $(shell pkg-config --cflags libcurl 2>/dev/null)
+# the native client's response reader: the pure half (src/proto/h1.c), as
+# tests/unit/test_h1.c links it
+FUZZ_SRC_upstream := src/proto/h1.c src/core/buf.c
+FUZZ_LIBS_upstream := -lhttp_parser
 FUZZ_SRC_restore := src/proto/jsonrpc.c src/proto/frame.c
 # librpcpool: the target includes lib/client.c itself
 FUZZ_SRC_client :=

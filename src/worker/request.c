@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "rp_clock.h"
-#include "rp_h1.h"
+#include "transport_h1.h"
 #include "rp_hold.h"
 #include "rp_log.h"
 

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "rp_clock.h"
-#include "rp_h1.h"
+#include "transport_h1.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
 #include "rp_resolve.h"
