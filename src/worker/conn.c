@@ -20,7 +20,7 @@
  * queue (written, or the client went away) and no request refers to it;
  * each slot holds a reference on the client's connection.
  */
-#include "rp_worker.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
  * only when nothing reached the endpoint); when that is spent the client
  * gets -32603 with the attempts listed in `data`.
  */
-#include "rp_worker.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -39,8 +39,8 @@
 
 #include "rp_hold.h"
 #include "rp_log.h"
-#include "rp_resolve.h"
-#include "rp_worker.h"
+#include "resolve.h"
+#include "worker.h"
 
 /* ---------------------------------------------------------------------
  * connections

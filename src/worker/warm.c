@@ -10,7 +10,7 @@
  * CURLOPT_MAXAGE_CONN, both idle_timeout_ms). Connections beyond the minimum
  * get no refresh, so they close once idle that long.
  */
-#include "rp_worker.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <string.h>

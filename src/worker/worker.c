@@ -7,7 +7,7 @@
  * closes its clients and exits 0. It also exits when the supervisor dies
  * (PR_SET_PDEATHSIG), so no worker outlives its supervisor.
  */
-#include "rp_worker.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -22,7 +22,7 @@
 #include "transport_h1.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
-#include "rp_resolve.h"
+#include "resolve.h"
 
 struct rp_worker rp_w;
 
