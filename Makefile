@@ -78,6 +78,7 @@ TEST_DEPS_shm_view := src/shm/status.c src/core/buf.c src/shm/breaker.c src/shm/
 TEST_DEPS_control := src/core/buf.c src/shm/status.c src/shm/shm_view.c src/shm/metrics.c src/shm/breaker.c \
 	src/shm/ratelimit.c src/core/clock.c src/core/log.c src/supervisor/listen.c src/shm/shm.c src/core/proc.c src/core/siphash.c src/shm/hold.c
 TEST_DEPS_h1 := src/core/buf.c
+TEST_DEPS_route := src/worker/balancer.c src/shm/breaker.c
 TEST_DEPS_metrics := src/core/buf.c src/shm/shm_view.c src/shm/breaker.c src/shm/ratelimit.c src/core/proc.c
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/*/$$*.c) $$(TEST_DEPS_$$*) $(wildcard tests/unit/*.h) \
