@@ -189,9 +189,9 @@ static void sup_forward_handoffs(struct sup_slot *from)
     for (;;) {
         size_t len = 0;
         int fd = rp_handoff_recv(from->chan, buf, &len);
-        if (fd == -3)
+        if (fd == RP_HANDOFF_DROPPED)
             continue;
-        if (fd == -1) { /* the worker is gone */
+        if (fd == RP_HANDOFF_CLOSED) { /* the worker is gone */
             sup_close_chan(from);
             return;
         }

@@ -20,6 +20,8 @@
 #include "rp_hold.h"
 #include "rp_log.h"
 #include "rp_route.h"
+
+static_assert(RP_REQ_NO_PIN == RP_ROUTE_NONE, "a request pinned nowhere routes anywhere");
 #include "transport_h1.h"
 
 static void req_route(struct rp_req *r);
@@ -40,8 +42,8 @@ static struct rp_req *req_new(struct rp_conn *c)
         c->refs++;
         c->pending++;
     }
-    r->queued_ep = -1;
-    r->pin_ep = -1;
+    r->queued_ep = RP_REQ_NOT_QUEUED;
+    r->pin_ep = RP_REQ_NO_PIN;
     r->at.ep = -1;
     r->start_ns = rp_clock_mono_ns();
     r->deadline_ms = r->start_ns / 1000000ull + (uint64_t)rp_w.cfg->request_timeout_ms;
@@ -93,7 +95,7 @@ static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
         rp_conn_request_done(c);
         rp_conn_unref(c);
     }
-    if (r->pin_ep >= 0)
+    if (r->pin_ep != RP_REQ_NO_PIN)
         rp_w.eps[r->pin_ep].warming--;
     free(r->send);
     free(r->id);
@@ -522,7 +524,7 @@ static void req_route(struct rp_req *r)
         rp_timer_arm(&rp_w.timers, &r->timer, until < r->deadline_ms ? until : r->deadline_ms);
         return;
     }
-    if (r->pin_ep >= 0) { /* a warm-up that cannot run now is simply dropped */
+    if (r->pin_ep != RP_REQ_NO_PIN) { /* a warm-up that cannot run now is simply dropped */
         req_finish(r, NULL, 0, 0);
         return;
     }
@@ -547,7 +549,7 @@ static void req_route(struct rp_req *r)
                      NULL);
             return;
         }
-        r->queued_ep = -2; /* waiting for tokens */
+        r->queued_ep = RP_REQ_WAIT_TOKENS;
         rp_timer_arm(&rp_w.timers, &r->timer, when);
         return;
     }
@@ -564,8 +566,8 @@ static void req_wait_fired(struct rp_timer *t, void *arg)
 {
     (void)t;
     struct rp_req *r = arg;
-    if (r->queued_ep == -2) {
-        r->queued_ep = -1;
+    if (r->queued_ep == RP_REQ_WAIT_TOKENS) {
+        r->queued_ep = RP_REQ_NOT_QUEUED;
         req_route(r);
         return;
     }
@@ -584,7 +586,7 @@ static void req_wait_fired(struct rp_timer *t, void *arg)
         if (w->qtail == r)
             w->qtail = prev;
     }
-    r->queued_ep = -1;
+    r->queued_ep = RP_REQ_NOT_QUEUED;
     req_give_back(r, ep);
     req_trail(r, ep, "no free connection");
     if (rp_worker_now_ms() >= r->deadline_ms) {
@@ -608,7 +610,7 @@ void rp_req_ep_slot_free(int ep)
         w->qhead = r->qnext;
         if (!w->qhead)
             w->qtail = NULL;
-        r->queued_ep = -1;
+        r->queued_ep = RP_REQ_NOT_QUEUED;
         rp_timer_cancel(&rp_w.timers, &r->timer);
         req_launch(r, ep);
     }
@@ -853,7 +855,7 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     }
     rp_debug("attempt failed", "endpoint=%s error=\"%s\" sent=%d", w->cfg->name, why, sent);
     req_trail(r, ep, why);
-    if (!counts || r->pin_ep >= 0) { /* too large: another endpoint would send the same;
+    if (!counts || r->pin_ep != RP_REQ_NO_PIN) { /* too large: another endpoint would send the same;
                                          a warm-up is never retried */
         req_fail_upstream(r, why);
         return;

@@ -37,9 +37,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "resolve.h"
 #include "rp_hold.h"
 #include "rp_log.h"
-#include "resolve.h"
 #include "worker.h"
 
 /* ---------------------------------------------------------------------
@@ -207,10 +207,12 @@ static void wait_unlink(struct rp_h1_ep *h, struct rp_req *r)
 /* Report a failure of R from its timer, soon (never from inside
  * rp_h1_start(): request.c does not expect the outcome there). SENT tells
  * whether bytes may have left. */
+#define H1_FAIL_STATUS 0xff  /* h1_fail: enum rp_xfer_status + 1 in the low byte */
+#define H1_FAIL_SENT   0x100 /* h1_fail: bytes may have left */
 static void attempt_fail_soon(struct rp_req *r, enum rp_xfer_status status, const char *detail,
                               int sent)
 {
-    r->at.h1_fail = ((int)status + 1) | (sent ? 0x100 : 0);
+    r->at.h1_fail = ((int)status + 1) | (sent ? H1_FAIL_SENT : 0);
     snprintf(r->at.h1_fail_detail, sizeof r->at.h1_fail_detail, "%s", detail ? detail : "");
     rp_timer_arm(&rp_w.timers, &r->at.h1_timer, rp_worker_now_ms());
 }
@@ -837,8 +839,8 @@ static void attempt_timer_fired(struct rp_timer *t, void *arg)
     (void)t;
     struct rp_req *r = arg;
     if (r->at.h1_fail) {
-        enum rp_xfer_status st = (enum rp_xfer_status)((r->at.h1_fail & 0xff) - 1);
-        attempt_end_sent(r, st, r->at.h1_fail_detail, 0, (r->at.h1_fail & 0x100) != 0);
+        enum rp_xfer_status st = (enum rp_xfer_status)((r->at.h1_fail & H1_FAIL_STATUS) - 1);
+        attempt_end_sent(r, st, r->at.h1_fail_detail, 0, (r->at.h1_fail & H1_FAIL_SENT) != 0);
         return;
     }
     if (r->at.h1_strays && rp_worker_now_ms() < r->at.h1_deadline_ms) {

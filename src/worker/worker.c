@@ -18,11 +18,11 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "resolve.h"
 #include "rp_clock.h"
-#include "transport_h1.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
-#include "resolve.h"
+#include "transport_h1.h"
 
 struct rp_worker rp_w;
 
@@ -49,7 +49,7 @@ static void worker_adopt_clients(void)
     for (;;) {
         size_t len = 0;
         int fd = rp_handoff_recv(rp_w.chan_ev.fd, buf, &len);
-        if (fd == -3)
+        if (fd == RP_HANDOFF_DROPPED)
             continue;
         if (fd < 0)
             return;
@@ -311,8 +311,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
                  * on, and only then may the loop end */
                 worker_adopt_clients();
                 rp_conn_handoff_all(rp_w.chan_ev.fd);
-            }
-            else
+            } else
                 rp_conn_close_all_idle();
             if (rp_w.nconns == 0 && rp_w.nreqs == 0)
                 break;

@@ -153,13 +153,20 @@ struct rp_attempt {
     struct rp_timer h1_timer; /* the attempt's deadline (or a failure reported soon) */
     uint64_t h1_deadline_ms;
     int h1_retried; /* already moved once to a fresh connection */
-    int h1_fail;    /* a failure to report from h1_timer: enum rp_xfer_status + 1 */
+    int h1_fail;    /* a failure to report from h1_timer: enum rp_xfer_status + 1, | H1_FAIL_SENT */
     char h1_fail_detail[96];
     int h1_waiting;          /* waiting for the endpoint's first address */
     int h1_strays;           /* responses to other calls skipped on its connection */
     int body_checked;        /* the body passed the response check already (rp_req_is_stray) */
     struct rp_req *h1_wnext; /* next in that wait list */
 };
+
+/* rp_req.queued_ep when it is in no endpoint's wait queue: not waiting,
+ * or waiting for tokens (its timer routes it again). */
+#define RP_REQ_NOT_QUEUED  (-1)
+#define RP_REQ_WAIT_TOKENS (-2)
+/* rp_req.pin_ep of an ordinary request (rp_route.h's RP_ROUTE_NONE). */
+#define RP_REQ_NO_PIN (-1)
 
 /* A client request: one call, or one batch. */
 struct rp_req {
@@ -186,10 +193,10 @@ struct rp_req {
     int tries;           /* attempts started */
     uint64_t tried_mask; /* endpoints already tried */
     uint64_t start_ns;
-    uint64_t deadline_ms;  /* request_timeout_ms from arrival, worker clock */
-    struct rp_buf trail;   /* JSON array body of what the attempts met, for data */
-    int queued_ep;         /* endpoint whose wait queue holds it, -1 when not queued */
-    int pin_ep;            /* warm-up request: only this endpoint, never waits; else -1 */
+    uint64_t deadline_ms; /* request_timeout_ms from arrival, worker clock */
+    struct rp_buf trail;  /* JSON array body of what the attempts met, for data */
+    int queued_ep;        /* endpoint whose wait queue holds it, or RP_REQ_NOT_QUEUED/_TOKENS */
+    int pin_ep;           /* warm-up request: only this endpoint, never waits; else RP_REQ_NO_PIN */
     struct rp_timer timer; /* wait for a connection slot or a token */
     struct rp_attempt at;
 };
