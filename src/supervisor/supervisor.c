@@ -562,27 +562,24 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    int rc = 2; /* until the loop ends normally */
     sup.listen_fd = rp_listen_unix(cfg->socket_path, cfg->socket_mode, 4096, err, sizeof err);
     if (sup.listen_fd < 0) {
         rp_error("cannot create the client socket", "error=\"%s\"", err);
-        return 2;
+        goto out;
     }
     if (cfg->http_listen) {
         sup.http_fd = rp_listen_tcp(cfg->http_listen, 4096, err, sizeof err);
         if (sup.http_fd < 0) {
             rp_error("cannot listen on server.http_listen", "error=\"%s\"", err);
-            close(sup.listen_fd);
-            unlink(cfg->socket_path);
-            return 2;
+            goto out;
         }
     }
     uid_t run_uid;
     gid_t run_gid;
     if (rp_privs_resolve(cfg->user, cfg->group, &run_uid, &run_gid, err, sizeof err) != 0) {
         rp_error("cannot start", "error=\"%s\"", err);
-        close(sup.listen_fd);
-        unlink(cfg->socket_path);
-        return 2;
+        goto out;
     }
     /* the files we create belong to the user we run as (root only can chown) */
     if (geteuid() == 0 && (run_uid != (uid_t)-1 || run_gid != (gid_t)-1) &&
@@ -592,17 +589,12 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     if (rp_shm_create(&sup.shm, cfg->shm_name, cfg->name, shm_mode,
                       geteuid() == 0 ? run_gid : (gid_t)-1, err, sizeof err) != 0) {
         rp_error("cannot create the shm segment", "error=\"%s\"", err);
-        close(sup.listen_fd);
-        unlink(cfg->socket_path);
-        return 2;
+        goto out;
     }
     if (rp_publish_endpoints(sup.shm.hdr, cfg, sup.generation, UINT64_MAX, err, sizeof err) != 0) {
         char q[RP_ERR_MAX + 8];
         rp_error("cannot publish the endpoints", "error=%s", rp_log_quote(q, sizeof q, err));
-        rp_shm_destroy(&sup.shm, 1);
-        close(sup.listen_fd);
-        unlink(cfg->socket_path);
-        return 2;
+        goto out;
     }
     atomic_store_explicit(&sup.shm.hdr->worker_target, sup.nworkers, memory_order_relaxed);
     sup.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -611,7 +603,7 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &sup.sig_tag};
     if (sup.sigfd < 0 || sup.epfd < 0 || epoll_ctl(sup.epfd, EPOLL_CTL_ADD, sup.sigfd, &ev) != 0) {
         rp_error("cannot set up the supervisor loop", "error=\"%s\"", strerror(errno));
-        return 2;
+        goto out;
     }
     static struct rp_control_ops ops;
     ops.reload = sup_reload;
@@ -623,10 +615,7 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     ops.started_ms = rp_clock_mono_ms();
     if (rp_control_open(cfg->control_socket, sup.epfd, &ops, err, sizeof err) != 0) {
         rp_error("cannot create the control socket", "error=\"%s\"", err);
-        rp_shm_destroy(&sup.shm, 1);
-        close(sup.listen_fd);
-        unlink(cfg->socket_path);
-        return 2;
+        goto out;
     }
     if (geteuid() == 0 && run_uid != (uid_t)-1) {
         char path[300];
@@ -637,11 +626,7 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     }
     if (rp_privs_drop(cfg->user, run_uid, run_gid, err, sizeof err) != 0) {
         rp_error("cannot drop privileges", "error=\"%s\"", err);
-        rp_control_close();
-        rp_shm_destroy(&sup.shm, 1);
-        close(sup.listen_fd);
-        unlink(cfg->socket_path);
-        return 2;
+        goto out;
     }
     if (cfg->user || cfg->group)
         rp_info("running as", "uid=%d gid=%d", (int)geteuid(), (int)getegid());
@@ -692,17 +677,31 @@ static int sup_run(struct rp_config *cfg, int workers_override)
             t->fn(t, t->arg);
     }
 
-    rp_control_close();
-    close(sup.listen_fd);
+    rc = 0;
+
+out:
+    /* the one exit path: undo what was set up, in reverse */
+    rp_control_close(); /* nothing when it was never opened */
+    if (sup.listen_fd >= 0) {
+        close(sup.listen_fd);
+        /* a start that failed removes the socket it made; a stop leaves it
+         * to whoever may have replaced us unless it is still a socket of
+         * ours that nobody took over */
+        struct stat st = {0};
+        if (rc != 0 ||
+            (!sup.stopping && lstat(sup.cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode)))
+            unlink(sup.cfg->socket_path);
+    }
     if (sup.http_fd >= 0)
         close(sup.http_fd);
-    struct stat st = {0};
-    if (!sup.stopping && lstat(sup.cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode))
-        unlink(sup.cfg->socket_path);
-    rp_shm_destroy(&sup.shm, 1);
-    close(sup.sigfd);
-    close(sup.epfd);
+    if (sup.shm.hdr)
+        rp_shm_destroy(&sup.shm, 1);
+    if (sup.sigfd >= 0)
+        close(sup.sigfd);
+    if (sup.epfd >= 0)
+        close(sup.epfd);
     rp_timer_heap_free(&sup.timers);
-    rp_info("rpcpoold stopped", NULL);
-    return 0;
+    if (rc == 0)
+        rp_info("rpcpoold stopped", NULL);
+    return rc;
 }
