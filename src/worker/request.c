@@ -22,7 +22,6 @@
 #include "rp_route.h"
 
 static_assert(RP_REQ_NO_PIN == RP_ROUTE_NONE, "a request pinned nowhere routes anywhere");
-#include "transport_h1.h"
 
 static void req_route(struct rp_req *r);
 static uint64_t up_seq; /* the last upstream id given out by this worker */
@@ -828,7 +827,7 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     int counts;
     const char *fail = attempt_verdict(r, res, &counts, why, sizeof why);
     if (fail && res->status == RP_XFER_OK && http >= 200 && http < 300)
-        rp_h1_discard_released(); /* not this call's answer: its own may still come */
+        w->tr->discard(); /* not this call's answer: its own may still come */
     struct rp_shm_epstats *st = w->stats;
     struct rp_breaker_ticket t = r->at.ticket;
     struct rp_trial_cells cells = ep_cells(ep);
@@ -855,8 +854,9 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     }
     rp_debug("attempt failed", "endpoint=%s error=\"%s\" sent=%d", w->cfg->name, why, sent);
     req_trail(r, ep, why);
-    if (!counts || r->pin_ep != RP_REQ_NO_PIN) { /* too large: another endpoint would send the same;
-                                         a warm-up is never retried */
+    /* too large: another endpoint would send the same; a warm-up is never
+     * retried */
+    if (!counts || r->pin_ep != RP_REQ_NO_PIN) {
         req_fail_upstream(r, why);
         return;
     }

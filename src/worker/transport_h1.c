@@ -161,8 +161,8 @@ static void conn_close(struct rp_h1_conn *c)
     rp_buf_free(&c->tx);
     close(c->ev.fd);
     rp_hold_add(&w->stats->conns_open_held, -1);
-    if (c->req && c->req->at.h1 == c)
-        c->req->at.h1 = NULL;
+    if (c->req && c->req->at.h1.conn == c)
+        c->req->at.h1.conn = NULL;
     c->req = NULL;
     rp_worker_defer_free(c);
 }
@@ -193,28 +193,28 @@ static void wait_unlink(struct rp_h1_ep *h, struct rp_req *r)
     struct rp_req **pp = &h->wait_head, *prev = NULL;
     while (*pp && *pp != r) {
         prev = *pp;
-        pp = &(*pp)->at.h1_wnext;
+        pp = &(*pp)->at.h1.wnext;
     }
     if (*pp) {
-        *pp = r->at.h1_wnext;
+        *pp = r->at.h1.wnext;
         if (h->wait_tail == r)
             h->wait_tail = prev;
     }
-    r->at.h1_wnext = NULL;
-    r->at.h1_waiting = 0;
+    r->at.h1.wnext = NULL;
+    r->at.h1.waiting = 0;
 }
 
 /* Report a failure of R from its timer, soon (never from inside
  * rp_h1_start(): request.c does not expect the outcome there). SENT tells
  * whether bytes may have left. */
-#define H1_FAIL_STATUS 0xff  /* h1_fail: enum rp_xfer_status + 1 in the low byte */
-#define H1_FAIL_SENT   0x100 /* h1_fail: bytes may have left */
+#define H1_FAIL_STATUS 0xff  /* at.h1.fail: enum rp_xfer_status + 1 in the low byte */
+#define H1_FAIL_SENT   0x100 /* at.h1.fail: bytes may have left */
 static void attempt_fail_soon(struct rp_req *r, enum rp_xfer_status status, const char *detail,
                               int sent)
 {
-    r->at.h1_fail = ((int)status + 1) | (sent ? H1_FAIL_SENT : 0);
-    snprintf(r->at.h1_fail_detail, sizeof r->at.h1_fail_detail, "%s", detail ? detail : "");
-    rp_timer_arm(&rp_w.timers, &r->at.h1_timer, rp_worker_now_ms());
+    r->at.h1.fail = ((int)status + 1) | (sent ? H1_FAIL_SENT : 0);
+    snprintf(r->at.h1.fail_detail, sizeof r->at.h1.fail_detail, "%s", detail ? detail : "");
+    rp_timer_arm(&rp_w.timers, &r->at.h1.timer, rp_worker_now_ms());
 }
 
 /* Whether bytes of C's request may have reached the endpoint. */
@@ -230,9 +230,9 @@ static int conn_sent(const struct rp_h1_conn *c)
 static void attempt_end_sent(struct rp_req *r, enum rp_xfer_status status, const char *detail,
                              int keep, int sent)
 {
-    struct rp_h1_conn *c = r->at.h1;
+    struct rp_h1_conn *c = r->at.h1.conn;
     struct rp_h1_ep *h = rp_w.eps[r->at.ep].h1;
-    if (r->at.h1_waiting)
+    if (r->at.h1.waiting)
         wait_unlink(h, r);
     if (h1_starting) {
         if (c) {
@@ -259,9 +259,9 @@ static void attempt_end_sent(struct rp_req *r, enum rp_xfer_status status, const
         r->at.too_large = 1;
     if (detail && (status == RP_XFER_CONNECT || status == RP_XFER_IO))
         snprintf(res.detail, sizeof res.detail, "%s", detail);
-    rp_timer_cancel(&rp_w.timers, &r->at.h1_timer);
-    r->at.h1_fail = 0;
-    r->at.h1 = NULL;
+    rp_timer_cancel(&rp_w.timers, &r->at.h1.timer);
+    r->at.h1.fail = 0;
+    r->at.h1.conn = NULL;
     if (c) {
         c->req = NULL;
         if (keep && c->state == H1_READING && !(c->ssl && SSL_has_pending(c->ssl))) {
@@ -492,7 +492,7 @@ static struct rp_h1_conn *conn_open(struct rp_h1_ep *h, int addr, struct rp_req 
     struct rp_wep *w = h->w;
     rp_hold_add(&w->stats->conns_open_held, +1);
     c->req = r;
-    r->at.h1 = c;
+    r->at.h1.conn = c;
     if (h->url.tls && tls_attach(c) != 0) {
         conn_close(c);
         attempt_fail_soon(r, RP_XFER_CONNECT, "cannot set up TLS", 0);
@@ -556,7 +556,7 @@ static void conn_go(struct rp_h1_conn *c)
 static int attempt_move(struct rp_h1_conn *c, int write_failed)
 {
     struct rp_req *r = c->req;
-    if (!r || !c->reused || r->at.h1_retried || c->resp.bytes > 0)
+    if (!r || !c->reused || r->at.h1.retried || c->resp.bytes > 0)
         return 0;
     /* a state-changing call may be moved only when nothing of it can have
      * left: a plain write that failed with nothing accepted (over TLS a
@@ -564,7 +564,7 @@ static int attempt_move(struct rp_h1_conn *c, int write_failed)
     if (r->no_retry && !(write_failed && c->written == 0 && !c->tx_started))
         return 0;
     struct rp_h1_ep *h = c->hep;
-    r->at.h1_retried = 1;
+    r->at.h1.retried = 1;
     conn_close(c);
     struct rp_h1_conn *n = conn_open(h, h->addr_cur, r);
     if (!n)
@@ -657,15 +657,15 @@ static ssize_t conn_recv(struct rp_h1_conn *c, char *why, size_t cap)
 static int conn_stray(struct rp_h1_conn *c)
 {
     struct rp_req *r = c->req;
-    if (r->at.h1_strays >= RP_H1_MAX_STRAYS || c->resp.status < 200 || c->resp.status >= 300 ||
+    if (r->at.h1.strays >= RP_H1_MAX_STRAYS || c->resp.status < 200 || c->resp.status >= 300 ||
         !rp_req_is_stray(r))
         return 0;
-    r->at.h1_strays++;
+    r->at.h1.strays++;
     rp_debug("endpoint sent an answer to another call: skipped", "endpoint=%s",
              c->hep->w->cfg->name);
     uint64_t until = rp_worker_now_ms() + RP_H1_STRAY_WAIT_MS;
-    rp_timer_arm(&rp_w.timers, &r->at.h1_timer,
-                 until < r->at.h1_deadline_ms ? until : r->at.h1_deadline_ms);
+    rp_timer_arm(&rp_w.timers, &r->at.h1.timer,
+                 until < r->at.h1.deadline_ms ? until : r->at.h1.deadline_ms);
     rp_h1_resp_init(&c->resp, &r->at.body, (size_t)rp_w.cfg->max_response_bytes);
     return 1;
 }
@@ -838,12 +838,12 @@ static void attempt_timer_fired(struct rp_timer *t, void *arg)
 {
     (void)t;
     struct rp_req *r = arg;
-    if (r->at.h1_fail) {
-        enum rp_xfer_status st = (enum rp_xfer_status)((r->at.h1_fail & H1_FAIL_STATUS) - 1);
-        attempt_end_sent(r, st, r->at.h1_fail_detail, 0, (r->at.h1_fail & H1_FAIL_SENT) != 0);
+    if (r->at.h1.fail) {
+        enum rp_xfer_status st = (enum rp_xfer_status)((r->at.h1.fail & H1_FAIL_STATUS) - 1);
+        attempt_end_sent(r, st, r->at.h1.fail_detail, 0, (r->at.h1.fail & H1_FAIL_SENT) != 0);
         return;
     }
-    if (r->at.h1_strays && rp_worker_now_ms() < r->at.h1_deadline_ms) {
+    if (r->at.h1.strays && rp_worker_now_ms() < r->at.h1.deadline_ms) {
         attempt_end(r, RP_XFER_IO, "HTTP 200: answers to other calls only", 0);
         return;
     }
@@ -930,7 +930,7 @@ static void attempt_go(struct rp_h1_ep *h, struct rp_req *r)
         }
         rp_timer_cancel(&rp_w.timers, &c->timer);
         c->req = r;
-        r->at.h1 = c;
+        r->at.h1.conn = c;
         c->state = H1_WRITING;
         conn_load(c, r);
         conn_write(c);
@@ -947,25 +947,25 @@ int rp_h1_start(struct rp_req *r, int ep, long timeout_ms)
 {
     struct rp_wep *w = &rp_w.eps[ep];
     struct rp_h1_ep *h = w->h1;
-    rp_timer_init(&r->at.h1_timer, attempt_timer_fired, r);
-    r->at.h1 = NULL;
-    r->at.h1_retried = 0;
-    r->at.h1_fail = 0;
-    r->at.h1_waiting = 0;
-    r->at.h1_wnext = NULL;
-    r->at.h1_strays = 0;
+    rp_timer_init(&r->at.h1.timer, attempt_timer_fired, r);
+    r->at.h1.conn = NULL;
+    r->at.h1.retried = 0;
+    r->at.h1.fail = 0;
+    r->at.h1.waiting = 0;
+    r->at.h1.wnext = NULL;
+    r->at.h1.strays = 0;
     r->at.body_checked = 0;
     r->at.too_large = 0;
     r->at.retry_after_s = 0;
     rp_buf_reset(&r->at.body);
-    r->at.h1_deadline_ms = rp_worker_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    r->at.h1.deadline_ms = rp_worker_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     rp_hold_add(&w->stats->conns_active_held, +1);
-    rp_timer_arm(&rp_w.timers, &r->at.h1_timer, r->at.h1_deadline_ms);
+    rp_timer_arm(&rp_w.timers, &r->at.h1.timer, r->at.h1.deadline_ms);
     if (h->naddr == 0) {
         /* no address yet: wait for the lookup (started now if none runs) */
-        r->at.h1_waiting = 1;
+        r->at.h1.waiting = 1;
         if (h->wait_tail)
-            h->wait_tail->at.h1_wnext = r;
+            h->wait_tail->at.h1.wnext = r;
         else
             h->wait_head = r;
         h->wait_tail = r;
@@ -981,12 +981,14 @@ int rp_h1_start(struct rp_req *r, int ep, long timeout_ms)
 
 void rp_h1_cancel(struct rp_req *r)
 {
-    rp_timer_cancel(&rp_w.timers, &r->at.h1_timer);
-    attempt_timer_fired(&r->at.h1_timer, r); /* a failure already due, else a timeout */
+    rp_timer_cancel(&rp_w.timers, &r->at.h1.timer);
+    attempt_timer_fired(&r->at.h1.timer, r); /* a failure already due, else a timeout */
 }
 
-const struct rp_transport rp_transport_http = {"http", rp_h1_start, rp_h1_cancel};
-const struct rp_transport rp_transport_https = {"https", rp_h1_start, rp_h1_cancel};
+const struct rp_transport rp_transport_http = {"http", rp_h1_start, rp_h1_cancel,
+                                               rp_h1_discard_released};
+const struct rp_transport rp_transport_https = {"https", rp_h1_start, rp_h1_cancel,
+                                                rp_h1_discard_released};
 
 /* ---------------------------------------------------------------------
  * addresses
@@ -1144,14 +1146,14 @@ void rp_h1_cleanup(void)
         while (h->all) {
             struct rp_h1_conn *c = h->all;
             if (c->req) {
-                rp_timer_cancel(&rp_w.timers, &c->req->at.h1_timer);
+                rp_timer_cancel(&rp_w.timers, &c->req->at.h1.timer);
                 rp_hold_add(&w->stats->conns_active_held, -1);
             }
             conn_close(c);
         }
         while (h->wait_head) {
             struct rp_req *r = h->wait_head;
-            rp_timer_cancel(&rp_w.timers, &r->at.h1_timer);
+            rp_timer_cancel(&rp_w.timers, &r->at.h1.timer);
             rp_hold_add(&w->stats->conns_active_held, -1);
             wait_unlink(h, r);
         }

@@ -123,19 +123,40 @@ struct rp_xfer_result {
     char detail[96]; /* for RP_XFER_CONNECT / RP_XFER_IO: what happened */
 };
 
-/* The transport interface: what serves an endpoint's URL scheme (h1.c
- * implements it for http:// and https://). start() begins R's attempt on
+/* The transport interface: what serves an endpoint's URL scheme
+ * (transport_h1.c implements it for http:// and https://). start() begins R's attempt on
  * endpoint EP with TIMEOUT_MS for the whole transfer (connect, handshake,
  * request, response) and returns 0: the end is then reported later,
  * exactly once, through rp_req_attempt_done() with a struct rp_xfer_result
  * (never from inside start()); -1 when it could not begin (nothing is
  * reported). cancel() ends a begun attempt now, reported (before it
- * returns) as RP_XFER_TIMEOUT with its true `sent`. No transport resends a
- * request by itself once a byte of it may have left. */
+ * returns) as RP_XFER_TIMEOUT with its true `sent`. discard(), called
+ * from rp_req_attempt_done() when an attempt that read a whole response is
+ * judged failed (not the call's answer), keeps the connection that carried
+ * it from being reused. No transport resends a request by itself once a
+ * byte of it may have left. request.c reaches a transport only through
+ * this. */
 struct rp_transport {
     const char *name;
     int (*start)(struct rp_req *r, int ep, long timeout_ms);
     void (*cancel)(struct rp_req *r);
+    void (*discard)(void);
+};
+
+/* The native HTTP/1.1 transport's state of one attempt (transport_h1.c
+ * alone reads or writes it). Embedded, not behind a pointer: its timer
+ * lives in the worker's heap for the attempt's life, and an attempt
+ * costs no allocation. */
+struct rp_attempt_h1 {
+    struct rp_h1_conn *conn; /* the connection carrying it, NULL when none */
+    struct rp_timer timer;   /* the attempt's deadline (or a failure reported soon) */
+    uint64_t deadline_ms;
+    int retried; /* already moved once to a fresh connection */
+    int fail;    /* a failure to report from timer: enum rp_xfer_status + 1, | H1_FAIL_SENT */
+    char fail_detail[96];
+    int waiting;          /* waiting for the endpoint's first address */
+    int strays;           /* responses to other calls skipped on its connection */
+    struct rp_req *wnext; /* next in the endpoint's wait list */
 };
 
 /* One attempt of a request on one endpoint. */
@@ -143,22 +164,13 @@ struct rp_attempt {
     int ep;                          /* endpoint index */
     struct rp_breaker_ticket ticket; /* what the breaker granted, and in which period */
     uint64_t start_ns;
-    struct rp_buf body; /* the endpoint's answer */
-    int too_large;      /* answer passed max_response_bytes */
-    int over_budget;    /* ... or the bound on what its client (or the worker) holds */
-    size_t held_bytes;  /* of body, counted in rp_conn_hold() (rp_req_body_account()) */
-    long retry_after_s; /* from a 429 */
-    /* native HTTP/1.1 client (h1.c) */
-    struct rp_h1_conn *h1;    /* the connection carrying it, NULL when none */
-    struct rp_timer h1_timer; /* the attempt's deadline (or a failure reported soon) */
-    uint64_t h1_deadline_ms;
-    int h1_retried; /* already moved once to a fresh connection */
-    int h1_fail;    /* a failure to report from h1_timer: enum rp_xfer_status + 1, | H1_FAIL_SENT */
-    char h1_fail_detail[96];
-    int h1_waiting;          /* waiting for the endpoint's first address */
-    int h1_strays;           /* responses to other calls skipped on its connection */
+    struct rp_buf body;      /* the endpoint's answer */
+    int too_large;           /* answer passed max_response_bytes */
+    int over_budget;         /* ... or the bound on what its client (or the worker) holds */
+    size_t held_bytes;       /* of body, counted in rp_conn_hold() (rp_req_body_account()) */
+    long retry_after_s;      /* from a 429 */
     int body_checked;        /* the body passed the response check already (rp_req_is_stray) */
-    struct rp_req *h1_wnext; /* next in that wait list */
+    struct rp_attempt_h1 h1; /* the transport's own state (transport_h1.c), untouched elsewhere */
 };
 
 /* rp_req.queued_ep when it is in no endpoint's wait queue: not waiting,
