@@ -20,6 +20,7 @@
 #include "rp_breaker.h"
 #include "rp_clock.h"
 #include "rp_control.h"
+#include "rp_event.h"
 #include "rp_handoff.h"
 #include "rp_hold.h"
 #include "rp_log.h"
@@ -33,13 +34,11 @@
 #define SUP_BACKOFF_MIN_MS  100
 #define SUP_BACKOFF_MAX_MS  30000
 #define SUP_STABLE_MS       60000
-#define SUP_TAG_SIGNAL      1
-#define SUP_TAG_CHAN        2
 #define SUP_REPLACE_WAIT_MS 5000 /* longest wait for new workers before old ones retire */
 #define SUP_PROBER_SLOT     RP_SHM_PROBER_SLOT
 
 struct sup_slot {
-    int tag; /* SUP_TAG_CHAN: epoll data of the channel */
+    struct rp_ev ev; /* epoll data of the channel: handler sup_on_chan, fd chan */
     unsigned index;
     pid_t pid;             /* 0 when no process */
     int wanted;            /* the slot should have a running worker */
@@ -52,6 +51,8 @@ struct sup_slot {
     struct rp_timer respawn;
 };
 
+static void sup_on_chan(struct rp_ev *ev, uint32_t events);
+
 static struct {
     struct rp_config *cfg; /* in force; replaced by a reload */
     struct rp_shm shm;
@@ -59,7 +60,7 @@ static struct {
     int http_fd; /* server.http_listen, -1 when unset */
     int sigfd;
     int epfd;
-    int sig_tag;
+    struct rp_ev sig_ev; /* epoll data of sigfd: handler sup_on_signal */
     int stopping;
     uint64_t stop_deadline_ms;
     unsigned nworkers;
@@ -156,7 +157,8 @@ static int sup_spawn(unsigned slot)
     }
     close(pair[1]);
     s->chan = pair[0];
-    s->tag = SUP_TAG_CHAN;
+    s->ev.handler = sup_on_chan;
+    s->ev.fd = s->chan;
     s->index = slot;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
     epoll_ctl(sup.epfd, EPOLL_CTL_ADD, s->chan, &ev);
@@ -172,12 +174,22 @@ static int sup_spawn(unsigned slot)
     return 0;
 }
 
+static void sup_forward_handoffs(struct sup_slot *from);
+
+/* A worker's channel is readable: clients it hands over (EV is the
+ * struct rp_ev first in its struct sup_slot). */
+static void sup_on_chan(struct rp_ev *ev, uint32_t events)
+{
+    (void)events;
+    sup_forward_handoffs((struct sup_slot *)ev);
+}
+
 static void sup_close_chan(struct sup_slot *s)
 {
     if (s->chan >= 0) {
         epoll_ctl(sup.epfd, EPOLL_CTL_DEL, s->chan, NULL);
         close(s->chan);
-        s->chan = -1;
+        s->chan = s->ev.fd = -1;
     }
 }
 
@@ -299,6 +311,16 @@ static void sup_begin_stop(const char *why)
     rp_info("stopping", "reason=%s workers=%u", why, sup_live_children());
     unlink(sup.cfg->socket_path);
     sup_signal_all(SIGTERM);
+}
+
+static void sup_handle_signals(void);
+
+/* The signalfd is readable. */
+static void sup_on_signal(struct rp_ev *ev, uint32_t events)
+{
+    (void)ev;
+    (void)events;
+    sup_handle_signals();
 }
 
 static void sup_handle_signals(void)
@@ -599,8 +621,9 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     atomic_store_explicit(&sup.shm.hdr->worker_target, sup.nworkers, memory_order_relaxed);
     sup.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     sup.epfd = epoll_create1(EPOLL_CLOEXEC);
-    sup.sig_tag = SUP_TAG_SIGNAL;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &sup.sig_tag};
+    sup.sig_ev.handler = sup_on_signal;
+    sup.sig_ev.fd = sup.sigfd;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &sup.sig_ev};
     if (sup.sigfd < 0 || sup.epfd < 0 || epoll_ctl(sup.epfd, EPOLL_CTL_ADD, sup.sigfd, &ev) != 0) {
         rp_error("cannot set up the supervisor loop", "error=\"%s\"", strerror(errno));
         goto out;
@@ -662,15 +685,7 @@ static int sup_run(struct rp_config *cfg, int workers_override)
             rp_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
             break;
         }
-        for (int i = 0; i < n; i++) {
-            int tag = *(int *)evs[i].data.ptr;
-            if (tag == SUP_TAG_SIGNAL)
-                sup_handle_signals();
-            else if (tag == SUP_TAG_CHAN)
-                sup_forward_handoffs(evs[i].data.ptr);
-            else if (tag == RP_CONTROL_TAG)
-                rp_control_event(evs[i].data.ptr, evs[i].events);
-        }
+        rp_ev_dispatch(evs, n > 0 ? n : 0);
         sup_check_replacement();
         struct rp_timer *t;
         while ((t = rp_timer_pop_expired(&sup.timers, rp_clock_mono_ms())))

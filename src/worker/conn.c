@@ -219,6 +219,8 @@ static int http_setup(struct rp_conn *c)
     return 0;
 }
 
+static void conn_on_event(struct rp_ev *ev, uint32_t events);
+
 /* Set up a connection for an accepted (or handed-over) fd. COUNTED: the
  * client is already in this slot's count (admitted by rp_hold_client_admit);
  * else it is counted here. On failure the count is as it was before. */
@@ -227,7 +229,7 @@ static struct rp_conn *conn_new(int fd, int http_only, int counted)
     struct rp_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->ev.kind = RP_EV_CLIENT;
+    c->ev.handler = conn_on_event;
     c->ev.fd = fd;
     c->http_only = http_only;
     if (http_only && http_setup(c) != 0) {
@@ -780,7 +782,7 @@ static struct http_slot *http_slot_new(struct rp_conn *c)
     struct http_slot *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
-    s->sub.ev.kind = RP_EV_CLIENT;
+    s->sub.ev.handler = conn_on_event;
     s->sub.ev.fd = -1;
     s->sub.parent = c;
     s->sub.proto = CONN_PROTO_HTTP;
@@ -1278,10 +1280,12 @@ static void conn_read(struct rp_conn *c)
     conn_update_events(c);
 }
 
-/* Handle one epoll event. The connection is held for the duration, since
- * answering may close it. */
-void rp_conn_event(struct rp_conn *c, uint32_t events)
+/* Handle one epoll event on client EV (the struct rp_ev of a struct
+ * rp_conn). The connection is held for the duration, since answering may
+ * close it. */
+static void conn_on_event(struct rp_ev *ev, uint32_t events)
 {
+    struct rp_conn *c = (struct rp_conn *)ev;
     c->refs++;
     if (events & EPOLLERR) {
         rp_conn_close(c);

@@ -21,7 +21,7 @@
 #include "worker.h"
 
 struct ares_sock {
-    struct rp_ev ev; /* kind RP_EV_RESOLVE */
+    struct rp_ev ev; /* handler rp_resolve_event */
     struct ares_sock *next;
     uint32_t registered;
 };
@@ -74,7 +74,7 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
             rp_warn("resolver: out of memory", NULL);
             return;
         }
-        s->ev.kind = RP_EV_RESOLVE;
+        s->ev.handler = rp_resolve_event;
         s->ev.fd = fd;
         s->next = asocks;
         asocks = s;

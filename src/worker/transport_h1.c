@@ -83,7 +83,7 @@ struct rp_h1_ep {
 };
 
 struct rp_h1_conn {
-    struct rp_ev ev; /* kind RP_EV_H1 */
+    struct rp_ev ev; /* handler rp_h1_event */
     struct rp_h1_ep *hep;
     struct rp_h1_conn *all_prev, *all_next;
     struct rp_h1_conn *idle_prev, *idle_next;
@@ -478,7 +478,7 @@ static struct rp_h1_conn *conn_open(struct rp_h1_ep *h, int addr, struct rp_req 
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    c->ev.kind = RP_EV_H1;
+    c->ev.handler = rp_h1_event;
     c->ev.fd = fd;
     c->hep = h;
     c->addr = addr;
@@ -896,7 +896,7 @@ void rp_h1_event(struct rp_ev *ev, uint32_t events)
         if (c->ssl || (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             conn_write(c);
         /* the write may have ended the attempt or moved it elsewhere */
-        if (c->ev.kind != RP_EV_H1 || !c->req || c->state != H1_READING)
+        if (c->ev.handler != rp_h1_event || !c->req || c->state != H1_READING)
             return;
         if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
             conn_read(c);

@@ -146,6 +146,22 @@ static void worker_listen(int on)
     }
 }
 
+/* A listen socket is readable: accept (nothing once stopping). */
+static void worker_on_listen(struct rp_ev *ev, uint32_t events)
+{
+    (void)events;
+    if (!rp_w.stopping)
+        rp_conn_accept((struct rp_listener *)ev);
+}
+
+/* The supervisor's channel is readable: clients handed over. */
+static void worker_on_handoff(struct rp_ev *ev, uint32_t events)
+{
+    (void)ev;
+    (void)events;
+    worker_adopt_clients();
+}
+
 static void worker_resume_accept(struct rp_timer *t, void *arg)
 {
     (void)t;
@@ -166,7 +182,7 @@ void rp_worker_pause_accept(uint64_t ms)
 
 void rp_worker_defer_free(void *p)
 {
-    ((struct rp_ev *)p)->kind = RP_EV_DEAD;
+    rp_ev_kill(p);
     if (rp_w.ngrave == rp_w.capgrave) {
         int cap = rp_w.capgrave ? rp_w.capgrave * 2 : 64;
         void **g = realloc(rp_w.graveyard, (size_t)cap * sizeof *g);
@@ -235,11 +251,11 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
     rp_w.slot = slot;
     int fds[2] = {listen_fd, http_fd};
     for (int i = 0; i < 2; i++) {
-        rp_w.listeners[i].ev.kind = RP_EV_LISTEN;
+        rp_w.listeners[i].ev.handler = worker_on_listen;
         rp_w.listeners[i].ev.fd = fds[i];
         rp_w.listeners[i].http_only = i == 1;
     }
-    rp_w.chan_ev.kind = RP_EV_HANDOFF;
+    rp_w.chan_ev.handler = worker_on_handoff;
     rp_w.chan_ev.fd = chan_fd;
     rp_w.breaker.failure_threshold = (uint32_t)cfg->cb_failure_threshold;
     rp_w.breaker.recovery_timeout_ms = (uint64_t)cfg->cb_recovery_timeout_ms;
@@ -332,31 +348,9 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         /* idle upstream connections that spoke close before anything of
          * this batch could reuse them */
         for (int i = 0; i < n; i++)
-            if (((struct rp_ev *)events[i].data.ptr)->kind == RP_EV_H1)
+            if (((struct rp_ev *)events[i].data.ptr)->handler == rp_h1_event)
                 rp_h1_idle_event(events[i].data.ptr);
-        for (int i = 0; i < n; i++) {
-            struct rp_ev *e = events[i].data.ptr;
-            switch (e->kind) {
-            case RP_EV_LISTEN:
-                if (!rp_w.stopping)
-                    rp_conn_accept((struct rp_listener *)e);
-                break;
-            case RP_EV_CLIENT:
-                rp_conn_event((struct rp_conn *)e, events[i].events);
-                break;
-            case RP_EV_RESOLVE:
-                rp_resolve_event(e, events[i].events);
-                break;
-            case RP_EV_H1:
-                rp_h1_event(e, events[i].events);
-                break;
-            case RP_EV_HANDOFF:
-                worker_adopt_clients();
-                break;
-            case RP_EV_DEAD:
-                break;
-            }
-        }
+        rp_ev_dispatch(events, n);
         worker_run_timers();
         rp_conn_flush_all();
         worker_bury();

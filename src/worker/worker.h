@@ -22,6 +22,7 @@
 #include "rp_breaker.h"
 #include "rp_buf.h"
 #include "rp_config.h"
+#include "rp_event.h"
 #include "rp_frame.h"
 #include "rp_jsonrpc.h"
 #include "rp_ratelimit.h"
@@ -29,20 +30,10 @@
 #include "rp_timer.h"
 #include "rp_worker.h"
 
-/* What an epoll event's data.ptr points to: the first member of each. */
-enum rp_ev_kind {
-    RP_EV_DEAD = 0, /* freed during this loop turn: its events are ignored */
-    RP_EV_LISTEN = 1,
-    RP_EV_CLIENT,
-    RP_EV_HANDOFF,
-    RP_EV_H1,      /* a connection of the native HTTP/1.1 client (h1.c) */
-    RP_EV_RESOLVE, /* a socket of the worker's resolver (resolve.c) */
-};
-
-struct rp_ev {
-    enum rp_ev_kind kind;
-    int fd;
-};
+/* What an epoll event's data.ptr points to is a struct rp_ev (rp_event.h)
+ * first in each object: a listener (worker.c), a client (conn.c), the
+ * hand-off channel (worker.c), a connection of the native client
+ * (transport_h1.c), a resolver socket (resolve.c). */
 
 /* A listen socket of the worker: the client UNIX socket (IPC or HTTP,
  * told apart by the first bytes) or server.http_listen (HTTP only). */
@@ -272,7 +263,6 @@ void rp_worker_count_answer(int ok);
 void rp_conn_accept(const struct rp_listener *l);
 void rp_conn_adopt(int fd, const char *data, size_t len);
 unsigned rp_conn_handoff_all(int ch);
-void rp_conn_event(struct rp_conn *c, uint32_t events);
 void rp_conn_write_answer(struct rp_conn *c, const char *data, size_t len);
 void rp_conn_request_done(struct rp_conn *c);
 void rp_conn_close(struct rp_conn *c);
