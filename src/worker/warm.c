@@ -6,8 +6,7 @@
  * cannot be shared between processes). A periodic check opens what is
  * missing with warm-up requests (a cheap JSON-RPC call that takes a token
  * like any request), and refreshes the warm ones before the idle limit
- * closes them (the native client's idle timer, or libcurl's
- * CURLOPT_MAXAGE_CONN, both idle_timeout_ms). Connections beyond the minimum
+ * closes them (the native client's idle timer, idle_timeout_ms). Connections beyond the minimum
  * get no refresh, so they close once idle that long.
  */
 #include "worker.h"

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "resolve.h"
+#include "rp_child.h"
 #include "rp_clock.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
@@ -26,16 +26,9 @@
 
 struct rp_worker rp_w;
 
-static volatile sig_atomic_t worker_stop_flag;   /* SIGTERM: stop, close clients */
-static volatile sig_atomic_t worker_retire_flag; /* SIGUSR2: stop, hand clients over */
-
-static void worker_on_signal(int sig)
-{
-    if (sig == SIGUSR2)
-        worker_retire_flag = 1;
-    else
-        worker_stop_flag = 1;
-}
+/* The stop signals (rp_child.h): SIGTERM (rp_child_stop_flag) stops and
+ * closes the clients, SIGUSR2 (rp_child_retire_flag) stops and hands them
+ * over. */
 
 /* Adopt every client the supervisor passes on from a retiring worker. A
  * worker that is itself retiring adopts them too, and hands them on with
@@ -182,26 +175,7 @@ void rp_worker_pause_accept(uint64_t ms)
 
 void rp_worker_defer_free(void *p)
 {
-    rp_ev_kill(p);
-    if (rp_w.ngrave == rp_w.capgrave) {
-        int cap = rp_w.capgrave ? rp_w.capgrave * 2 : 64;
-        void **g = realloc(rp_w.graveyard, (size_t)cap * sizeof *g);
-        if (!g) {
-            /* cannot defer: leaking is safer than a use after free */
-            rp_warn("out of memory deferring a free", NULL);
-            return;
-        }
-        rp_w.graveyard = g;
-        rp_w.capgrave = cap;
-    }
-    rp_w.graveyard[rp_w.ngrave++] = p;
-}
-
-static void worker_bury(void)
-{
-    for (int i = 0; i < rp_w.ngrave; i++)
-        free(rp_w.graveyard[i]);
-    rp_w.ngrave = 0;
+    rp_child_defer_free(&rp_w.child, p);
 }
 
 /* Run timers whose deadline has passed. */
@@ -267,26 +241,10 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         return 1;
     rp_balancer_init(&rp_w.balancer);
 
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1) /* the supervisor died before the prctl */
+    pid_t sup = (pid_t)atomic_load_explicit(&shm->supervisor_pid, memory_order_relaxed);
+    if (rp_child_setup(&rp_w.child, sup, 1) != 0)
         return 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = worker_on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR2, &sa, NULL);
-    signal(SIGINT, SIG_IGN); /* a terminal's Ctrl-C reaches the supervisor, which stops us */
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-
-    rp_w.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (rp_w.epfd < 0) {
-        rp_error("epoll_create1 failed", "error=\"%s\"", strerror(errno));
-        return 1;
-    }
+    rp_w.epfd = rp_w.child.epfd;
     rp_timer_init(&rp_w.accept_timer, worker_resume_accept, NULL);
     worker_listen(1);
     struct epoll_event cev = {.events = EPOLLIN, .data.ptr = &rp_w.chan_ev};
@@ -309,16 +267,16 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
 
     struct epoll_event events[256];
     for (;;) {
-        if ((worker_stop_flag || worker_retire_flag) && !rp_w.stopping) {
+        if ((rp_child_stop_flag || rp_child_retire_flag) && !rp_w.stopping) {
             rp_w.stopping = 1;
-            rp_w.retiring = worker_retire_flag && !worker_stop_flag;
+            rp_w.retiring = rp_child_retire_flag && !rp_child_stop_flag;
             rp_w.stop_deadline_ms = rp_worker_now_ms() + (uint64_t)cfg->shutdown_timeout_ms;
             atomic_store_explicit(&ws->state, RP_WORKER_DRAINING, memory_order_relaxed);
             worker_stop_accepting();
             rp_info(rp_w.retiring ? "worker retiring: handing clients over" : "worker draining",
                     "requests=%u clients=%u", rp_w.nreqs, rp_w.nconns);
         }
-        if (worker_stop_flag && rp_w.retiring)
+        if (rp_child_stop_flag && rp_w.retiring)
             rp_w.retiring = 0; /* a full stop overrides a handover */
         if (rp_w.stopping) {
             if (rp_w.retiring) {
@@ -338,13 +296,9 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
             }
         }
         atomic_store_explicit(&ws->heartbeat_ms, rp_shm_now_ms(shm), memory_order_relaxed);
-        int n = epoll_wait(rp_w.epfd, events, 256, worker_epoll_timeout_ms());
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rp_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
+        int n = rp_child_wait(&rp_w.child, events, 256, worker_epoll_timeout_ms());
+        if (n < 0)
             break;
-        }
         /* idle upstream connections that spoke close before anything of
          * this batch could reuse them */
         for (int i = 0; i < n; i++)
@@ -353,13 +307,13 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         rp_ev_dispatch(events, n);
         worker_run_timers();
         rp_conn_flush_all();
-        worker_bury();
+        rp_child_bury(&rp_w.child);
     }
     rp_info("worker stopped", "slot=%u", slot);
     rp_h1_cleanup();
     worker_free_endpoints();
-    worker_bury();
-    free(rp_w.graveyard);
+    rp_child_cleanup(&rp_w.child);
+    rp_w.epfd = -1;
     free(rp_w.scratch);
     rp_jparser_free(&rp_w.parser);
     rp_balancer_free(&rp_w.balancer);

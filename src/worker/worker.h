@@ -21,6 +21,7 @@
 #include "rp_balancer.h"
 #include "rp_breaker.h"
 #include "rp_buf.h"
+#include "rp_child.h"
 #include "rp_config.h"
 #include "rp_event.h"
 #include "rp_frame.h"
@@ -221,7 +222,7 @@ struct rp_wep {
 };
 
 struct rp_worker {
-    int epfd;
+    int epfd;                        /* child.epfd */
     struct rp_listener listeners[2]; /* [0] client socket, [1] http_listen (fd -1 when unset) */
     const struct rp_config *cfg;
     struct rp_shm_header *shm;
@@ -245,8 +246,7 @@ struct rp_worker {
     char *scratch;              /* RP_CONN_READ_BYTES: where clients' input is read first */
     struct rp_conn *flush_head; /* clients with answers to write at the end of the turn */
     size_t held_bytes;          /* every client's answers held: queued and being received */
-    void **graveyard;           /* rp_worker_defer_free() */
-    int ngrave, capgrave;
+    struct rp_child child;      /* the process scaffold: signals, epoll set, deferred frees */
 };
 
 extern struct rp_worker rp_w;
