@@ -72,7 +72,8 @@ TEST_DEPS_stress := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/s
 TEST_DEPS_crash := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c src/core/siphash.c
 TEST_DEPS_publish := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c \
 	src/core/siphash.c
-TEST_DEPS_chain := src/prober/health.c
+TEST_DEPS_chain := src/proto/jsonrpc.c src/proto/frame.c
+TEST_DEPS_health := src/proto/jsonrpc.c src/proto/frame.c
 TEST_DEPS_timer :=
 TEST_DEPS_shm_view := src/shm/status.c src/core/buf.c src/shm/breaker.c src/shm/ratelimit.c src/core/proc.c
 TEST_DEPS_control := src/core/buf.c src/shm/status.c src/shm/shm_view.c src/shm/metrics.c src/shm/breaker.c \

@@ -124,4 +124,8 @@ size_t rp_json_strip_newlines(char *buf, size_t len);
  * or needed, like snprintf. */
 size_t rp_json_escape(char *out, size_t outlen, const char *s, size_t len);
 
+/* Decode a JSON-RPC quantity S[0, LEN) ("0x0", "0x1a2b", at most 16 hex
+ * digits, the quotes not included). Returns 0 and the value in OUT, or -1. */
+int rp_jsonrpc_parse_quantity(const char *s, size_t len, uint64_t *out);
+
 #endif

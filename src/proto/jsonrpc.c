@@ -1017,3 +1017,25 @@ size_t rp_jsonrpc_match_batch(char *out, size_t outlen, const char *body, size_t
         *missing = nmiss;
     return pos;
 }
+
+int rp_jsonrpc_parse_quantity(const char *s, size_t len, uint64_t *out)
+{
+    if (len < 3 || len > 18 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 2; i < len; i++) {
+        char c = s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+        v = (v << 4) | d;
+    }
+    *out = v;
+    return 0;
+}

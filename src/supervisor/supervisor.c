@@ -23,6 +23,7 @@
 #include "rp_event.h"
 #include "rp_handoff.h"
 #include "rp_hold.h"
+#include "rp_listen.h"
 #include "rp_log.h"
 #include "rp_privs.h"
 #include "rp_prober.h"
