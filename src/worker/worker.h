@@ -2,8 +2,12 @@
  * client connections, requests and upstream attempts (what the supervisor
  * needs is rp_worker.h). The modules:
  *   worker.c   the loop, accept, timers, lifecycle (drain and exit)
- *   conn.c     a client connection: read, frame, write, back-pressure
+ *   conn.c     a client connection: accept, IPC or HTTP by the first bytes,
+ *              IPC framing, write, back-pressure, hand-off (conn.h)
+ *   httpd.c    the HTTP/1.1 front: JSON-RPC over POST, /health, /metrics
+ *              (conn.h)
  *   request.c  a client request: validation result -> routing, retries, answer
+ *   route.c    routing as a pure function of an endpoint snapshot (rp_route.h)
  *   balancer.c the endpoint pick order (rp_balancer.h)
  *   warm.c     warm-up of idle endpoints (min_connections)
  *   transport_h1.c  the native HTTP/1.1 client, plain and over TLS
