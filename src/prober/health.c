@@ -202,7 +202,8 @@ enum rp_reply_kind rp_health_parse_reply(const char *body, size_t len, uint64_t 
         return out->kind = t[error].type == JSMN_OBJECT ? RP_REPLY_ERROR : RP_REPLY_INVALID;
     const jsmntok_t *r = &t[result];
     if (r->type == JSMN_STRING &&
-        rp_jsonrpc_parse_quantity(body + r->start, (size_t)(r->end - r->start), &out->quantity) == 0)
+        rp_jsonrpc_parse_quantity(body + r->start, (size_t)(r->end - r->start), &out->quantity) ==
+            0)
         out->has_quantity = 1;
     return out->kind = RP_REPLY_RESULT;
 }

@@ -32,12 +32,12 @@
 #include "rp_breaker.h"
 #include "rp_buf.h"
 #include "rp_clock.h"
+#include "rp_listen.h"
 #include "rp_log.h"
 #include "rp_metrics.h"
 #include "rp_ratelimit.h"
 #include "rp_shm_view.h"
 #include "rp_status.h"
-#include "rp_listen.h"
 
 #define CTL_OUT_MAX_BYTES (1u << 20) /* unsent answers above which a client is not read */
 #define CTL_ACCEPT_BURST  64         /* accepts per readiness event */
