@@ -27,21 +27,28 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-# Daemon modules: every src/*.c; main.c holds main().
-SRC := $(wildcard src/*.c)
+# Daemon modules: every src/LAYER/*.c (core, proto, shm, worker, supervisor,
+# prober); supervisor/main.c holds main().
+SRC := $(wildcard src/*/*.c)
 OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRC))
-LIBOBJ := $(filter-out $(BUILD)/obj/main.o,$(OBJ))
 
 # rpcpoolstat builds without daemon code: the view, the renderers and the
 # pure decoders of the breaker and limiter words (plus config for -c).
-STAT_OBJ := $(addprefix $(BUILD)/obj/,shm_view.o status.o buf.o breaker.o ratelimit.o proc.o \
-	config.o log.o)
+STAT_OBJ := $(addprefix $(BUILD)/obj/,shm/shm_view.o shm/status.o core/buf.o shm/breaker.o \
+	shm/ratelimit.o core/proc.o core/config.o core/log.o)
+
+# rpcpoolctl: the configuration (to find the control socket) and the
+# control module's command table (its local `help`), with what those need.
+CTL_OBJ := $(addprefix $(BUILD)/obj/,supervisor/control.o supervisor/listen.o core/config.o \
+	core/log.o core/buf.o core/clock.o core/proc.o shm/status.o shm/shm_view.o shm/metrics.o \
+	shm/breaker.o shm/ratelimit.o)
 
 PROGS := $(BUILD)/rpcpoold $(BUILD)/rpcpoolctl $(BUILD)/rpcpoolstat
 
 all: $(PROGS) lib
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h src/*/*.h) | $(BUILD)/obj
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj $(BUILD)/tests:
@@ -50,31 +57,33 @@ $(BUILD)/obj $(BUILD)/tests:
 $(BUILD)/rpcpoold: $(OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/rpcpoolctl: tools/rpcpoolctl.c $(LIBOBJ)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIBOBJ) $(LDLIBS)
+$(BUILD)/rpcpoolctl: tools/rpcpoolctl.c $(CTL_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(CTL_OBJ) $(LDLIBS)
 
 $(BUILD)/rpcpoolstat: tools/rpcpoolstat.c $(STAT_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(STAT_OBJ) $(LDLIBS)
 
-# Unit tests: tests/unit/test_NAME.c links src/NAME.c and what TEST_DEPS_NAME adds.
+# Unit tests: tests/unit/test_NAME.c links src/*/NAME.c and what TEST_DEPS_NAME adds.
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-TEST_DEPS_config := src/log.c
-TEST_DEPS_jsonrpc := src/frame.c
-TEST_DEPS_stress := src/breaker.c src/ratelimit.c src/clock.c src/hold.c src/shm.c src/proc.c src/siphash.c
-TEST_DEPS_crash := src/breaker.c src/ratelimit.c src/clock.c src/hold.c src/shm.c src/proc.c src/siphash.c
-TEST_DEPS_publish := src/breaker.c src/ratelimit.c src/clock.c src/hold.c src/shm.c src/proc.c \
-	src/siphash.c
-TEST_DEPS_chain := src/health.c
+TEST_DEPS_config := src/core/log.c
+TEST_DEPS_jsonrpc := src/proto/frame.c
+TEST_DEPS_stress := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c src/core/siphash.c
+TEST_DEPS_crash := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c src/core/siphash.c
+TEST_DEPS_publish := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c \
+	src/core/siphash.c
+TEST_DEPS_chain := src/proto/jsonrpc.c src/proto/frame.c
+TEST_DEPS_health := src/proto/jsonrpc.c src/proto/frame.c
 TEST_DEPS_timer :=
-TEST_DEPS_shm_view := src/status.c src/buf.c src/breaker.c src/ratelimit.c src/proc.c
-TEST_DEPS_control := src/buf.c src/status.c src/shm_view.c src/metrics.c src/breaker.c \
-	src/ratelimit.c src/clock.c src/log.c src/listen.c src/shm.c src/proc.c src/siphash.c src/hold.c
-TEST_DEPS_h1 := src/buf.c src/timer.c src/hold.c
-TEST_DEPS_metrics := src/buf.c src/shm_view.c src/breaker.c src/ratelimit.c src/proc.c
+TEST_DEPS_shm_view := src/shm/status.c src/core/buf.c src/shm/breaker.c src/shm/ratelimit.c src/core/proc.c
+TEST_DEPS_control := src/core/buf.c src/shm/status.c src/shm/shm_view.c src/shm/metrics.c src/shm/breaker.c \
+	src/shm/ratelimit.c src/core/clock.c src/core/log.c src/supervisor/listen.c src/shm/shm.c src/core/proc.c src/core/siphash.c src/shm/hold.c
+TEST_DEPS_h1 := src/core/buf.c
+TEST_DEPS_route := src/worker/balancer.c src/shm/breaker.c
+TEST_DEPS_metrics := src/core/buf.c src/shm/shm_view.c src/shm/breaker.c src/shm/ratelimit.c src/core/proc.c
 .SECONDEXPANSION:
-$(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/$$*.c) $$(TEST_DEPS_$$*) $(wildcard tests/unit/*.h) \
-		$(wildcard include/*.h) | $(BUILD)/tests
+$(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/*/$$*.c) $$(TEST_DEPS_$$*) $(wildcard tests/unit/*.h) \
+		$(wildcard include/*.h src/*/*.h) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $(filter %.c,$^) -lcunit $(LDLIBS)
 
 units: $(UNIT_BIN)
@@ -99,7 +108,7 @@ install: all install-lib install-doc
 	install -m 0755 $(BUILD)/rpcpoolstat $(DESTDIR)$(PREFIX)/bin/rpcpoolstat
 
 format:
-	clang-format -i src/*.c include/*.h include/rpcpool/*.h lib/*.c tools/*.c tests/unit/*.c \
+	clang-format -i src/*/*.c $(wildcard src/*/*.h) include/*.h include/rpcpool/*.h lib/*.c tools/*.c tests/unit/*.c \
 		tests/unit/*.h bench/*.c tests/fuzz/*.c
 
 clean:

@@ -306,7 +306,7 @@ const doc = [
     '  `proxy_ssl_verify on`, session reuse and TLS 1.3 to the upstream (as rpcpoold; nginx 1.22',
     '  would stop at TLS 1.2, whose records cost OpenSSL 3.0 less); `rpcpoold-tls-*` is a second rpcpoold whose two',
     '  endpoints are `https://localhost:PORT/` with `tls_ca_file` (native TLS client, c-ares).',
-    '- Load: `tools/rpcbench` (one thread, epoll), on the same machine; latency is from the write of',
+    '- Load: `bench/rpcbench` (one thread, epoll), on the same machine; latency is from the write of',
     '  a request to the parse of its answer; CPU µs/req is utime+stime of every process of the',
     '  proxy (master/supervisor and workers, from /proc/PID/stat) over the measured interval,',
     '  divided by the answers; RSS is VmRSS of the largest worker at the end of the load.',

@@ -5,7 +5,7 @@
 #   1. a fast local upstream: Debian's nginx with njs (bench/nginx-upstream.conf,
 #      bench/echo.js) answering {"result":"0x1"} with the request's id, on two
 #      loopback ports (rpcpoold and the nginx proxy see two endpoints);
-#   2. the same load (tools/rpcbench) (a) straight to the upstream, (b) through
+#   2. the same load (bench/rpcbench) (a) straight to the upstream, (b) through
 #      an nginx reverse proxy with upstream keep-alive and rpcpoold's worker
 #      count (bench/nginx-proxy.conf), on TCP and on a UNIX socket, (c) through
 #      rpcpoold's UNIX socket (IPC framing), (d) through rpcpoold's http_listen

@@ -6,7 +6,7 @@
  * A MAP_SHARED | MAP_ANONYMOUS mapping laid out as the real segment
  * (include/rp_shm_abi.h: header, endpoint rows, per-worker stats rows) is
  * shared by forked processes. Each process loops over one request's routing
- * as src/request.c does it, with the daemon's own modules:
+ * as src/worker/request.c does it, with the daemon's own modules:
  *
  *   core: one clock read, the candidates' row fields (state, breaker word,
  *         inflight, ewma), rp_balancer_pick (p2c), rp_breaker_acquire,

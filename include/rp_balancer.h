@@ -2,7 +2,7 @@
  *
  * The caller filters candidates (drained, down, quarantined, lagging, open
  * breakers and endpoints already tried are left out) and passes the rest.
- * Strategies (INTERFACE.md section 2, `balance`):
+ * Strategies (docs/interface.md section 2, `balance`):
  *   p2c         two distinct random candidates; the lower
  *               (inflight + 1) * ewma_us / weight wins
  *   round_robin candidate seq % n, seq from one host-wide counter

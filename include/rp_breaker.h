@@ -1,7 +1,7 @@
 /* rp_breaker.h - the circuit breaker of one endpoint: one atomic word plus
  * one trial cell per process slot.
  *
- * INTERFACE section 2: CLOSED counts consecutive failures; at
+ * docs/interface.md section 2: CLOSED counts consecutive failures; at
  * failure_threshold it opens. OPEN sends nothing until recovery_timeout_ms
  * has passed, then HALF_OPEN lets at most half_open_max_attempts trials run
  * at once across all processes; a trial success closes it, a trial failure

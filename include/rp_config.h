@@ -1,4 +1,4 @@
-/* rp_config.h - the parsed, validated configuration (INTERFACE.md section 2).
+/* rp_config.h - the parsed, validated configuration (docs/interface.md section 2).
  *
  * rp_config_load() reads a libconfig file, applies every default, validates
  * every key and fills a struct rp_config that owns all of its strings.

@@ -1,4 +1,4 @@
-/* rp_control.h - the control socket served by the supervisor (INTERFACE.md
+/* rp_control.h - the control socket served by the supervisor (docs/interface.md
  * section 4): one command per line in, one JSON object per line out.
  *
  * The supervisor owns the epoll loop; this module owns the control listen
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "rp_config.h"
+#include "rp_event.h"
 #include "rp_shm.h"
 
 #define RP_CONTROL_MAX_LINE    4096 /* longer command lines are refused */
@@ -38,15 +39,14 @@ struct rp_control_ops {
 
 /* Create the control socket at PATH (mode 0600; stale file replaced, live
  * server refused) and register it on EPFD. The epoll data of every fd this
- * module registers is a pointer whose first member is an int tag equal to
- * RP_CONTROL_TAG, so the supervisor can route events to
+ * module registers is a struct rp_ev (rp_event.h) whose handler is
  * rp_control_event(). Returns 0, or -1 with ERR. */
-#define RP_CONTROL_TAG 0x43544c31 /* "CTL1" */
 int rp_control_open(const char *path, int epfd, const struct rp_control_ops *ops, char *err,
                     size_t errlen);
 
-/* Handle an epoll event whose data.ptr came from this module. */
-void rp_control_event(void *ptr, uint32_t events);
+/* Handle an epoll event whose data.ptr came from this module (the handler
+ * of each of its struct rp_ev). */
+void rp_control_event(struct rp_ev *ev, uint32_t events);
 
 /* Close the listen socket and every client; unlink the path. */
 void rp_control_close(void);

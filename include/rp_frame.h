@@ -1,5 +1,5 @@
 /* rp_frame.h - the framing scanner: where each top-level JSON value ends in
- * a client's byte stream (INTERFACE.md section 3, IPC framing).
+ * a client's byte stream (docs/interface.md section 3, IPC framing).
  *
  * Values come one after another, with or without whitespace between them.
  * The scanner is incremental (bytes may arrive split at any boundary) and

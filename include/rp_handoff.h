@@ -27,10 +27,15 @@
  * channel is full (try later), -1 on error. FD stays open in the caller. */
 int rp_handoff_send(int ch, int fd, const char *data, size_t len);
 
+/* What rp_handoff_recv() returns when it got no fd. */
+#define RP_HANDOFF_CLOSED  (-1) /* an error, or the peer closed the channel */
+#define RP_HANDOFF_AGAIN   (-2) /* nothing is waiting */
+#define RP_HANDOFF_DROPPED (-3) /* a message without an fd: dropped, read on */
+
 /* Receive one message from CH into BUF (RP_HANDOFF_MAX_BYTES). Returns the
- * fd (>= 0) with *LEN set, -2 when nothing is waiting, -1 on error or when
- * the peer closed the channel. A message that arrives without an fd is
- * dropped (returns -3). */
+ * fd (>= 0) with *LEN set, RP_HANDOFF_AGAIN when nothing is waiting,
+ * RP_HANDOFF_CLOSED on error or when the peer closed the channel. A message
+ * that arrives without an fd is dropped (RP_HANDOFF_DROPPED). */
 int rp_handoff_recv(int ch, char *buf, size_t *len);
 
 #endif

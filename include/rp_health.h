@@ -124,7 +124,8 @@ enum rp_reply_kind rp_health_parse_reply(const char *body, size_t len, uint64_t 
                                          struct rp_reply *out);
 
 /* Decode a JSON-RPC quantity S[0, LEN) ("0x0", "0x1a2b", at most 16 hex
- * digits). Returns 0 and the value in OUT, or -1. */
+ * digits). Returns 0 and the value in OUT, or -1 (rp_jsonrpc_parse_quantity(),
+ * under the prober's name). */
 int rp_health_parse_quantity(const char *s, size_t len, uint64_t *out);
 
 #endif

@@ -1,4 +1,4 @@
-/* rp_http.h - the pure parts of the HTTP/1.1 front (INTERFACE.md section 3):
+/* rp_http.h - the pure parts of the HTTP/1.1 front (docs/interface.md section 3):
  * telling an HTTP client from an IPC one by its first bytes, an incremental
  * request parser around libhttp-parser that stops after each request's
  * headers and after each whole request (so the caller can answer pipelined

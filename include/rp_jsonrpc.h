@@ -1,5 +1,5 @@
 /* rp_jsonrpc.h - JSON-RPC 2.0 request validation, response checks and the
- * error objects rpcpool writes itself (INTERFACE.md section 3).
+ * error objects rpcpool writes itself (docs/interface.md section 3).
  *
  * Input is one complete, syntactically valid JSON value (as delimited by the
  * framing scanner). jsmn (JSMN_PARENT_LINKS, JSMN_STRICT) tokenises it to
@@ -123,5 +123,9 @@ size_t rp_json_strip_newlines(char *buf, size_t len);
 /* Escape S into OUT as a JSON string body (no quotes). Returns length written
  * or needed, like snprintf. */
 size_t rp_json_escape(char *out, size_t outlen, const char *s, size_t len);
+
+/* Decode a JSON-RPC quantity S[0, LEN) ("0x0", "0x1a2b", at most 16 hex
+ * digits, the quotes not included). Returns 0 and the value in OUT, or -1. */
+int rp_jsonrpc_parse_quantity(const char *s, size_t len, uint64_t *out);
 
 #endif

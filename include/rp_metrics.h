@@ -1,5 +1,5 @@
 /* rp_metrics.h - the Prometheus text exposition (format 0.0.4) of a pool
- * snapshot (INTERFACE.md section 6), served by the control socket's
+ * snapshot (docs/interface.md section 6), served by the control socket's
  * `metrics` command and the HTTP front's GET /metrics.
  *
  * The renderer is pure: it reads only the snapshot (rp_shm_view.h), never

@@ -27,7 +27,7 @@ uint64_t rp_gcra_interval_ns(uint64_t max_requests, uint64_t window_ms);
 
 /* Take exactly N tokens at now_ns. Returns 0 when admitted; RP_GCRA_NEVER
  * when N is above the burst (the bucket can never hold that many: a batch
- * of N calls costs N tokens, INTERFACE section 8); otherwise the ns to wait
+ * of N calls costs N tokens, docs/interface.md section 8); otherwise the ns to wait
  * before N tokens will be there (>= 1). */
 uint64_t rp_gcra_take(_Atomic uint64_t *tat, const struct rp_gcra_params *p, uint64_t n,
                       uint64_t now_ns);

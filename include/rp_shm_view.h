@@ -21,7 +21,7 @@ struct rp_shm_view {
     int owned;        /* 1 when rp_shm_view_open() mapped it */
 };
 
-/* One endpoint as shown to operators (INTERFACE.md section 4 shape). */
+/* One endpoint as shown to operators (docs/interface.md section 4 shape). */
 struct rp_ep_snapshot {
     uint32_t id;
     char name[RP_SHM_NAME_MAX];

@@ -2,7 +2,7 @@
  * shared by the supervisor's control socket (`status`), rpcpoolstat -j and
  * rpcpoolstat's table, so that every view of the pool agrees.
  *
- * JSON shapes are INTERFACE.md sections 4 and 5. The renderers are pure:
+ * JSON shapes are docs/interface.md sections 4 and 5. The renderers are pure:
  * they read only the snapshot and the arguments (no clock, no shm).
  */
 #ifndef RP_STATUS_H

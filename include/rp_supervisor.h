@@ -14,13 +14,4 @@
  * status: 0 after a clean stop, 2 for a start-up failure. */
 int rp_supervisor_run(struct rp_config *cfg, int workers_override);
 
-/* Create the UNIX listen socket at PATH with MODE: a stale socket file is
- * replaced, a path a live server answers on is refused. Returns the fd, or
- * -1 with ERR set. */
-int rp_listen_unix(const char *path, int mode, int backlog, char *err, size_t errlen);
-
-/* Listen on "HOST:PORT" (IPv4, [IPv6] or a name resolved once) over TCP.
- * Returns the fd, or -1 with ERR set. */
-int rp_listen_tcp(const char *hostport, int backlog, char *err, size_t errlen);
-
 #endif

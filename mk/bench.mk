@@ -13,10 +13,10 @@ BENCH_BUILD ?= build/bench
 # (make -f Makefile -f mk/bench.mk ...).
 BENCH_MAKE := $(MAKE) $(if $(shell grep -qs '^-\{0,1\}include .*mk/bench\.mk' Makefile && echo y),,-f Makefile -f mk/bench.mk)
 
-$(BUILD)/rpcbench: tools/rpcbench.c | $(BUILD)/obj
+$(BUILD)/rpcbench: bench/rpcbench.c | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lhttp_parser -lm
 
-$(BUILD)/shm_hotpath: bench/shm_hotpath.c src/ratelimit.c src/breaker.c src/balancer.c \
+$(BUILD)/shm_hotpath: bench/shm_hotpath.c src/shm/ratelimit.c src/shm/breaker.c src/worker/balancer.c \
 		$(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^)
 

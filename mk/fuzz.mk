@@ -22,19 +22,18 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Werror -Wshadow \
 	-fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 
 # The daemon sources (and libraries) each target links.
-FUZZ_SRC_frame := src/frame.c
-FUZZ_SRC_jsonrpc := src/jsonrpc.c src/frame.c
-FUZZ_SRC_response := src/jsonrpc.c src/frame.c
-FUZZ_SRC_config := src/config.c src/log.c
+FUZZ_SRC_frame := src/proto/frame.c
+FUZZ_SRC_jsonrpc := src/proto/jsonrpc.c src/proto/frame.c
+FUZZ_SRC_response := src/proto/jsonrpc.c src/proto/frame.c
+FUZZ_SRC_config := src/core/config.c src/core/log.c
 FUZZ_LIBS_config := -lconfig
-FUZZ_SRC_http := src/http.c
+FUZZ_SRC_http := src/proto/http.c
 FUZZ_LIBS_http := -lhttp_parser
-# the native client's response reader: h1.c whole (its worker side is given
-# inert symbols by the target), as tests/unit/test_h1.c links it
-FUZZ_SRC_upstream := src/h1.c src/buf.c src/timer.c src/hold.c
-FUZZ_LIBS_upstream := -lhttp_parser -lssl -lcrypto
-FUZZ_CFLAGS_upstream := $(shell pkg-config --cflags libcurl 2>/dev/null)
-FUZZ_SRC_restore := src/jsonrpc.c src/frame.c
+# the native client's response reader: the pure half (src/proto/h1.c), as
+# tests/unit/test_h1.c links it
+FUZZ_SRC_upstream := src/proto/h1.c src/core/buf.c
+FUZZ_LIBS_upstream := -lhttp_parser
+FUZZ_SRC_restore := src/proto/jsonrpc.c src/proto/frame.c
 # librpcpool: the target includes lib/client.c itself
 FUZZ_SRC_client :=
 FUZZ_DEPS_client := lib/client.c include/rpcpool/client.h

@@ -1,4 +1,4 @@
-# mk/lib.mk - librpcpool (INTERFACE.md section 7) and the packaging pieces:
+# mk/lib.mk - librpcpool (docs/interface.md section 7) and the packaging pieces:
 # the static and shared library, its pkg-config file, the example program,
 # the live client test, and the install targets for the library, the
 # manual pages, the sample configuration and the systemd unit.

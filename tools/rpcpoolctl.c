@@ -1,5 +1,5 @@
 /* rpcpoolctl.c - send one command to a running rpcpoold's control socket
- * and show the answer (INTERFACE.md section 4).
+ * and show the answer (docs/interface.md section 4).
  *
  *   rpcpoolctl [-c FILE | -s SOCKET] [-j] [-t TIMEOUT_MS] COMMAND [ARG]
  *

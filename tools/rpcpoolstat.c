@@ -1,5 +1,5 @@
 /* rpcpoolstat.c - show a running (or hung, or dead) rpcpool from its shared
- * memory segment, read-only (INTERFACE.md section 5).
+ * memory segment, read-only (docs/interface.md section 5).
  *
  *   rpcpoolstat [-c FILE | -n SHM_NAME] [-1] [-j] [-i MS] [-h] [-V]
  *

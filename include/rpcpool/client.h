@@ -1,4 +1,4 @@
-/* rpcpool/client.h - librpcpool, the C client library of rpcpool (INTERFACE.md
+/* rpcpool/client.h - librpcpool, the C client library of rpcpool (docs/interface.md
  * section 7): the C counterpart of the seed design's poolManager.execute()
  * and getStats().
  *
@@ -24,7 +24,7 @@
  *    rpcpool_fd() for the events rpcpool_poll_events() names.
  *
  * Results are handed back as JSON text (result_json), not decoded: a
- * JSON-RPC error object from the node or from rpcpool (INTERFACE.md section
+ * JSON-RPC error object from the node or from rpcpool (docs/interface.md section
  * 3) is a normal answer with is_error set, not a failure of the call.
  *
  * Return values: functions returning int give RPCPOOL_OK (0) on success,
@@ -197,7 +197,7 @@ int rpcpool_quantity(const char *json, uint64_t *out);
 /* ---- Stats from the control socket ---------------------------------- */
 
 /* The seed design's PoolStats, totalled over the endpoints, from the
- * control socket's `stats` command (INTERFACE.md section 4). JSON names in
+ * control socket's `stats` command (docs/interface.md section 4). JSON names in
  * brackets. */
 struct rpcpool_stats {
     uint64_t total_pools;         /* [totalPools] endpoints configured */

@@ -1,5 +1,5 @@
 /* fuzz_config.c - libFuzzer target for the configuration parser
- * (src/config.c rp_config_load, rp_config_free, rp_config_redact_url).
+ * (src/core/config.c rp_config_load, rp_config_free, rp_config_redact_url).
  *
  * The input is written to a file in a private directory (under
  * $RP_FUZZ_TMPDIR, else /dev/shm) and loaded. A relative `@include "inc.conf"` finds a small fixed
@@ -9,7 +9,7 @@
  *  - a failure leaves the struct all zero and an error "FILE:..." that names
  *    the file (or the included one); a success leaves the error empty;
  *  - a success obeys every documented range and rule (rp_config.h,
- *    INTERFACE.md section 2), e.g. 1..64 endpoints with unique names,
+ *    docs/interface.md section 2), e.g. 1..64 endpoints with unique names,
  *    http(s) URLs whose redacted form is rp_config_redact_url(url) and shows
  *    no user info, query or fragment, min <= max connections, attempt <=
  *    request timeout, the two send methods always in no_retry_methods;

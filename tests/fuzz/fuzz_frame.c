@@ -1,4 +1,4 @@
-/* fuzz_frame.c - libFuzzer target for the framing scanner (src/frame.c).
+/* fuzz_frame.c - libFuzzer target for the framing scanner (src/proto/frame.c).
  *
  * The input is a client byte stream. Invariants checked on every input:
  *  - scanning it whole, fed in random chunks (exact-size heap buffers, so

@@ -1,4 +1,4 @@
-/* fuzz_http.c - libFuzzer target for the HTTP request parser (src/http.c:
+/* fuzz_http.c - libFuzzer target for the HTTP request parser (src/proto/http.c:
  * rp_http_detect, rp_http_parser_feed and friends, rp_http_route,
  * rp_http_format_head).
  *

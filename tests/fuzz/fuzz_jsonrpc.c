@@ -1,5 +1,5 @@
 /* fuzz_jsonrpc.c - libFuzzer target for the request validator
- * (src/jsonrpc.c: rp_jsonrpc_parse, rp_jsonrpc_error, rp_json_escape,
+ * (src/proto/jsonrpc.c: rp_jsonrpc_parse, rp_jsonrpc_error, rp_json_escape,
  * rp_jsonrpc_check_response).
  *
  * The input is a client byte stream; it is framed with the scanner the way

@@ -1,5 +1,5 @@
 /* fuzz_restore.c - libFuzzer target for the restoring of the client's id
- * (src/jsonrpc.c: rp_jsonrpc_restore_id, after rp_jsonrpc_check_response
+ * (src/proto/jsonrpc.c: rp_jsonrpc_restore_id, after rp_jsonrpc_check_response
  * accepted an endpoint's answer to one call), which request.c uses so that a
  * client gets its own id bytes back whatever spelling the node echoed
  * ("\u0061" for "a", 1.0 for 1, null or nothing in an error).

@@ -1,5 +1,5 @@
 /* fuzz_upstream.c - libFuzzer target for the upstream HTTP/1.x response
- * reader of the native client (src/h1.c: rp_h1_resp_init, rp_h1_resp_feed,
+ * reader of the native client (src/worker/h1.c: rp_h1_resp_init, rp_h1_resp_feed,
  * rp_h1_resp_eof), the bytes an http:// endpoint sends back.
  *
  * h1.c also holds the worker side (sockets, epoll, shm); like
@@ -26,76 +26,7 @@
 
 #include "rp_fuzz.h"
 #include "rp_h1.h"
-#include "rp_log.h"
-#include "rp_resolve.h"
-#include "rp_worker.h"
 
-/* ---- worker symbols: the pure parser never reaches them ---- */
-struct rp_worker rp_w;
-
-uint64_t rp_worker_now_ms(void)
-{
-    abort();
-}
-
-void rp_worker_defer_free(void *p)
-{
-    (void)p;
-    abort();
-}
-
-void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
-{
-    (void)r;
-    (void)res;
-    abort();
-}
-
-int rp_req_body_account(struct rp_req *r)
-{
-    (void)r;
-    abort();
-}
-
-void rp_log(enum rp_log_level level, const char *msg, const char *fmt, ...)
-{
-    (void)level;
-    (void)msg;
-    (void)fmt;
-}
-
-const char *rp_log_quote(char *out, size_t outlen, const char *s)
-{
-    (void)out;
-    (void)outlen;
-    (void)s;
-    abort();
-}
-
-int rp_req_is_stray(struct rp_req *r)
-{
-    (void)r;
-    abort();
-}
-
-int rp_resolve_init(void)
-{
-    abort();
-}
-
-void rp_resolve_cleanup(void)
-{
-    abort();
-}
-
-void rp_resolve_start(const char *host, uint16_t port, rp_resolve_cb cb, void *arg)
-{
-    (void)host;
-    (void)port;
-    (void)cb;
-    (void)arg;
-    abort();
-}
 
 /* What one run ended with. */
 struct outcome {

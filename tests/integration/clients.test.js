@@ -1,5 +1,5 @@
 // clients.test.js - real Ethereum clients end to end through rpcpoold
-// (issue 7, INTERFACE.md sections 2 and 3): ethers v6 IpcSocketProvider and
+// (issue 7, docs/interface.md sections 2 and 3): ethers v6 IpcSocketProvider and
 // JsonRpcProvider, Foundry's cast over IPC and over HTTP, and curl
 // --unix-socket, against one anvil node reached through two endpoints
 // (http://127.0.0.1:P/ and http://localhost:P/: two endpoints, one chain, so

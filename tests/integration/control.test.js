@@ -1,4 +1,4 @@
-// control.test.js - the control plane end to end (INTERFACE.md sections 1, 4, 6):
+// control.test.js - the control plane end to end (docs/interface.md sections 1, 4, 6):
 // build/rpcpoolctl against a real rpcpoold in front of fault upstreams (ok mode)
 // for every command; the socket's mode, SO_PEERCRED and client bounds; drain,
 // enable and reset seen in where traffic goes; the metrics text checked by

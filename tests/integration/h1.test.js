@@ -1,4 +1,4 @@
-// h1.test.js - the native HTTP/1.1 upstream client (src/h1.c), which
+// h1.test.js - the native HTTP/1.1 upstream client (src/worker/transport_h1.c), which
 // serves every http:// endpoint, end to end through rpcpoold: every mode of
 // the fault upstream (tests/upstream/fault.js) and what the attempt's error
 // says; keep-alive reuse (connections_total at the upstream stays at the

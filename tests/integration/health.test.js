@@ -1,4 +1,4 @@
-// health.test.js - the prober (src/prober.c, src/health.c) against the fault
+// health.test.js - the prober (src/prober/prober.c, src/prober/health.c) against the fault
 // upstream: wrong-chain endpoints are quarantined and get no client request;
 // a lagging endpoint is marked, gets nothing, and comes back once it catches
 // up; probes keep their cadence; rise/fall hysteresis on the way down and up.

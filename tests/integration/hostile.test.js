@@ -1,6 +1,6 @@
 // hostile.test.js - issue 9 items 1 and 2: the catalogue of hostile input
 // and the limits. Every case sends something a careless or malicious client
-// (or endpoint) might send and checks the answer INTERFACE.md specifies:
+// (or endpoint) might send and checks the answer docs/interface.md specifies:
 // the error code and message, whether the connection is closed, and that
 // the daemon keeps serving everyone else (after each case a normal call on
 // a connection opened before the case, and on a fresh one, must succeed).

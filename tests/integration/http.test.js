@@ -1,4 +1,4 @@
-// http.test.js - the HTTP/1.1 front (src/http.c, src/conn.c; INTERFACE.md
+// http.test.js - the HTTP/1.1 front (src/proto/http.c, src/worker/conn.c; docs/interface.md
 // section 3) against anvil: POST / over the client UNIX socket (told from IPC
 // by its first bytes) and over server.http_listen, GET /health (200 and 503)
 // and GET /metrics, keep-alive, pipelining answered in request order, chunked

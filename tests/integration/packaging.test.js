@@ -170,11 +170,11 @@ describe('make install', () => {
     }
     const pages = {
       'man8/rpcpoold.8': ['-c FILE', '-t', '-w N', 'SIGTERM', 'SIGHUP', 'EXIT STATUS', 'FILES', 'level='],
-      // Every command of INTERFACE.md section 4.
+      // Every command of docs/interface.md section 4.
       'man8/rpcpoolctl.8': ['ping', 'status', 'stats', 'metrics', 'drain EP', 'enable EP', 'reset EP', 'reload',
         'workers N', 'shutdown', '-s SOCKET', '-j', '-t TIMEOUT_MS'],
       'man1/rpcpoolstat.1': ['-n SHM_NAME', '-i MS', 'BREAKER', 'TOKENS', 'supervisor_alive'],
-      // Every key of INTERFACE.md section 2.
+      // Every key of docs/interface.md section 2.
       'man5/rpcpool.conf.5': ['name', 'chain_id', 'endpoints', 'url', 'weight', 'headers', 'rate_limit',
         'max_connections', 'min_connections', 'connection_timeout_ms', 'idle_timeout_ms',
         'request_timeout_ms', 'attempt_timeout_ms', 'retries', 'no_retry_methods', 'balance',

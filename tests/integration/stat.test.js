@@ -1,4 +1,4 @@
-// stat.test.js - rpcpoolstat end to end (INTERFACE.md section 5, issue 6):
+// stat.test.js - rpcpoolstat end to end (docs/interface.md section 5, issue 6):
 // build/rpcpoolstat against real rpcpoold pools in front of anvil and fault
 // upstreams. `-j` agrees with `rpcpoolctl -j status` once the load stopped;
 // `-1` prints the tables and `-c FILE` finds the segment through the

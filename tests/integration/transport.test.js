@@ -1,6 +1,6 @@
 // transport.test.js - one conformance suite, run against every transport
 // that serves worker requests: plain http:// and https:// (both the native
-// client of src/h1.c; libcurl no longer serves worker requests). Each
+// client of src/worker/transport_h1.c; libcurl no longer serves worker requests). Each
 // upstream is tests/upstream/fault.js reached by host name (localhost, so
 // the worker's resolver is exercised); for https it has a CA of its own,
 // made with the openssl CLI into a temporary directory, trusted through

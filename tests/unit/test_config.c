@@ -1,4 +1,4 @@
-/* test_config.c - unit tests of src/config.c: every key read, every default,
+/* test_config.c - unit tests of src/core/config.c: every key read, every default,
  * every validation error as "FILE:LINE: key: reason", URL redaction, the
  * no-retry lookup, and that secrets never reach an error message.
  *
@@ -718,7 +718,7 @@ static void test_defaults(void)
 }
 
 /* attempt_timeout_ms follows request_timeout_ms down when only the latter
- * was set (INTERFACE.md section 8); two explicit keys that conflict stay an
+ * was set (docs/interface.md section 8); two explicit keys that conflict stay an
  * error naming both. */
 static void test_attempt_default(void)
 {

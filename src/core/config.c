@@ -1,5 +1,5 @@
 /* config.c - read, default and validate the configuration file (rp_config.h,
- * INTERFACE.md section 2) with libconfig 1.5.
+ * docs/interface.md section 2) with libconfig 1.5.
  *
  * The whole file is validated before anything is returned: the first problem
  * found is reported as "FILE:LINE: key: reason" and the half-built struct is
@@ -1696,7 +1696,7 @@ void rp_config_free(struct rp_config *cfg)
 }
 
 /* See rp_config.h. The two send methods count even when a configured list
- * leaves them out (INTERFACE.md section 2). */
+ * leaves them out (docs/interface.md section 2). */
 int rp_config_is_no_retry(const struct rp_config *cfg, const char *method, size_t len)
 {
     if ((len == sizeof SEND_RAW - 1 && memcmp(method, SEND_RAW, len) == 0) ||

@@ -9,18 +9,9 @@
  * IPC framing: each JSON value is one request; answers are written as they
  * come, one line each, in any order.
  *
- * HTTP/1.1 (rp_http.h parses): answers must go out in request order, so
- * each request takes a slot at the tail of the connection's queue when its
- * head is complete. A slot embeds a stand-in struct rp_conn ("sub", with
- * parent pointing at the client's connection) that is handed to
- * rp_req_dispatch(): request.c then answers through the usual
- * rp_conn_write_answer() / rp_conn_request_done() / rp_conn_unref() calls,
- * which for a stand-in fill its slot instead of writing. The head of the
- * queue is written out while it is filled. A slot is freed once it left the
- * queue (written, or the client went away) and no request refers to it;
- * each slot holds a reference on the client's connection.
+ * The HTTP front is httpd.c (conn.h is what the two share).
  */
-#include "rp_worker.h"
+#include "conn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,53 +26,12 @@
 #include "rp_hold.h"
 #include "rp_http.h"
 #include "rp_log.h"
-#include "rp_metrics.h"
-#include "rp_shm_view.h"
-
-/* c->proto */
-#define CONN_PROTO_UNKNOWN 0
-#define CONN_PROTO_IPC     1
-#define CONN_PROTO_HTTP    2
-
-/* After an answer that closes an HTTP connection: the write side is shut
- * and what the client still sends is read and dropped for this long, so it
- * reads the answer rather than a reset (nginx's lingering close). */
-#define HTTP_LINGER_MS 2000
-
-static const char http_continue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-
-/* One HTTP request's place in its connection's answer order. */
-struct http_slot {
-    struct rp_conn sub; /* first: the stand-in request.c answers through */
-    struct http_slot *next;
-    struct rp_buf resp; /* the whole response once filled */
-    int filled;
-    int interim;       /* "100 Continue" to send when this slot reaches the head */
-    int close;         /* the connection closes after this answer */
-    int head_only;     /* HEAD: headers only */
-    int keep_alive_10; /* an HTTP/1.0 client that asked for keep-alive */
-    int in_queue;
-    int counted; /* its request counts in the client's pending */
-    size_t held; /* bytes of resp counted in rp_conn_hold() */
-};
-
-/* HTTP state of a client connection. */
-struct rp_http_conn {
-    struct rp_http_parser hp;
-    struct http_slot *head, *tail;
-    struct http_slot *cur; /* the request being received (head complete) */
-    unsigned nslots;
-    int closing;   /* an answer that closes the connection is queued: parse no more */
-    int lingering; /* everything answered, write side shut: drop input until EOF */
-};
 
 static void conn_idle_timeout(struct rp_timer *t, void *arg);
 static void conn_resume(struct rp_timer *t, void *arg);
 static void conn_partial_timeout(struct rp_timer *t, void *arg);
 static void conn_process_input(struct rp_conn *c);
 static void conn_frame_input(struct rp_conn *c);
-static void http_on_error(struct rp_conn *c);
-static void http_flush_queue(struct rp_conn *c);
 
 static void conn_link(struct rp_conn *c)
 {
@@ -126,25 +76,16 @@ static size_t conn_held(const struct rp_conn *c)
 
 /* Back-pressure: C holds so many answers that none of its further requests
  * is framed (nor read) until it reads some. */
-static int conn_backlogged(const struct rp_conn *c)
+int rp_conn_backlogged(const struct rp_conn *c)
 {
     return conn_held(c) >= RP_CONN_OUT_HIGH_BYTES;
-}
-
-/* HTTP input is held back: too many requests unanswered, too much output
- * unsent, or the connection is closing. */
-static int http_paused(const struct rp_conn *c)
-{
-    const struct rp_http_conn *h = c->http;
-    return h &&
-           (h->nslots >= RP_CONN_MAX_PENDING || h->closing || h->lingering || conn_backlogged(c));
 }
 
 /* C's buffered input waits for C itself: too many requests in flight, or
  * its own answers unread (so no request timeout runs against it). */
 static int conn_held_back(const struct rp_conn *c)
 {
-    return c->pending >= RP_CONN_MAX_PENDING || conn_backlogged(c) || http_paused(c);
+    return c->pending >= RP_CONN_MAX_PENDING || rp_conn_backlogged(c) || rp_httpd_paused(c);
 }
 
 int rp_conn_hold(struct rp_conn *c, long long delta)
@@ -165,17 +106,9 @@ int rp_conn_hold(struct rp_conn *c, long long delta)
     return rp_w.held_bytes > worker_max ? -1 : 0;
 }
 
-/* A retiring worker keeps reading an HTTP client until the request it is
- * receiving is whole (a parser's state cannot travel with the fd); the
- * bytes after it are handed over unparsed. */
-static int http_finish_request(const struct rp_conn *c)
-{
-    return rp_w.retiring && c->http && !rp_http_parser_idle(&c->http->hp);
-}
-
 /* Register the events the connection wants now: input unless paused by
  * back-pressure or finished, output while answers wait. */
-static void conn_update_events(struct rp_conn *c)
+void rp_conn_update_events(struct rp_conn *c)
 {
     if (c->closed)
         return;
@@ -185,7 +118,7 @@ static void conn_update_events(struct rp_conn *c)
     } else {
         int paused = conn_held_back(c);
         if (!paused && !c->read_eof && !c->close_after_flush &&
-            (!rp_w.stopping || http_finish_request(c)))
+            (!rp_w.stopping || rp_httpd_finish_request(c)))
             want |= EPOLLIN | EPOLLRDHUP;
         if (c->out_len > c->out_off)
             want |= EPOLLOUT;
@@ -207,18 +140,6 @@ static void conn_touch(struct rp_conn *c)
                      c->last_active_ms + (uint64_t)rp_w.cfg->client_idle_timeout_ms);
 }
 
-/* Make C an HTTP connection. Returns 0, or -1 out of memory. */
-static int http_setup(struct rp_conn *c)
-{
-    struct rp_http_conn *h = calloc(1, sizeof *h);
-    if (!h)
-        return -1;
-    rp_http_parser_init(&h->hp, (size_t)rp_w.cfg->max_request_bytes);
-    c->http = h;
-    c->proto = CONN_PROTO_HTTP;
-    return 0;
-}
-
 /* Set up a connection for an accepted (or handed-over) fd. COUNTED: the
  * client is already in this slot's count (admitted by rp_hold_client_admit);
  * else it is counted here. On failure the count is as it was before. */
@@ -227,10 +148,10 @@ static struct rp_conn *conn_new(int fd, int http_only, int counted)
     struct rp_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->ev.kind = RP_EV_CLIENT;
+    c->ev.handler = rp_conn_on_event;
     c->ev.fd = fd;
     c->http_only = http_only;
-    if (http_only && http_setup(c) != 0) {
+    if (http_only && rp_httpd_setup(c) != 0) {
         free(c);
         return NULL;
     }
@@ -384,43 +305,12 @@ unsigned rp_conn_handoff_all(int ch)
         } else if (quiet && ch >= 0 && rp_handoff_send(ch, c->ev.fd, msg, c->in_len + 1) == 0) {
             rp_conn_close(c); /* our copy only: the client's socket lives on */
         } else {
-            conn_update_events(c);
+            rp_conn_update_events(c);
             held++;
         }
         c = next;
     }
     return held;
-}
-
-/* Free slot S (out of the queue, no request refers to it) and drop its
- * reference on the client's connection. */
-static void http_slot_free(struct http_slot *s)
-{
-    struct rp_conn *parent = s->sub.parent;
-    rp_buf_free(&s->resp);
-    free(s);
-    rp_conn_unref(parent);
-}
-
-/* The client went away: forget every queued answer. Slots a request still
- * refers to are freed when it lets go. The caller holds a reference on C. */
-static void http_drop_slots(struct rp_conn *c)
-{
-    struct rp_http_conn *h = c->http;
-    struct http_slot *s = h->head;
-    h->head = h->tail = h->cur = NULL;
-    h->nslots = 0;
-    while (s) {
-        struct http_slot *next = s->next;
-        s->in_queue = 0;
-        s->interim = 0;
-        rp_conn_hold(c, -(long long)s->held);
-        s->held = 0;
-        rp_buf_free(&s->resp);
-        if (s->sub.refs == 0)
-            http_slot_free(s);
-        s = next;
-    }
 }
 
 /* Close the fd now; the struct lives on while requests refer to it. */
@@ -442,7 +332,7 @@ void rp_conn_close(struct rp_conn *c)
     rp_hold_client_add(rp_w.shm, rp_w.slot, -1);
     if (c->http) {
         c->refs++; /* the slots' references must not free C under us */
-        http_drop_slots(c);
+        rp_httpd_drop_slots(c);
         c->refs--;
     }
     if (c->refs == 0)
@@ -455,7 +345,7 @@ void rp_conn_unref(struct rp_conn *c)
     if (c->parent) {
         struct http_slot *s = (struct http_slot *)c;
         if (c->refs == 0 && !s->in_queue)
-            http_slot_free(s);
+            rp_httpd_slot_free(s);
         return;
     }
     if (c->closed && c->refs == 0)
@@ -478,7 +368,7 @@ static void conn_end(struct rp_conn *c)
     shutdown(c->ev.fd, SHUT_WR);
     rp_timer_cancel(&rp_w.timers, &c->resume_timer);
     rp_timer_arm(&rp_w.timers, &c->idle_timer, rp_worker_now_ms() + HTTP_LINGER_MS);
-    conn_update_events(c);
+    rp_conn_update_events(c);
 }
 
 static void conn_idle_timeout(struct rp_timer *t, void *arg)
@@ -545,7 +435,7 @@ static int conn_flush(struct rp_conn *c)
 /* Write C's queued output at the end of this loop turn, together with
  * whatever else gets answered in the same turn: one write for many answers
  * (rp_conn_flush_all()). */
-static void conn_queue_flush(struct rp_conn *c)
+void rp_conn_queue_flush(struct rp_conn *c)
 {
     if (c->flush_queued || c->closed)
         return;
@@ -563,13 +453,13 @@ void rp_conn_flush_all(void)
         if (c->closed) /* freed at the end of the turn, after this */
             continue;
         if (conn_flush(c) == 0)
-            conn_update_events(c);
+            rp_conn_update_events(c);
     }
 }
 
 /* Queue DATA (and a newline when NEWLINE) for output. Returns 0, or -1 when
  * memory ran out (the connection is then closed). */
-static int conn_out_append(struct rp_conn *c, const char *data, size_t len, int newline)
+int rp_conn_out_append(struct rp_conn *c, const char *data, size_t len, int newline)
 {
     size_t need = c->out_len + len + (newline ? 1 : 0);
     if (need > c->out_cap) {
@@ -594,108 +484,23 @@ static int conn_out_append(struct rp_conn *c, const char *data, size_t len, int 
     return 0;
 }
 
-/* Fill slot S of client C with a whole response and write out what the
- * queue's order allows. S may be freed by the time this returns. */
-static void http_fill(struct rp_conn *c, struct http_slot *s, int status, const char *ctype,
-                      const char *body, size_t len, const char *extra)
-{
-    char head[512];
-    unsigned flags = s->close ? RP_HTTP_F_CLOSE : s->keep_alive_10 ? RP_HTTP_F_KEEP_ALIVE : 0;
-    size_t n = rp_http_format_head(head, sizeof head, status, ctype, len, extra, flags);
-    if (n >= sizeof head)
-        n = rp_http_format_head(head, sizeof head, 500, NULL, 0, NULL, RP_HTTP_F_CLOSE);
-    rp_buf_reset(&s->resp);
-    rp_buf_append(&s->resp, head, n);
-    if (!s->head_only && len)
-        rp_buf_append(&s->resp, body, len);
-    rp_conn_hold(c, (long long)s->resp.len - (long long)s->held);
-    s->held = s->resp.len;
-    s->filled = 1;
-    s->interim = 0;
-    http_flush_queue(c);
-}
-
-/* Write the filled answers at the head of C's queue (and a waiting
- * "100 Continue" of the first unfilled one), in request order. */
-static void http_flush_queue(struct rp_conn *c)
-{
-    struct rp_http_conn *h = c->http;
-    int wrote = 0;
-    struct http_slot *s;
-    while (!c->closed && (s = h->head) != NULL) {
-        if (s->interim && !s->filled) {
-            s->interim = 0;
-            if (conn_out_append(c, http_continue, sizeof http_continue - 1, 0) != 0)
-                return;
-            wrote = 1;
-        }
-        if (!s->filled)
-            break;
-        h->head = s->next;
-        if (!h->head)
-            h->tail = NULL;
-        h->nslots--;
-        s->in_queue = 0;
-        rp_conn_hold(c, -(long long)s->held); /* now counted as output */
-        s->held = 0;
-        int close = s->close;
-        int failed = rp_buf_failed(&s->resp);
-        int rc = failed ? 0 : conn_out_append(c, s->resp.data, s->resp.len, 0);
-        rp_buf_free(&s->resp);
-        if (s->sub.refs == 0)
-            http_slot_free(s); /* C is not closed: its struct stays */
-        if (rc != 0)
-            return;
-        if (failed) {
-            rp_warn("out of memory building an answer: closing client", NULL);
-            rp_conn_close(c);
-            return;
-        }
-        wrote = 1;
-        if (close) {
-            c->close_after_flush = 1;
-            break;
-        }
-    }
-    if (c->closed)
-        return;
-    if (wrote) {
-        conn_queue_flush(c);
-        return;
-    }
-    conn_update_events(c);
-}
-
-/* request.c answered the request of stand-in SUB. */
-static void http_sub_answer(struct rp_conn *sub, const char *data, size_t len)
-{
-    struct http_slot *s = (struct http_slot *)sub;
-    if (s->filled)
-        return;
-    if (sub->parent->closed || !s->in_queue) {
-        s->filled = 1;
-        return;
-    }
-    http_fill(sub->parent, s, 200, "application/json", data, len, NULL);
-}
-
 /* Queue DATA followed by a newline and try to send it at once. For an HTTP
  * request's stand-in, DATA is the body of its 200 answer. */
 void rp_conn_write_answer(struct rp_conn *c, const char *data, size_t len)
 {
     if (c->parent) {
-        http_sub_answer(c, data, len);
+        rp_httpd_sub_answer(c, data, len);
         return;
     }
     if (c->closed)
         return;
-    if (conn_out_append(c, data, len, 1) == 0)
-        conn_queue_flush(c);
+    if (rp_conn_out_append(c, data, len, 1) == 0)
+        rp_conn_queue_flush(c);
 }
 
 /* After a request of C finished: close when that was the last thing to
  * wait for, resume input held back, update the events. */
-static void conn_after_request(struct rp_conn *c)
+void rp_conn_after_request(struct rp_conn *c)
 {
     if (c->closed)
         return;
@@ -708,41 +513,19 @@ static void conn_after_request(struct rp_conn *c)
      * this may be called while that input is being dispatched */
     if (c->in_len && !c->processing && c->pending < RP_CONN_MAX_PENDING)
         rp_timer_arm(&rp_w.timers, &c->resume_timer, 0);
-    conn_update_events(c);
-}
-
-/* The request of stand-in SUB is over: a notification (no answer) gets an
- * empty 200, and the client's count of requests in flight drops. */
-static void http_sub_done(struct rp_conn *sub)
-{
-    struct http_slot *s = (struct http_slot *)sub;
-    struct rp_conn *parent = sub->parent;
-    if (sub->pending)
-        sub->pending--;
-    if (!s->filled) {
-        if (parent->closed || !s->in_queue)
-            s->filled = 1;
-        else
-            http_fill(parent, s, 200, "application/json", "", 0, NULL);
-    }
-    if (s->counted) {
-        s->counted = 0;
-        if (parent->pending)
-            parent->pending--;
-    }
-    conn_after_request(parent);
+    rp_conn_update_events(c);
 }
 
 /* A request of this connection got its answer (or was dropped). */
 void rp_conn_request_done(struct rp_conn *c)
 {
     if (c->parent) {
-        http_sub_done(c);
+        rp_httpd_sub_done(c);
         return;
     }
     if (c->pending)
         c->pending--;
-    conn_after_request(c);
+    rp_conn_after_request(c);
 }
 
 static void conn_resume(struct rp_timer *t, void *arg)
@@ -753,7 +536,7 @@ static void conn_resume(struct rp_timer *t, void *arg)
     conn_process_input(c);
     if (!c->closed && c->read_eof && c->pending == 0 && c->out_off == c->out_len)
         conn_end(c);
-    conn_update_events(c);
+    rp_conn_update_events(c);
     rp_conn_unref(c);
 }
 
@@ -766,266 +549,12 @@ static void conn_fatal(struct rp_conn *c, int code, const char *msg)
     c->close_after_flush = 1;
     rp_conn_write_answer(c, buf, n < sizeof buf ? n : sizeof buf - 1);
     if (!c->closed)
-        conn_update_events(c);
+        rp_conn_update_events(c);
 }
 
 /* ---------------------------------------------------------------------
  * HTTP requests
  * ------------------------------------------------------------------- */
-
-/* A new slot at the tail of C's queue, or NULL out of memory. */
-static struct http_slot *http_slot_new(struct rp_conn *c)
-{
-    struct rp_http_conn *h = c->http;
-    struct http_slot *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->sub.ev.kind = RP_EV_CLIENT;
-    s->sub.ev.fd = -1;
-    s->sub.parent = c;
-    s->sub.proto = CONN_PROTO_HTTP;
-    rp_buf_init(&s->resp);
-    s->in_queue = 1;
-    c->refs++;
-    if (h->tail)
-        h->tail->next = s;
-    else
-        h->head = s;
-    h->tail = s;
-    h->nslots++;
-    return s;
-}
-
-/* Copy the segment into a snapshot (heap; the caller frees it), or NULL. */
-static struct rp_snapshot *http_snapshot(void)
-{
-    struct rp_snapshot *snap = malloc(sizeof *snap);
-    if (!snap)
-        return NULL;
-    struct rp_shm_view v;
-    char err[160];
-    if (rp_shm_view_wrap(&v, rp_w.shm, RP_SHM_TOTAL_BYTES, err, sizeof err) != 0 ||
-        rp_shm_view_snapshot(&v, snap, err, sizeof err) != 0) {
-        rp_warn("cannot read the shm segment for HTTP", "error=\"%s\"", err);
-        free(snap);
-        return NULL;
-    }
-    rp_shm_view_close(&v);
-    return snap;
-}
-
-/* GET /health: 200 when an endpoint can serve, else 503. */
-static void http_health(struct rp_conn *c, struct http_slot *s)
-{
-    char body[128];
-    size_t len = 0;
-    int status = 503;
-    struct rp_snapshot *snap = http_snapshot();
-    if (snap) {
-        status = rp_http_health_body(snap, body, sizeof body, &len);
-        free(snap);
-    } else {
-        len = (size_t)snprintf(body, sizeof body, "{\"status\":\"unavailable\",\"healthy\":0}");
-    }
-    http_fill(c, s, status, "application/json", body, len, NULL);
-}
-
-/* GET /metrics: the Prometheus text of a snapshot. */
-static void http_metrics(struct rp_conn *c, struct http_slot *s)
-{
-    struct rp_snapshot *snap = http_snapshot();
-    struct rp_buf text = RP_BUF_INIT;
-    if (!snap || rp_metrics_render(&text, snap) != 0) {
-        static const char msg[] = "cannot render metrics\n";
-        http_fill(c, s, 500, "text/plain; charset=utf-8", msg, sizeof msg - 1, NULL);
-    } else {
-        http_fill(c, s, 200, RP_METRICS_CONTENT_TYPE, text.data, text.len, NULL);
-    }
-    free(snap);
-    rp_buf_free(&text);
-}
-
-/* A plain-text answer of rpcpool's own (404, 405, 4xx errors). */
-static void http_plain(struct rp_conn *c, struct http_slot *s, int status, const char *msg,
-                       const char *extra)
-{
-    char body[160];
-    int n = snprintf(body, sizeof body, "%s\n", msg);
-    size_t len = n < 0 ? 0 : (size_t)n < sizeof body ? (size_t)n : sizeof body - 1;
-    http_fill(c, s, status, "text/plain; charset=utf-8", body, len, extra);
-}
-
-/* A JSON-RPC error of rpcpool's own as a 200 answer (geth does the same). */
-static void http_rpc_error(struct rp_conn *c, struct http_slot *s, int code, const char *msg)
-{
-    char buf[256];
-    size_t n = rp_jsonrpc_error(buf, sizeof buf, NULL, 0, code, msg, NULL);
-    rp_worker_count_answer(0);
-    http_fill(c, s, 200, "application/json", buf, n < sizeof buf ? n : sizeof buf - 1, NULL);
-}
-
-static int is_json_ws(char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
-}
-
-/* POST: BODY must be exactly one JSON value (a request or a batch); it is
- * dispatched through slot S's stand-in, which receives the answer. */
-static void http_rpc(struct rp_conn *c, struct http_slot *s, const char *body, size_t len)
-{
-    struct rp_frame f;
-    size_t start = 0, end = 0;
-    rp_frame_init(&f);
-    enum rp_frame_result r = rp_frame_scan(&f, body, len, &start, &end);
-    if (r == RP_FRAME_NEED_MORE) {
-        /* a lone scalar ends only at the end of the body; anything else
-         * unfinished (or an empty body) is not JSON */
-        if (rp_frame_validate(body, len) == 0) {
-            while (start < len && is_json_ws(body[start]))
-                start++;
-            end = len;
-            while (end > start && is_json_ws(body[end - 1]))
-                end--;
-            r = RP_FRAME_VALUE;
-        }
-    } else if (r == RP_FRAME_VALUE) {
-        for (size_t i = end; i < len; i++)
-            if (!is_json_ws(body[i])) {
-                r = RP_FRAME_ERROR; /* a second value */
-                break;
-            }
-    }
-    if (r == RP_FRAME_TOO_DEEP) {
-        http_rpc_error(c, s, RP_JSONRPC_INVALID_REQUEST, "Invalid Request: nesting too deep");
-        return;
-    }
-    if (r != RP_FRAME_VALUE) {
-        http_rpc_error(c, s, RP_JSONRPC_PARSE_ERROR, "Parse error");
-        return;
-    }
-    s->sub.refs++; /* the request may finish, and let go of S, before we look */
-    rp_req_dispatch(&s->sub, body + start, end - start);
-    if (s->sub.pending > 0) {
-        s->counted = 1;
-        c->pending++;
-    } else if (!s->filled && s->in_queue) {
-        http_fill(c, s, 200, "application/json", "", 0, NULL); /* nothing to answer */
-    }
-    rp_conn_unref(&s->sub);
-}
-
-/* A request's head is complete: it takes its place in the answer order;
- * a client waiting for "100 Continue" gets it when its turn comes. */
-static void http_on_headers(struct rp_conn *c)
-{
-    struct rp_http_conn *h = c->http;
-    const struct rp_http_msg *m = &h->hp.msg;
-    struct http_slot *s = http_slot_new(c);
-    if (!s) {
-        rp_warn("out of memory for an HTTP request: closing client", NULL);
-        rp_conn_close(c);
-        return;
-    }
-    h->cur = s;
-    s->head_only = m->method == HTTP_HEAD;
-    if (m->expect_continue && m->has_body) {
-        s->interim = 1;
-        http_flush_queue(c);
-    }
-}
-
-/* A whole request: route it and answer (now, or when its call returns). */
-static void http_on_message(struct rp_conn *c)
-{
-    struct rp_http_conn *h = c->http;
-    const struct rp_http_msg *m = &h->hp.msg;
-    struct http_slot *s = h->cur;
-    h->cur = NULL;
-    if (!s) /* cannot happen: every message had its head first */
-        return;
-    s->interim = 0; /* the body is here: no need to invite it any more */
-    s->close = !m->keep_alive || m->method == HTTP_CONNECT;
-    s->keep_alive_10 = m->keep_alive && m->http_minor == 0;
-    if (s->close)
-        h->closing = 1;
-    const char *allow = NULL;
-    size_t url_len = m->url_len < sizeof m->url ? m->url_len : strlen(m->url);
-    enum rp_http_route route = rp_http_route(m->method, m->url, url_len, &allow);
-    char extra[64];
-    switch (route) {
-    case RP_HTTP_ROUTE_RPC:
-        http_rpc(c, s, m->body ? m->body : "", m->body_len);
-        break;
-    case RP_HTTP_ROUTE_HEALTH:
-        http_health(c, s);
-        break;
-    case RP_HTTP_ROUTE_METRICS:
-        http_metrics(c, s);
-        break;
-    case RP_HTTP_ROUTE_OPTIONS:
-        snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
-        http_fill(c, s, 200, NULL, "", 0, extra);
-        break;
-    case RP_HTTP_ROUTE_NOT_FOUND:
-        http_plain(c, s, 404, "not found", NULL);
-        break;
-    case RP_HTTP_ROUTE_BAD_METHOD:
-        snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
-        http_plain(c, s, 405, "method not allowed", extra);
-        break;
-    }
-    if (!c->closed)
-        rp_http_parser_trim(&h->hp);
-}
-
-/* A bad request: answer it in its turn and close the connection. */
-static void http_on_error(struct rp_conn *c)
-{
-    struct rp_http_conn *h = c->http;
-    struct http_slot *s = h->cur ? h->cur : http_slot_new(c);
-    h->cur = NULL;
-    if (!s) {
-        rp_conn_close(c);
-        return;
-    }
-    int status = h->hp.error_status ? h->hp.error_status : 400;
-    const char *why = h->hp.error_reason ? h->hp.error_reason : "bad request";
-    rp_debug("HTTP request refused", "fd=%d status=%d reason=\"%s\"", c->ev.fd, status, why);
-    s->interim = 0;
-    s->head_only = 0;
-    s->close = 1;
-    h->closing = 1;
-    http_plain(c, s, status, why, NULL);
-}
-
-/* Parse what has arrived, one event at a time, while back-pressure allows;
- * the unparsed rest stays buffered. */
-static void http_process_input(struct rp_conn *c)
-{
-    struct rp_http_conn *h = c->http;
-    size_t off = 0;
-    c->processing = 1;
-    while (!c->closed && off < c->in_len && c->pending < RP_CONN_MAX_PENDING && !http_paused(c)) {
-        if (rp_w.stopping && rp_http_parser_idle(&h->hp))
-            break; /* no new request: the rest is handed over (or dropped) */
-        size_t used = 0;
-        enum rp_http_event ev = rp_http_parser_feed(&h->hp, c->in + off, c->in_len - off, &used);
-        off += used;
-        if (ev == RP_HTTP_HEADERS)
-            http_on_headers(c);
-        else if (ev == RP_HTTP_MESSAGE)
-            http_on_message(c);
-        else if (ev == RP_HTTP_ERROR)
-            http_on_error(c);
-    }
-    c->processing = 0;
-    if (!c->closed && off > 0) {
-        if (h->closing)
-            off = c->in_len; /* nothing after a closing request is read */
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
-    }
-}
 
 /* ---------------------------------------------------------------------
  * input
@@ -1036,14 +565,14 @@ static void http_process_input(struct rp_conn *c)
 static int conn_detect(struct rp_conn *c)
 {
     if (c->http_only) {
-        if (http_setup(c) == 0)
+        if (rp_httpd_setup(c) == 0)
             return 0;
         rp_conn_close(c);
         return -1;
     }
     switch (rp_http_detect(c->in, c->in_len)) {
     case RP_HTTP_DETECT_YES:
-        if (http_setup(c) == 0)
+        if (rp_httpd_setup(c) == 0)
             return 0;
         rp_conn_close(c);
         return -1;
@@ -1093,7 +622,7 @@ static void conn_partial_timeout(struct rp_timer *t, void *arg)
     if (c->http) {
         c->http->hp.error_status = 408;
         c->http->hp.error_reason = "request timeout";
-        http_on_error(c);
+        rp_httpd_on_error(c);
     } else {
         conn_fatal(c, RP_JSONRPC_INVALID_REQUEST,
                    "Invalid Request: incomplete after "
@@ -1121,14 +650,14 @@ static void conn_frame_input(struct rp_conn *c)
     if (c->proto == CONN_PROTO_UNKNOWN && conn_detect(c) != 0)
         return;
     if (c->proto == CONN_PROTO_HTTP) {
-        http_process_input(c);
+        rp_httpd_process_input(c);
         return;
     }
     size_t consumed = 0;
     size_t max_req = (size_t)rp_w.cfg->max_request_bytes;
     c->processing = 1;
     while (!c->closed && !c->close_after_flush && c->pending < RP_CONN_MAX_PENDING &&
-           !conn_backlogged(c)) {
+           !rp_conn_backlogged(c)) {
         size_t start, end;
         enum rp_frame_result r = rp_frame_scan(&c->frame, c->in, c->in_len, &start, &end);
         if (r == RP_FRAME_VALUE) {
@@ -1165,24 +694,6 @@ static void conn_frame_input(struct rp_conn *c)
     }
 }
 
-/* Lingering close: read and drop until the client closes (bounded per
- * call, like conn_read). */
-static void http_linger_read(struct rp_conn *c)
-{
-    char sink[16384];
-    for (int rounds = 0; rounds < 16; rounds++) {
-        ssize_t n = recv(c->ev.fd, sink, sizeof sink, 0);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        rp_conn_close(c);
-        return;
-    }
-}
-
 /* After input was handled in the worker's scratch buffer: keep what is
  * left (a request not yet whole) in a buffer of the connection's own. */
 static void conn_unscratch(struct rp_conn *c)
@@ -1210,7 +721,7 @@ static void conn_unscratch(struct rp_conn *c)
 static void conn_read(struct rp_conn *c)
 {
     if (c->http && c->http->lingering) {
-        http_linger_read(c);
+        rp_httpd_linger_read(c);
         return;
     }
     size_t max_buf = (size_t)rp_w.cfg->max_request_bytes + RP_CONN_READ_BYTES;
@@ -1249,7 +760,7 @@ static void conn_read(struct rp_conn *c)
             if (scratch)
                 conn_unscratch(c);
             if (c->closed || conn_held_back(c) || c->close_after_flush ||
-                (rp_w.stopping && c->http && !http_finish_request(c)))
+                (rp_w.stopping && c->http && !rp_httpd_finish_request(c)))
                 break;
             if ((size_t)n < room)
                 break; /* drained: level-triggered epoll says when more comes */
@@ -1275,13 +786,15 @@ static void conn_read(struct rp_conn *c)
         rp_conn_close(c);
         return;
     }
-    conn_update_events(c);
+    rp_conn_update_events(c);
 }
 
-/* Handle one epoll event. The connection is held for the duration, since
- * answering may close it. */
-void rp_conn_event(struct rp_conn *c, uint32_t events)
+/* Handle one epoll event on client EV (the struct rp_ev of a struct
+ * rp_conn). The connection is held for the duration, since answering may
+ * close it. */
+void rp_conn_on_event(struct rp_ev *ev, uint32_t events)
 {
+    struct rp_conn *c = (struct rp_conn *)ev;
     c->refs++;
     if (events & EPOLLERR) {
         rp_conn_close(c);
@@ -1292,7 +805,7 @@ void rp_conn_event(struct rp_conn *c, uint32_t events)
         if (!c->closed && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)))
             conn_read(c);
         else
-            conn_update_events(c);
+            rp_conn_update_events(c);
     }
     rp_conn_unref(c);
 }
@@ -1306,7 +819,7 @@ void rp_conn_close_all_idle(void)
         if (c->pending == 0 && c->out_off == c->out_len)
             rp_conn_close(c);
         else
-            conn_update_events(c);
+            rp_conn_update_events(c);
         c = next;
     }
 }

@@ -121,8 +121,11 @@ static int jstr_equals(const char *s, size_t n, const char *lit)
     return lit[k] == '\0';
 }
 
-/* Tokenise BUF[0, LEN) into p->toks. Returns the token count, -1 when out
- * of memory, -2 when jsmn rejects the text. */
+#define JP_NOMEM   (-1) /* jp_tokenize(): out of memory */
+#define JP_INVALID (-2) /* jp_tokenize(): jsmn rejects the text */
+
+/* Tokenise BUF[0, LEN) into p->toks. Returns the token count, JP_NOMEM or
+ * JP_INVALID. */
 static int jp_tokenize(struct rp_jparser *p, const char *buf, size_t len)
 {
     jsmn_parser jp;
@@ -130,13 +133,13 @@ static int jp_tokenize(struct rp_jparser *p, const char *buf, size_t len)
     jsmn_init(&jp);
     int n = jsmn_parse(&jp, buf, len, NULL, 0);
     if (n <= 0)
-        return -2;
+        return JP_INVALID;
     unsigned want = (unsigned)n;
     for (;;) {
         if (p->tok_cap < want) {
             void *t = realloc(p->toks, (size_t)want * sizeof(jsmntok_t));
             if (!t)
-                return -1;
+                return JP_NOMEM;
             p->toks = t;
             p->tok_cap = want;
         }
@@ -144,12 +147,12 @@ static int jp_tokenize(struct rp_jparser *p, const char *buf, size_t len)
         int r = jsmn_parse(&jp, buf, len, p->toks, p->tok_cap);
         if (r == JSMN_ERROR_NOMEM) {
             if (p->tok_cap > INT32_MAX / 2)
-                return -1;
+                return JP_NOMEM;
             want = p->tok_cap * 2;
             continue;
         }
         if (r < 0)
-            return -2;
+            return JP_INVALID;
         return (int)jp.toknext;
     }
 }
@@ -307,7 +310,7 @@ int rp_jsonrpc_parse(struct rp_jparser *p, const char *buf, size_t len, long max
     }
 
     int ntok = jp_tokenize(p, buf, len);
-    if (ntok == -1)
+    if (ntok == JP_NOMEM)
         return -1;
     if (ntok < 0) {
         jp_msg_error(out, RP_JSONRPC_PARSE_ERROR, R_PARSE);
@@ -1013,4 +1016,26 @@ size_t rp_jsonrpc_match_batch(char *out, size_t outlen, const char *body, size_t
     if (missing)
         *missing = nmiss;
     return pos;
+}
+
+int rp_jsonrpc_parse_quantity(const char *s, size_t len, uint64_t *out)
+{
+    if (len < 3 || len > 18 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 2; i < len; i++) {
+        char c = s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+        v = (v << 4) | d;
+    }
+    *out = v;
+    return 0;
 }

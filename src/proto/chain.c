@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rp_health.h"
+#include "rp_jsonrpc.h"
 
 /* Tokens read from one call or answer: enough for the members we look at
  * (a block object with full transactions has more: what lies past this
@@ -110,7 +110,7 @@ static enum rp_chain_need chain_tag(const char *buf, const jsmntok_t *t, int n, 
     if (tok_is(buf, &t[i], "latest") || tok_is(buf, &t[i], "pending") ||
         tok_is(buf, &t[i], "safe") || tok_is(buf, &t[i], "finalized"))
         return RP_CHAIN_HEAD;
-    if (rp_health_parse_quantity(buf + t[i].start, (size_t)(t[i].end - t[i].start), block) == 0)
+    if (rp_jsonrpc_parse_quantity(buf + t[i].start, (size_t)(t[i].end - t[i].start), block) == 0)
         return RP_CHAIN_BLOCK;
     return RP_CHAIN_ANY; /* "earliest", a hash, or nonsense: the node decides */
 }
@@ -203,7 +203,7 @@ uint64_t rp_chain_answer_block(const char *method, size_t mlen, const char *body
     }
     uint64_t v = 0;
     if (t[r].type != JSMN_STRING ||
-        rp_health_parse_quantity(body + t[r].start, (size_t)(t[r].end - t[r].start), &v) != 0)
+        rp_jsonrpc_parse_quantity(body + t[r].start, (size_t)(t[r].end - t[r].start), &v) != 0)
         return 0;
     return v;
 }

@@ -1,4 +1,4 @@
-/* control.c - the supervisor's control socket (rp_control.h, INTERFACE.md
+/* control.c - the supervisor's control socket (rp_control.h, docs/interface.md
  * section 4).
  *
  * One UNIX listen socket (mode 0600) and at most RP_CONTROL_MAX_CLIENTS
@@ -32,12 +32,12 @@
 #include "rp_breaker.h"
 #include "rp_buf.h"
 #include "rp_clock.h"
+#include "rp_listen.h"
 #include "rp_log.h"
 #include "rp_metrics.h"
 #include "rp_ratelimit.h"
 #include "rp_shm_view.h"
 #include "rp_status.h"
-#include "rp_supervisor.h"
 
 #define CTL_OUT_MAX_BYTES (1u << 20) /* unsent answers above which a client is not read */
 #define CTL_ACCEPT_BURST  64         /* accepts per readiness event */
@@ -52,13 +52,11 @@ enum ctl_after {
 };
 
 struct ctl_listener {
-    int tag; /* RP_CONTROL_TAG: must stay the first member */
-    int fd;
+    struct rp_ev ev; /* handler rp_control_event: must stay the first member */
 };
 
 struct ctl_client {
-    int tag; /* RP_CONTROL_TAG: must stay the first member */
-    int fd;
+    struct rp_ev ev;                  /* handler rp_control_event: must stay the first member */
     uint32_t events;                  /* mask registered with epoll */
     char in[RP_CONTROL_MAX_LINE + 1]; /* a line of MAX_LINE bytes plus its '\n' fits */
     size_t inlen;
@@ -80,7 +78,7 @@ static struct {
     int have_ops;
     struct ctl_client *clients[RP_CONTROL_MAX_CLIENTS];
     int nclients;
-} ctl = {.lst = {RP_CONTROL_TAG, -1}, .epfd = -1};
+} ctl = {.lst = {{rp_control_event, -1}}, .epfd = -1};
 
 /* ------------------------------------------------------------------ */
 /* answers                                                             */
@@ -502,8 +500,8 @@ static size_t ctl_pending(const struct ctl_client *c)
 static void ctl_client_free(struct ctl_client *c, int owner)
 {
     if (owner && ctl.epfd >= 0)
-        epoll_ctl(ctl.epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
+        epoll_ctl(ctl.epfd, EPOLL_CTL_DEL, c->ev.fd, NULL);
+    close(c->ev.fd);
     rp_buf_free(&c->out);
     for (int i = 0; i < ctl.nclients; i++) {
         if (ctl.clients[i] == c) {
@@ -521,7 +519,7 @@ static int ctl_flush(struct ctl_client *c)
 {
     while (ctl_pending(c) > 0) {
         ssize_t n =
-            send(c->fd, c->out.data + c->outoff, ctl_pending(c), MSG_DONTWAIT | MSG_NOSIGNAL);
+            send(c->ev.fd, c->out.data + c->outoff, ctl_pending(c), MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
             c->outoff += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -596,7 +594,7 @@ static int ctl_read(struct ctl_client *c, enum ctl_after *after)
         size_t room = sizeof c->in - c->inlen;
         if (room == 0)
             break; /* ctl_process() below turns a full buffer into an error */
-        ssize_t n = recv(c->fd, c->in + c->inlen, room, MSG_DONTWAIT);
+        ssize_t n = recv(c->ev.fd, c->in + c->inlen, room, MSG_DONTWAIT);
         if (n > 0) {
             c->inlen += (size_t)n;
         } else if (n == 0) {
@@ -649,8 +647,8 @@ static void ctl_client_event(struct ctl_client *c, uint32_t events)
     int done_reading = c->closing || c->eof;
     if (done_reading && ctl_pending(c) == 0) {
         if (c->closing) {
-            shutdown(c->fd, SHUT_WR);
-            ctl_discard_input(c->fd);
+            shutdown(c->ev.fd, SHUT_WR);
+            ctl_discard_input(c->ev.fd);
         }
         ctl_client_free(c, 1);
         ctl_run_after(after);
@@ -663,7 +661,7 @@ static void ctl_client_event(struct ctl_client *c, uint32_t events)
         want |= EPOLLOUT;
     if (want != c->events) {
         struct epoll_event ev = {.events = want, .data.ptr = c};
-        if (epoll_ctl(ctl.epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        if (epoll_ctl(ctl.epfd, EPOLL_CTL_MOD, c->ev.fd, &ev) != 0)
             ctl_client_free(c, 1);
         else
             c->events = want;
@@ -676,7 +674,7 @@ static void ctl_client_event(struct ctl_client *c, uint32_t events)
 static void ctl_accept(void)
 {
     for (int i = 0; i < CTL_ACCEPT_BURST; i++) {
-        int fd = accept4(ctl.lst.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(ctl.lst.ev.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -708,8 +706,8 @@ static void ctl_accept(void)
             ctl_refuse(fd, "out of memory");
             continue;
         }
-        c->tag = RP_CONTROL_TAG;
-        c->fd = fd;
+        c->ev.handler = rp_control_event;
+        c->ev.fd = fd;
         c->events = EPOLLIN | EPOLLRDHUP;
         rp_buf_init(&c->out);
         struct epoll_event ev = {.events = c->events, .data.ptr = c};
@@ -748,14 +746,14 @@ int rp_control_open(const char *path, int epfd, const struct rp_control_ops *ops
         close(fd);
         return -1;
     }
-    ctl.lst.tag = RP_CONTROL_TAG;
-    ctl.lst.fd = fd;
+    ctl.lst.ev.handler = rp_control_event;
+    ctl.lst.ev.fd = fd;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &ctl.lst};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         snprintf(err, errlen, "control socket %s: epoll_ctl: %s", path, strerror(errno));
         close(fd);
         unlink(path);
-        ctl.lst.fd = -1;
+        ctl.lst.ev.fd = -1;
         return -1;
     }
     snprintf(ctl.path, sizeof ctl.path, "%s", path);
@@ -773,15 +771,15 @@ int rp_control_open(const char *path, int epfd, const struct rp_control_ops *ops
     return 0;
 }
 
-void rp_control_event(void *ptr, uint32_t events)
+void rp_control_event(struct rp_ev *ptr, uint32_t events)
 {
     if (!ctl.open || !ptr)
         return;
-    if (ptr == &ctl.lst) {
+    if (ptr == &ctl.lst.ev) {
         ctl_accept();
         return;
     }
-    struct ctl_client *c = ptr;
+    struct ctl_client *c = (struct ctl_client *)ptr;
     for (int i = 0; i < ctl.nclients; i++) {
         if (ctl.clients[i] == c) {
             ctl_client_event(c, events);
@@ -806,9 +804,9 @@ void rp_control_close(void)
         ctl_client_free(c, owner);
     }
     if (owner && ctl.epfd >= 0)
-        epoll_ctl(ctl.epfd, EPOLL_CTL_DEL, ctl.lst.fd, NULL);
-    close(ctl.lst.fd);
-    ctl.lst.fd = -1;
+        epoll_ctl(ctl.epfd, EPOLL_CTL_DEL, ctl.lst.ev.fd, NULL);
+    close(ctl.lst.ev.fd);
+    ctl.lst.ev.fd = -1;
     if (owner) {
         struct stat st;
         if (lstat(ctl.path, &st) == 0 && st.st_dev == ctl.dev && st.st_ino == ctl.ino)

@@ -12,6 +12,8 @@
 #define JSMN_STRICT
 #include <jsmn.h>
 
+#include "rp_jsonrpc.h"
+
 #define HEALTH_REPLY_TOKENS 1024 /* answers with more tokens are read as invalid */
 
 void rp_health_init(struct rp_health *h, enum rp_ep_state row_state, uint32_t successes,
@@ -124,24 +126,7 @@ enum rp_ep_state rp_health_state(const struct rp_health *h)
 
 int rp_health_parse_quantity(const char *s, size_t len, uint64_t *out)
 {
-    if (len < 3 || len > 18 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 2; i < len; i++) {
-        char c = s[i];
-        unsigned d;
-        if (c >= '0' && c <= '9')
-            d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            d = (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            d = (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-        v = (v << 4) | d;
-    }
-    *out = v;
-    return 0;
+    return rp_jsonrpc_parse_quantity(s, len, out);
 }
 
 /* 1 when token T of BUF is the string LIT. */
@@ -217,7 +202,8 @@ enum rp_reply_kind rp_health_parse_reply(const char *body, size_t len, uint64_t 
         return out->kind = t[error].type == JSMN_OBJECT ? RP_REPLY_ERROR : RP_REPLY_INVALID;
     const jsmntok_t *r = &t[result];
     if (r->type == JSMN_STRING &&
-        rp_health_parse_quantity(body + r->start, (size_t)(r->end - r->start), &out->quantity) == 0)
+        rp_jsonrpc_parse_quantity(body + r->start, (size_t)(r->end - r->start), &out->quantity) ==
+            0)
         out->has_quantity = 1;
     return out->kind = RP_REPLY_RESULT;
 }

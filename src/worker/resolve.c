@@ -1,4 +1,4 @@
-/* resolve.c - the worker's c-ares channel on its epoll (see rp_resolve.h).
+/* resolve.c - the worker's c-ares channel on its epoll (see resolve.h).
  *
  * c-ares tells through ARES_OPT_SOCK_STATE_CB which of its sockets to
  * watch; each gets a small record (first member a struct rp_ev) that is
@@ -7,7 +7,7 @@
  * closes the fd: a later socket with the same number starts clean. Its
  * timeouts run on the worker's timer heap.
  */
-#include "rp_resolve.h"
+#include "resolve.h"
 
 #include <ares.h>
 #include <errno.h>
@@ -18,10 +18,10 @@
 #include <sys/epoll.h>
 
 #include "rp_log.h"
-#include "rp_worker.h"
+#include "worker.h"
 
 struct ares_sock {
-    struct rp_ev ev; /* kind RP_EV_RESOLVE */
+    struct rp_ev ev; /* handler rp_resolve_event */
     struct ares_sock *next;
     uint32_t registered;
 };
@@ -74,7 +74,7 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
             rp_warn("resolver: out of memory", NULL);
             return;
         }
-        s->ev.kind = RP_EV_RESOLVE;
+        s->ev.handler = rp_resolve_event;
         s->ev.fd = fd;
         s->next = asocks;
         asocks = s;

@@ -4,7 +4,9 @@
  * in its shm row; workers send only to rows whose state is RP_EP_UP.
  *
  * One epoll loop drives its own libcurl multi handle (socket and timer
- * callbacks, as in upstream.c). A probe round of an endpoint is:
+ * callbacks on the loop; the only curl-multi glue of the daemon: workers
+ * use the native client). The process scaffold is rp_child.h. A probe
+ * round of an endpoint is:
  *   - the health probe: a JSON-RPC POST of health_check_method, or an HTTP
  *     GET of URL + health_check_path (2xx = ok);
  *   - eth_chainId, when a chain check is due (at start, i.e. also after each
@@ -40,13 +42,14 @@
 #include <unistd.h>
 
 #include "rp_buf.h"
+#include "rp_child.h"
 #include "rp_health.h"
+#include "rp_hold.h"
 #include "rp_jsonrpc.h"
 #include "rp_log.h"
 #include "rp_ratelimit.h"
 #include "rp_shm_view.h"
 #include "rp_timer.h"
-#include "rp_hold.h"
 
 #define PROBER_MAX_BODY_BYTES (1u << 20) /* a bigger probe answer is a failure */
 #define PROBER_LOOP_CAP_MS    1000       /* heartbeat cadence when nothing is due */
@@ -93,10 +96,12 @@ struct pep {
     int chain_unknown_logged;
 };
 
-/* Per curl socket: its epoll registration. The epoll data is the fd itself,
- * never this struct: handling one event may make curl close (and free)
- * another socket of the same epoll batch. */
+/* Per curl socket: its epoll registration, the epoll data of its fd.
+ * Handling one event may make curl close another socket of the same epoll
+ * batch: its record is then freed at the end of the loop turn
+ * (rp_child_defer_free()), and its events left in the batch are skipped. */
 struct psock {
+    struct rp_ev ev; /* handler prober_on_sock, fd the socket */
     uint32_t events;
 };
 
@@ -104,7 +109,8 @@ static struct {
     const struct rp_config *cfg;
     struct rp_shm_header *shm;
     struct rp_shm_worker *slot;
-    int epfd;
+    int epfd;              /* child.epfd */
+    struct rp_child child; /* the process scaffold: signals, epoll set, deferred frees */
     CURLM *multi;
     struct rp_timer curl_timer;
     struct rp_timer_heap timers;
@@ -124,14 +130,6 @@ static struct {
     unsigned conns_open;
 } P;
 
-static volatile sig_atomic_t prober_stop_flag;
-
-static void prober_on_signal(int sig)
-{
-    (void)sig;
-    prober_stop_flag = 1;
-}
-
 static uint64_t prober_now_ms(void)
 {
     return rp_shm_now_ms(P.shm);
@@ -150,14 +148,15 @@ static void prober_name_value(char *out, size_t outlen, const char *name)
         rp_log_quote(out, outlen, name);
 }
 
-/* ---- curl plumbing (the pattern of upstream.c) ---- */
+/* ---- curl plumbing ---- */
 
 /* Register S in epoll for EVENTS with OP, falling back to the other
  * operation when the kernel's view differs (a reused fd number): no
  * socket is ever left unwatched because an epoll_ctl failed. */
-static void prober_watch(curl_socket_t s, uint32_t events, int op)
+static void prober_watch(struct psock *ps, uint32_t events, int op)
 {
-    struct epoll_event ev = {.events = events, .data.fd = s};
+    curl_socket_t s = ps->ev.fd;
+    struct epoll_event ev = {.events = events, .data.ptr = ps};
     if (epoll_ctl(P.epfd, op, s, &ev) == 0)
         return;
     if (errno == EEXIST || errno == ENOENT) {
@@ -166,6 +165,20 @@ static void prober_watch(curl_socket_t s, uint32_t events, int op)
             return;
     }
     rp_warn("prober: cannot watch a socket", "error=\"%s\"", strerror(errno));
+}
+
+/* An epoll event on curl socket EV: hand it to curl. */
+static void prober_on_sock(struct rp_ev *ev, uint32_t events)
+{
+    int mask = 0;
+    if (events & EPOLLIN)
+        mask |= CURL_CSELECT_IN;
+    if (events & EPOLLOUT)
+        mask |= CURL_CSELECT_OUT;
+    if (events & (EPOLLERR | EPOLLHUP))
+        mask |= CURL_CSELECT_ERR;
+    int running;
+    curl_multi_socket_action(P.multi, ev->fd, mask, &running);
 }
 
 /* CURLMOPT_SOCKETFUNCTION: mirror curl's interest in a socket into epoll;
@@ -178,7 +191,7 @@ static int prober_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, 
     if (what == CURL_POLL_REMOVE) {
         if (ps) {
             epoll_ctl(P.epfd, EPOLL_CTL_DEL, s, NULL);
-            free(ps);
+            rp_child_defer_free(&P.child, ps);
             curl_multi_assign(P.multi, s, NULL);
         }
         return 0;
@@ -192,12 +205,14 @@ static int prober_socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, 
         ps = calloc(1, sizeof *ps);
         if (!ps)
             return -1;
+        ps->ev.handler = prober_on_sock;
+        ps->ev.fd = s;
         ps->events = events;
-        prober_watch(s, events, EPOLL_CTL_ADD);
+        prober_watch(ps, events, EPOLL_CTL_ADD);
         curl_multi_assign(P.multi, s, ps);
     } else if (ps->events != events) {
         ps->events = events;
-        prober_watch(s, events, EPOLL_CTL_MOD);
+        prober_watch(ps, events, EPOLL_CTL_MOD);
     }
     return 0;
 }
@@ -273,7 +288,7 @@ static void call_free(struct pcall *c)
     if (c->easy) {
         curl_multi_remove_handle(P.multi, c->easy);
         curl_easy_cleanup(c->easy);
-        if (--P.calls_running == 0 && !prober_stop_flag)
+        if (--P.calls_running == 0 && !rp_child_stop_flag)
             rp_timer_arm(&P.timers, &P.idle_timer,
                          prober_now_ms() + (uint64_t)P.cfg->idle_timeout_ms);
     }
@@ -656,7 +671,7 @@ static void prober_idle_fired(struct rp_timer *t, void *arg)
     P.multi = NULL;
     if (prober_multi_new() != 0) {
         rp_error("curl initialisation failed", NULL);
-        prober_stop_flag = 1;
+        rp_child_stop_flag = 1;
     }
 }
 
@@ -766,8 +781,7 @@ static void prober_cleanup(void)
     P.sock_owner = NULL;
     P.sock_cap = 0;
     rp_timer_heap_free(&P.timers);
-    if (P.epfd >= 0)
-        close(P.epfd);
+    rp_child_cleanup(&P.child);
     P.epfd = -1;
 }
 
@@ -805,31 +819,12 @@ int rp_prober_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
         P.call_timeout_ms = 1;
     rp_timer_heap_init(&P.timers);
 
-    /* SIGTERM stays blocked except inside epoll_pwait, so a stop request
-     * can never slip in between the flag test and the wait */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = prober_on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGINT, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGUSR2, SIG_IGN);
-    sigset_t block, waitmask;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigprocmask(SIG_SETMASK, &block, NULL);
-    sigemptyset(&waitmask);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* signals, parent death and the epoll set: rp_child.h (SIGUSR2 means
+     * nothing to the prober) */
     pid_t sup = (pid_t)atomic_load_explicit(&shm->supervisor_pid, memory_order_relaxed);
-    if (getppid() != sup) /* the supervisor died before the prctl */
+    if (rp_child_setup(&P.child, sup, 0) != 0)
         return 1;
-
-    P.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (P.epfd < 0) {
-        rp_error("epoll_create1 failed", "error=\"%s\"", strerror(errno));
-        return 1;
-    }
+    P.epfd = P.child.epfd;
     /* libcurl is not fork-safe: initialised here, in the child */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || prober_multi_new() != 0) {
         rp_error("curl initialisation failed", NULL);
@@ -857,32 +852,19 @@ int rp_prober_main(const struct rp_config *cfg, struct rp_shm_header *shm, unsig
             RP_HEALTH_FALL, (long long)cfg->chain_id);
 
     struct epoll_event events[64];
-    while (!prober_stop_flag) {
+    while (!rp_child_stop_flag) {
         atomic_store_explicit(&P.slot->heartbeat_ms, prober_now_ms(), memory_order_relaxed);
-        int n = epoll_pwait(P.epfd, events, 64, prober_wait_ms(), &waitmask);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rp_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
+        int n = rp_child_wait(&P.child, events, 64, prober_wait_ms());
+        if (n < 0)
             break;
-        }
-        for (int i = 0; i < n; i++) {
-            int mask = 0;
-            if (events[i].events & EPOLLIN)
-                mask |= CURL_CSELECT_IN;
-            if (events[i].events & EPOLLOUT)
-                mask |= CURL_CSELECT_OUT;
-            if (events[i].events & (EPOLLERR | EPOLLHUP))
-                mask |= CURL_CSELECT_ERR;
-            int running;
-            curl_multi_socket_action(P.multi, events[i].data.fd, mask, &running);
-        }
+        rp_ev_dispatch(events, n);
         if (n > 0)
             prober_check_done();
         uint64_t now = prober_now_ms();
         struct rp_timer *t;
-        while (!prober_stop_flag && (t = rp_timer_pop_expired(&P.timers, now)))
+        while (!rp_child_stop_flag && (t = rp_timer_pop_expired(&P.timers, now)))
             t->fn(t, t->arg);
+        rp_child_bury(&P.child);
     }
     rp_info("prober stopped", "slot=%u", slot);
     prober_cleanup();

@@ -1,4 +1,4 @@
-/* h1.c - the native HTTP/1.1 upstream client of a worker (see rp_h1.h).
+/* transport_h1.c - the native HTTP/1.1 upstream client of a worker (see rp_h1.h).
  *
  * A connection is in one of five states: CONNECTING (non-blocking connect
  * under way), HANDSHAKE (https: the TLS handshake), WRITING (the request is
@@ -17,7 +17,7 @@
  * twice; otherwise the failure is reported with sent = 1. Over TLS a write
  * that was begun may have sent part of a record: such a call is never moved.
  */
-#include "rp_h1.h"
+#include "transport_h1.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,353 +37,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "resolve.h"
 #include "rp_hold.h"
 #include "rp_log.h"
-#include "rp_resolve.h"
-#include "rp_worker.h"
-
-/* ---------------------------------------------------------------------
- * URL and request head
- * ------------------------------------------------------------------- */
-
-int rp_h1_url_parse(const char *url, struct rp_h1_url *u)
-{
-    memset(u, 0, sizeof *u);
-    size_t skip;
-    if (url && strncasecmp(url, "http://", 7) == 0) {
-        skip = 7;
-    } else if (url && strncasecmp(url, "https://", 8) == 0) {
-        skip = 8;
-        u->tls = 1;
-    } else {
-        return -1;
-    }
-    for (const unsigned char *b = (const unsigned char *)url; *b; b++)
-        if (*b <= 0x20 || *b >= 0x7f)
-            return -1;
-    const char *auth = url + skip;
-    size_t auth_len = strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (size_t i = 0; i < auth_len; i++)
-        if (auth[i] == '@')
-            at = auth + i;
-    const char *hp = auth;
-    if (at) {
-        u->has_userinfo = 1;
-        u->userinfo = auth;
-        u->userinfo_len = (size_t)(at - auth);
-        hp = at + 1;
-    }
-    size_t hp_len = (size_t)(auth + auth_len - hp);
-    size_t host_len;
-    const char *host = hp;
-    size_t name_len;
-    if (hp_len && hp[0] == '[') {
-        const char *close = memchr(hp, ']', hp_len);
-        if (!close)
-            return -1;
-        host_len = (size_t)(close - hp) + 1;
-        host = hp + 1;
-        name_len = host_len - 2;
-    } else {
-        host_len = 0;
-        while (host_len < hp_len && hp[host_len] != ':')
-            host_len++;
-        name_len = host_len;
-    }
-    if (name_len == 0 || name_len >= sizeof u->host)
-        return -1;
-    memcpy(u->host, host, name_len);
-    u->host[name_len] = '\0';
-    uint16_t default_port = u->tls ? 443 : 80;
-    u->port = default_port;
-    int explicit_port = 0;
-    if (host_len < hp_len) {
-        if (hp[host_len] != ':')
-            return -1;
-        const char *p = hp + host_len + 1;
-        size_t plen = hp_len - host_len - 1;
-        if (plen == 0 || plen > 5)
-            return -1;
-        long port = 0;
-        for (size_t i = 0; i < plen; i++) {
-            if (p[i] < '0' || p[i] > '9')
-                return -1;
-            port = port * 10 + (p[i] - '0');
-        }
-        if (port < 1 || port > 65535)
-            return -1;
-        u->port = (uint16_t)port;
-        explicit_port = 1;
-    }
-    if (explicit_port && u->port != default_port)
-        snprintf(u->hostport, sizeof u->hostport, "%.*s:%u", (int)host_len, hp, (unsigned)u->port);
-    else
-        snprintf(u->hostport, sizeof u->hostport, "%.*s", (int)host_len, hp);
-    const char *rest = auth + auth_len;
-    size_t rest_len = strcspn(rest, "#");
-    u->target = rest;
-    u->target_len = rest_len;
-    return 0;
-}
-
-static int hex_digit(char ch)
-{
-    return ch >= '0' && ch <= '9'   ? ch - '0'
-           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                    : -1;
-}
-
-/* Does header line H ("Name: value") carry the header NAME? */
-static int header_named(const char *h, const char *name)
-{
-    size_t n = strlen(name);
-    return strncasecmp(h, name, n) == 0 && h[n] == ':';
-}
-
-/* Append "Authorization: Basic ..." for the URL's user info (percent
- * escapes decoded, as libcurl does) to B. */
-static void append_basic_auth(struct rp_buf *b, const char *ui, size_t len)
-{
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    unsigned char raw[RP_H1_HOST_MAX];
-    size_t n = 0;
-    for (size_t i = 0; i < len && n < sizeof raw; i++) {
-        int hi, lo;
-        if (ui[i] == '%' && i + 2 < len && (hi = hex_digit(ui[i + 1])) >= 0 &&
-            (lo = hex_digit(ui[i + 2])) >= 0) {
-            raw[n++] = (unsigned char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            raw[n++] = (unsigned char)ui[i];
-        }
-    }
-    rp_buf_puts(b, "Authorization: Basic ");
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)raw[i] << 16 | (i + 1 < n ? (unsigned)raw[i + 1] << 8 : 0) |
-                     (i + 2 < n ? raw[i + 2] : 0);
-        char q[4] = {b64[v >> 18 & 63], b64[v >> 12 & 63], i + 1 < n ? b64[v >> 6 & 63] : '=',
-                     i + 2 < n ? b64[v & 63] : '='};
-        rp_buf_append(b, q, 4);
-    }
-    rp_buf_puts(b, "\r\n");
-}
-
-char *rp_h1_request_head(const struct rp_h1_url *u, char *const *headers, int count, size_t *len)
-{
-    int own_host = 1, own_type = 1, own_auth = u->has_userinfo;
-    for (int i = 0; i < count; i++) {
-        if (header_named(headers[i], "host"))
-            own_host = 0;
-        if (header_named(headers[i], "content-type"))
-            own_type = 0;
-        if (header_named(headers[i], "authorization"))
-            own_auth = 0;
-    }
-    struct rp_buf b = RP_BUF_INIT;
-    rp_buf_puts(&b, "POST ");
-    if (u->target_len == 0 || u->target[0] != '/')
-        rp_buf_puts(&b, "/");
-    rp_buf_append(&b, u->target, u->target_len);
-    rp_buf_puts(&b, " HTTP/1.1\r\n");
-    if (own_host)
-        rp_buf_appendf(&b, "Host: %s\r\n", u->hostport);
-    if (own_type)
-        rp_buf_puts(&b, "Content-Type: application/json\r\n");
-    if (own_auth)
-        append_basic_auth(&b, u->userinfo, u->userinfo_len);
-    for (int i = 0; i < count; i++) {
-        rp_buf_puts(&b, headers[i]);
-        rp_buf_puts(&b, "\r\n");
-    }
-    return rp_buf_detach(&b, len);
-}
-
-size_t rp_h1_content_length(char *out, size_t cap, size_t body_bytes)
-{
-    int n = snprintf(out, cap, "Content-Length: %zu\r\n\r\n", body_bytes);
-    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
-}
-
-/* ---------------------------------------------------------------------
- * response parser
- * ------------------------------------------------------------------- */
-
-static struct rp_h1_resp *resp_of(http_parser *p)
-{
-    return (struct rp_h1_resp *)((char *)p - offsetof(struct rp_h1_resp, parser));
-}
-
-/* The Retry-After value read so far, in seconds (the HTTP-date form is not
- * used: 0). */
-static void resp_take_retry_after(struct rp_h1_resp *r)
-{
-    if (!r->field_is_ra || r->field_len != sizeof "retry-after" - 1)
-        return;
-    r->ra[r->ra_len] = '\0';
-    char *end;
-    long v = strtol(r->ra, &end, 10);
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (end != r->ra && *end == '\0' && v > 0 && v < 86400)
-        r->retry_after_s = v;
-    r->field_is_ra = 0;
-}
-
-static int on_message_begin(http_parser *p)
-{
-    struct rp_h1_resp *r = resp_of(p);
-    r->status = 0;
-    r->retry_after_s = 0;
-    r->field_len = 0;
-    r->field_is_ra = 0;
-    r->in_value = 0;
-    r->ra_len = 0;
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    static const char name[] = "retry-after";
-    struct rp_h1_resp *r = resp_of(p);
-    if (r->in_value) {
-        resp_take_retry_after(r);
-        r->in_value = 0;
-        r->field_len = 0;
-        r->ra_len = 0;
-    }
-    if (r->field_len == 0)
-        r->field_is_ra = 1;
-    for (size_t i = 0; i < len && r->field_is_ra; i++) {
-        char c = at[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        if (r->field_len + i >= sizeof name - 1 || c != name[r->field_len + i])
-            r->field_is_ra = 0;
-    }
-    r->field_len += (unsigned)len;
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct rp_h1_resp *r = resp_of(p);
-    r->in_value = 1;
-    if (r->field_is_ra && r->field_len == sizeof "retry-after" - 1) {
-        for (size_t i = 0; i < len; i++) {
-            if (r->ra_len + 1 >= sizeof r->ra) {
-                r->field_is_ra = 0; /* too long for a number of seconds */
-                break;
-            }
-            r->ra[r->ra_len++] = at[i];
-        }
-    }
-    return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    struct rp_h1_resp *r = resp_of(p);
-    if (p->status_code < 100)
-        return -1; /* not a three-digit status (libhttp-parser takes "20"): not HTTP */
-    if (r->in_value)
-        resp_take_retry_after(r);
-    r->in_value = 0;
-    r->status = p->status_code;
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct rp_h1_resp *r = resp_of(p);
-    if (r->body->len + len > r->max_body_bytes) {
-        r->too_large = 1;
-        return -1;
-    }
-    return rp_buf_append(r->body, at, len) == 0 ? 0 : -1;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct rp_h1_resp *r = resp_of(p);
-    if (p->status_code >= 100 && p->status_code < 200) {
-        /* an interim response: forget it, the final one follows */
-        r->status = 0;
-        r->retry_after_s = 0;
-        rp_buf_reset(r->body);
-        return 0;
-    }
-    r->done = 1;
-    r->keep_alive = http_should_keep_alive(p) != 0;
-    http_parser_pause(p, 1); /* anything after it is not ours to consume */
-    return 0;
-}
-
-static const http_parser_settings resp_settings = {
-    .on_message_begin = on_message_begin,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
-void rp_h1_resp_init(struct rp_h1_resp *r, struct rp_buf *body, size_t max_body_bytes)
-{
-    memset(r, 0, sizeof *r);
-    http_parser_init(&r->parser, HTTP_RESPONSE);
-    r->body = body;
-    r->max_body_bytes = max_body_bytes;
-    rp_buf_reset(body);
-}
-
-enum rp_h1_resp_state rp_h1_resp_feed(struct rp_h1_resp *r, const char *data, size_t len,
-                                      size_t *used)
-{
-    if (used)
-        *used = 0;
-    if (r->done) {
-        if (len)
-            r->keep_alive = 0;
-        return RP_H1_RESP_DONE;
-    }
-    if (len == 0)
-        return RP_H1_RESP_MORE;
-    r->bytes += len;
-    size_t n = http_parser_execute(&r->parser, &resp_settings, data, len);
-    if (used)
-        *used = n;
-    enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
-    if (r->done) {
-        if (n < len)
-            r->keep_alive = 0; /* more than one response: do not trust this connection */
-        return RP_H1_RESP_DONE;
-    }
-    if (r->too_large)
-        return RP_H1_RESP_TOO_LARGE;
-    if (e != HPE_OK || r->parser.upgrade || n != len)
-        return RP_H1_RESP_MALFORMED;
-    return RP_H1_RESP_MORE;
-}
-
-enum rp_h1_resp_state rp_h1_resp_eof(struct rp_h1_resp *r)
-{
-    if (r->done)
-        return RP_H1_RESP_DONE;
-    if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK)
-        return RP_H1_RESP_MALFORMED;
-    if (r->bytes == 0)
-        return RP_H1_RESP_TRUNCATED;
-    http_parser_execute(&r->parser, &resp_settings, NULL, 0);
-    if (r->done) {
-        r->keep_alive = 0;
-        return RP_H1_RESP_DONE;
-    }
-    if (r->too_large)
-        return RP_H1_RESP_TOO_LARGE;
-    return RP_H1_RESP_TRUNCATED;
-}
+#include "worker.h"
 
 /* ---------------------------------------------------------------------
  * connections
@@ -426,7 +83,7 @@ struct rp_h1_ep {
 };
 
 struct rp_h1_conn {
-    struct rp_ev ev; /* kind RP_EV_H1 */
+    struct rp_ev ev; /* handler rp_h1_event */
     struct rp_h1_ep *hep;
     struct rp_h1_conn *all_prev, *all_next;
     struct rp_h1_conn *idle_prev, *idle_next;
@@ -504,8 +161,8 @@ static void conn_close(struct rp_h1_conn *c)
     rp_buf_free(&c->tx);
     close(c->ev.fd);
     rp_hold_add(&w->stats->conns_open_held, -1);
-    if (c->req && c->req->at.h1 == c)
-        c->req->at.h1 = NULL;
+    if (c->req && c->req->at.h1.conn == c)
+        c->req->at.h1.conn = NULL;
     c->req = NULL;
     rp_worker_defer_free(c);
 }
@@ -536,26 +193,28 @@ static void wait_unlink(struct rp_h1_ep *h, struct rp_req *r)
     struct rp_req **pp = &h->wait_head, *prev = NULL;
     while (*pp && *pp != r) {
         prev = *pp;
-        pp = &(*pp)->at.h1_wnext;
+        pp = &(*pp)->at.h1.wnext;
     }
     if (*pp) {
-        *pp = r->at.h1_wnext;
+        *pp = r->at.h1.wnext;
         if (h->wait_tail == r)
             h->wait_tail = prev;
     }
-    r->at.h1_wnext = NULL;
-    r->at.h1_waiting = 0;
+    r->at.h1.wnext = NULL;
+    r->at.h1.waiting = 0;
 }
 
 /* Report a failure of R from its timer, soon (never from inside
  * rp_h1_start(): request.c does not expect the outcome there). SENT tells
  * whether bytes may have left. */
+#define H1_FAIL_STATUS 0xff  /* at.h1.fail: enum rp_xfer_status + 1 in the low byte */
+#define H1_FAIL_SENT   0x100 /* at.h1.fail: bytes may have left */
 static void attempt_fail_soon(struct rp_req *r, enum rp_xfer_status status, const char *detail,
                               int sent)
 {
-    r->at.h1_fail = ((int)status + 1) | (sent ? 0x100 : 0);
-    snprintf(r->at.h1_fail_detail, sizeof r->at.h1_fail_detail, "%s", detail ? detail : "");
-    rp_timer_arm(&rp_w.timers, &r->at.h1_timer, rp_worker_now_ms());
+    r->at.h1.fail = ((int)status + 1) | (sent ? H1_FAIL_SENT : 0);
+    snprintf(r->at.h1.fail_detail, sizeof r->at.h1.fail_detail, "%s", detail ? detail : "");
+    rp_timer_arm(&rp_w.timers, &r->at.h1.timer, rp_worker_now_ms());
 }
 
 /* Whether bytes of C's request may have reached the endpoint. */
@@ -571,9 +230,9 @@ static int conn_sent(const struct rp_h1_conn *c)
 static void attempt_end_sent(struct rp_req *r, enum rp_xfer_status status, const char *detail,
                              int keep, int sent)
 {
-    struct rp_h1_conn *c = r->at.h1;
+    struct rp_h1_conn *c = r->at.h1.conn;
     struct rp_h1_ep *h = rp_w.eps[r->at.ep].h1;
-    if (r->at.h1_waiting)
+    if (r->at.h1.waiting)
         wait_unlink(h, r);
     if (h1_starting) {
         if (c) {
@@ -600,9 +259,9 @@ static void attempt_end_sent(struct rp_req *r, enum rp_xfer_status status, const
         r->at.too_large = 1;
     if (detail && (status == RP_XFER_CONNECT || status == RP_XFER_IO))
         snprintf(res.detail, sizeof res.detail, "%s", detail);
-    rp_timer_cancel(&rp_w.timers, &r->at.h1_timer);
-    r->at.h1_fail = 0;
-    r->at.h1 = NULL;
+    rp_timer_cancel(&rp_w.timers, &r->at.h1.timer);
+    r->at.h1.fail = 0;
+    r->at.h1.conn = NULL;
     if (c) {
         c->req = NULL;
         if (keep && c->state == H1_READING && !(c->ssl && SSL_has_pending(c->ssl))) {
@@ -819,7 +478,7 @@ static struct rp_h1_conn *conn_open(struct rp_h1_ep *h, int addr, struct rp_req 
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    c->ev.kind = RP_EV_H1;
+    c->ev.handler = rp_h1_event;
     c->ev.fd = fd;
     c->hep = h;
     c->addr = addr;
@@ -833,7 +492,7 @@ static struct rp_h1_conn *conn_open(struct rp_h1_ep *h, int addr, struct rp_req 
     struct rp_wep *w = h->w;
     rp_hold_add(&w->stats->conns_open_held, +1);
     c->req = r;
-    r->at.h1 = c;
+    r->at.h1.conn = c;
     if (h->url.tls && tls_attach(c) != 0) {
         conn_close(c);
         attempt_fail_soon(r, RP_XFER_CONNECT, "cannot set up TLS", 0);
@@ -897,7 +556,7 @@ static void conn_go(struct rp_h1_conn *c)
 static int attempt_move(struct rp_h1_conn *c, int write_failed)
 {
     struct rp_req *r = c->req;
-    if (!r || !c->reused || r->at.h1_retried || c->resp.bytes > 0)
+    if (!r || !c->reused || r->at.h1.retried || c->resp.bytes > 0)
         return 0;
     /* a state-changing call may be moved only when nothing of it can have
      * left: a plain write that failed with nothing accepted (over TLS a
@@ -905,7 +564,7 @@ static int attempt_move(struct rp_h1_conn *c, int write_failed)
     if (r->no_retry && !(write_failed && c->written == 0 && !c->tx_started))
         return 0;
     struct rp_h1_ep *h = c->hep;
-    r->at.h1_retried = 1;
+    r->at.h1.retried = 1;
     conn_close(c);
     struct rp_h1_conn *n = conn_open(h, h->addr_cur, r);
     if (!n)
@@ -998,15 +657,15 @@ static ssize_t conn_recv(struct rp_h1_conn *c, char *why, size_t cap)
 static int conn_stray(struct rp_h1_conn *c)
 {
     struct rp_req *r = c->req;
-    if (r->at.h1_strays >= RP_H1_MAX_STRAYS || c->resp.status < 200 || c->resp.status >= 300 ||
+    if (r->at.h1.strays >= RP_H1_MAX_STRAYS || c->resp.status < 200 || c->resp.status >= 300 ||
         !rp_req_is_stray(r))
         return 0;
-    r->at.h1_strays++;
+    r->at.h1.strays++;
     rp_debug("endpoint sent an answer to another call: skipped", "endpoint=%s",
              c->hep->w->cfg->name);
     uint64_t until = rp_worker_now_ms() + RP_H1_STRAY_WAIT_MS;
-    rp_timer_arm(&rp_w.timers, &r->at.h1_timer,
-                 until < r->at.h1_deadline_ms ? until : r->at.h1_deadline_ms);
+    rp_timer_arm(&rp_w.timers, &r->at.h1.timer,
+                 until < r->at.h1.deadline_ms ? until : r->at.h1.deadline_ms);
     rp_h1_resp_init(&c->resp, &r->at.body, (size_t)rp_w.cfg->max_response_bytes);
     return 1;
 }
@@ -1179,12 +838,12 @@ static void attempt_timer_fired(struct rp_timer *t, void *arg)
 {
     (void)t;
     struct rp_req *r = arg;
-    if (r->at.h1_fail) {
-        enum rp_xfer_status st = (enum rp_xfer_status)((r->at.h1_fail & 0xff) - 1);
-        attempt_end_sent(r, st, r->at.h1_fail_detail, 0, (r->at.h1_fail & 0x100) != 0);
+    if (r->at.h1.fail) {
+        enum rp_xfer_status st = (enum rp_xfer_status)((r->at.h1.fail & H1_FAIL_STATUS) - 1);
+        attempt_end_sent(r, st, r->at.h1.fail_detail, 0, (r->at.h1.fail & H1_FAIL_SENT) != 0);
         return;
     }
-    if (r->at.h1_strays && rp_worker_now_ms() < r->at.h1_deadline_ms) {
+    if (r->at.h1.strays && rp_worker_now_ms() < r->at.h1.deadline_ms) {
         attempt_end(r, RP_XFER_IO, "HTTP 200: answers to other calls only", 0);
         return;
     }
@@ -1237,7 +896,7 @@ void rp_h1_event(struct rp_ev *ev, uint32_t events)
         if (c->ssl || (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             conn_write(c);
         /* the write may have ended the attempt or moved it elsewhere */
-        if (c->ev.kind != RP_EV_H1 || !c->req || c->state != H1_READING)
+        if (c->ev.handler != rp_h1_event || !c->req || c->state != H1_READING)
             return;
         if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
             conn_read(c);
@@ -1271,7 +930,7 @@ static void attempt_go(struct rp_h1_ep *h, struct rp_req *r)
         }
         rp_timer_cancel(&rp_w.timers, &c->timer);
         c->req = r;
-        r->at.h1 = c;
+        r->at.h1.conn = c;
         c->state = H1_WRITING;
         conn_load(c, r);
         conn_write(c);
@@ -1288,25 +947,25 @@ int rp_h1_start(struct rp_req *r, int ep, long timeout_ms)
 {
     struct rp_wep *w = &rp_w.eps[ep];
     struct rp_h1_ep *h = w->h1;
-    rp_timer_init(&r->at.h1_timer, attempt_timer_fired, r);
-    r->at.h1 = NULL;
-    r->at.h1_retried = 0;
-    r->at.h1_fail = 0;
-    r->at.h1_waiting = 0;
-    r->at.h1_wnext = NULL;
-    r->at.h1_strays = 0;
+    rp_timer_init(&r->at.h1.timer, attempt_timer_fired, r);
+    r->at.h1.conn = NULL;
+    r->at.h1.retried = 0;
+    r->at.h1.fail = 0;
+    r->at.h1.waiting = 0;
+    r->at.h1.wnext = NULL;
+    r->at.h1.strays = 0;
     r->at.body_checked = 0;
     r->at.too_large = 0;
     r->at.retry_after_s = 0;
     rp_buf_reset(&r->at.body);
-    r->at.h1_deadline_ms = rp_worker_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    r->at.h1.deadline_ms = rp_worker_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     rp_hold_add(&w->stats->conns_active_held, +1);
-    rp_timer_arm(&rp_w.timers, &r->at.h1_timer, r->at.h1_deadline_ms);
+    rp_timer_arm(&rp_w.timers, &r->at.h1.timer, r->at.h1.deadline_ms);
     if (h->naddr == 0) {
         /* no address yet: wait for the lookup (started now if none runs) */
-        r->at.h1_waiting = 1;
+        r->at.h1.waiting = 1;
         if (h->wait_tail)
-            h->wait_tail->at.h1_wnext = r;
+            h->wait_tail->at.h1.wnext = r;
         else
             h->wait_head = r;
         h->wait_tail = r;
@@ -1322,12 +981,14 @@ int rp_h1_start(struct rp_req *r, int ep, long timeout_ms)
 
 void rp_h1_cancel(struct rp_req *r)
 {
-    rp_timer_cancel(&rp_w.timers, &r->at.h1_timer);
-    attempt_timer_fired(&r->at.h1_timer, r); /* a failure already due, else a timeout */
+    rp_timer_cancel(&rp_w.timers, &r->at.h1.timer);
+    attempt_timer_fired(&r->at.h1.timer, r); /* a failure already due, else a timeout */
 }
 
-const struct rp_transport rp_transport_http = {"http", rp_h1_start, rp_h1_cancel};
-const struct rp_transport rp_transport_https = {"https", rp_h1_start, rp_h1_cancel};
+const struct rp_transport rp_transport_http = {"http", rp_h1_start, rp_h1_cancel,
+                                               rp_h1_discard_released};
+const struct rp_transport rp_transport_https = {"https", rp_h1_start, rp_h1_cancel,
+                                                rp_h1_discard_released};
 
 /* ---------------------------------------------------------------------
  * addresses
@@ -1485,14 +1146,14 @@ void rp_h1_cleanup(void)
         while (h->all) {
             struct rp_h1_conn *c = h->all;
             if (c->req) {
-                rp_timer_cancel(&rp_w.timers, &c->req->at.h1_timer);
+                rp_timer_cancel(&rp_w.timers, &c->req->at.h1.timer);
                 rp_hold_add(&w->stats->conns_active_held, -1);
             }
             conn_close(c);
         }
         while (h->wait_head) {
             struct rp_req *r = h->wait_head;
-            rp_timer_cancel(&rp_w.timers, &r->at.h1_timer);
+            rp_timer_cancel(&rp_w.timers, &r->at.h1.timer);
             rp_hold_add(&w->stats->conns_active_held, -1);
             wait_unlink(h, r);
         }

@@ -10,16 +10,18 @@
  * only when nothing reached the endpoint); when that is spent the client
  * gets -32603 with the attempts listed in `data`.
  */
-#include "rp_worker.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rp_clock.h"
-#include "rp_h1.h"
 #include "rp_hold.h"
 #include "rp_log.h"
+#include "rp_route.h"
+
+static_assert(RP_REQ_NO_PIN == RP_ROUTE_NONE, "a request pinned nowhere routes anywhere");
 
 static void req_route(struct rp_req *r);
 static uint64_t up_seq; /* the last upstream id given out by this worker */
@@ -39,8 +41,8 @@ static struct rp_req *req_new(struct rp_conn *c)
         c->refs++;
         c->pending++;
     }
-    r->queued_ep = -1;
-    r->pin_ep = -1;
+    r->queued_ep = RP_REQ_NOT_QUEUED;
+    r->pin_ep = RP_REQ_NO_PIN;
     r->at.ep = -1;
     r->start_ns = rp_clock_mono_ns();
     r->deadline_ms = r->start_ns / 1000000ull + (uint64_t)rp_w.cfg->request_timeout_ms;
@@ -92,7 +94,7 @@ static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
         rp_conn_request_done(c);
         rp_conn_unref(c);
     }
-    if (r->pin_ep >= 0)
+    if (r->pin_ep != RP_REQ_NO_PIN)
         rp_w.eps[r->pin_ep].warming--;
     free(r->send);
     free(r->id);
@@ -395,21 +397,26 @@ int rp_req_warm(int ep, const char *body, size_t len)
  * routing
  * ------------------------------------------------------------------- */
 
-/* Can endpoint I take a new attempt of R now (apart from tokens)? */
-static int ep_usable(const struct rp_req *r, int i, uint64_t now_ms_seg)
+/* The routing snapshot of endpoint I: what shm and this worker's counters
+ * say of it now (rp_route.h decides). Nothing else is read of a slot not in
+ * use. */
+static void ep_snapshot(struct rp_route_ep *s, int i)
 {
     struct rp_wep *w = &rp_w.eps[i];
-    if (!w->in_use || (r->tried_mask & (1ull << i)))
-        return 0;
+    s->id = (uint32_t)i;
+    s->in_use = w->in_use;
+    if (!w->in_use)
+        return;
     struct rp_shm_endpoint *e = w->shm;
-    if (atomic_load_explicit(&e->drained, memory_order_relaxed))
-        return 0;
-    if (atomic_load_explicit(&e->state, memory_order_relaxed) != RP_EP_UP)
-        return 0;
-    if (atomic_load_explicit(&e->hold_until_ms, memory_order_relaxed) > now_ms_seg)
-        return 0;
-    uint64_t word = atomic_load_explicit(&e->breaker, memory_order_acquire);
-    return rp_breaker_would_allow(word, now_ms_seg);
+    s->drained = atomic_load_explicit(&e->drained, memory_order_relaxed) != 0;
+    s->up = atomic_load_explicit(&e->state, memory_order_relaxed) == RP_EP_UP;
+    s->hold_until_ms = atomic_load_explicit(&e->hold_until_ms, memory_order_relaxed);
+    s->breaker = atomic_load_explicit(&e->breaker, memory_order_acquire);
+    s->ewma = atomic_load_explicit(&e->ewma, memory_order_relaxed);
+    s->weight = e->weight;
+    s->inflight = rp_hold_sum(rp_w.shm, e->id, RP_HOLD_INFLIGHT);
+    s->has_free_conn = w->active < w->share;
+    s->head_block = 0;
 }
 
 /* Count one attempt in flight on endpoint EP in this worker's own cell (the
@@ -463,77 +470,25 @@ static void req_launch(struct rp_req *r, int ep)
     }
 }
 
-/* The latency the balancer should see for endpoint E at NOW_MS. The EWMA
- * only moves when requests succeed, so an endpoint that was once slow would
- * never be picked again by p2c and never show it got better: an old sample
- * halves for every RP_EWMA_HALF_LIFE_MS it has not been refreshed. A
- * half-open endpoint counts as fast, so its trial request comes soon. */
-#define RP_EWMA_HALF_LIFE_MS 1000
-static uint64_t ewma_decayed(uint64_t word, uint64_t now_ms)
-{
-    uint64_t at = rp_ewma_at_ms(word), ewma = rp_ewma_latency_us(word);
-    uint64_t halvings = now_ms > at ? (now_ms - at) / RP_EWMA_HALF_LIFE_MS : 0;
-    return halvings >= 63 ? 0 : ewma >> halvings;
-}
-
-static uint64_t balance_latency_us(const struct rp_shm_endpoint *e, uint64_t now_ms)
-{
-    uint64_t word = atomic_load_explicit(&e->breaker, memory_order_relaxed);
-    if (rp_breaker_state_at(word, now_ms) == RP_BREAKER_HALF_OPEN)
-        return 0;
-    return ewma_decayed(atomic_load_explicit(&e->ewma, memory_order_relaxed), now_ms);
-}
-
 /* Pick an endpoint for R and start (or queue) its attempt. */
 static void req_route(struct rp_req *r)
 {
     uint64_t now_ms = rp_worker_now_ms();
     uint64_t seg_ms = rp_shm_now_ms(rp_w.shm);
     uint64_t seg_ns = rp_shm_now_ns(rp_w.shm);
-    struct rp_balancer_candidate cand[RP_MAX_ENDPOINTS];
-    int n = 0, full = 0;
-    for (int i = 0; i < rp_w.nep; i++) {
-        if ((r->pin_ep >= 0 && i != r->pin_ep) || !ep_usable(r, i, seg_ms))
-            continue;
-        struct rp_shm_endpoint *e = rp_w.eps[i].shm;
-        cand[n].id = (uint32_t)i;
-        cand[n].weight = e->weight ? e->weight : 1;
-        cand[n].inflight = rp_hold_sum(rp_w.shm, e->id, RP_HOLD_INFLIGHT);
-        cand[n].ewma_us = balance_latency_us(e, seg_ms);
-        if (rp_w.eps[i].active >= rp_w.eps[i].share)
-            full++;
-        n++;
-    }
-    /* Prefer endpoints where this worker has a free connection: they come
-     * first, cand[0..nfree); the busy ones are tried (queued for a
-     * connection) only when every free one refuses (breaker, tokens), never
-     * dropped: a half-open endpoint with its trials taken must not turn a
-     * busy healthy one into -32002. */
-    int nfree = n;
-    if (full && full < n) {
-        nfree = 0;
-        for (int j = 0; j < n; j++)
-            if (rp_w.eps[cand[j].id].active < rp_w.eps[cand[j].id].share) {
-                struct rp_balancer_candidate tmp = cand[nfree];
-                cand[nfree++] = cand[j];
-                cand[j] = tmp;
-            }
-    }
+    struct rp_route_ep snap[RP_MAX_ENDPOINTS];
+    for (int i = 0; i < rp_w.nep; i++)
+        ep_snapshot(&snap[i], i);
+    struct rp_route_call call = {.tried_mask = r->tried_mask, .pin_ep = r->pin_ep};
+    struct rp_route_plan plan;
+    rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms);
     uint64_t min_wait_ns = UINT64_MAX;
     int too_big = 0; /* endpoints whose bucket can never hold this many calls */
-    while (n > 0) {
+    while (plan.n > 0) {
         uint64_t seq = atomic_fetch_add_explicit(&rp_w.shm->rr_counter, 1, memory_order_relaxed);
         uint64_t rnd = ((uint64_t)random() << 31) ^ (uint64_t)random();
-        int k = rp_balancer_pick(&rp_w.balancer, rp_w.cfg->balance, cand, nfree > 0 ? nfree : n,
-                                 seq, rnd);
-        int ep = (int)cand[k].id;
+        int ep = rp_route_next(&plan, &rp_w.balancer, rp_w.cfg->balance, seq, rnd);
         struct rp_wep *w = &rp_w.eps[ep];
-        if (nfree > 0) { /* out of the free ones, keeping the busy ones behind them */
-            cand[k] = cand[--nfree];
-            cand[nfree] = cand[--n];
-        } else {
-            cand[k] = cand[--n];
-        }
         struct rp_trial_cells cells = ep_cells(ep);
         struct rp_breaker_ticket t =
             rp_breaker_acquire(&w->shm->breaker, &rp_w.breaker, &cells, seg_ms);
@@ -568,7 +523,7 @@ static void req_route(struct rp_req *r)
         rp_timer_arm(&rp_w.timers, &r->timer, until < r->deadline_ms ? until : r->deadline_ms);
         return;
     }
-    if (r->pin_ep >= 0) { /* a warm-up that cannot run now is simply dropped */
+    if (r->pin_ep != RP_REQ_NO_PIN) { /* a warm-up that cannot run now is simply dropped */
         req_finish(r, NULL, 0, 0);
         return;
     }
@@ -593,7 +548,7 @@ static void req_route(struct rp_req *r)
                      NULL);
             return;
         }
-        r->queued_ep = -2; /* waiting for tokens */
+        r->queued_ep = RP_REQ_WAIT_TOKENS;
         rp_timer_arm(&rp_w.timers, &r->timer, when);
         return;
     }
@@ -610,8 +565,8 @@ static void req_wait_fired(struct rp_timer *t, void *arg)
 {
     (void)t;
     struct rp_req *r = arg;
-    if (r->queued_ep == -2) {
-        r->queued_ep = -1;
+    if (r->queued_ep == RP_REQ_WAIT_TOKENS) {
+        r->queued_ep = RP_REQ_NOT_QUEUED;
         req_route(r);
         return;
     }
@@ -630,7 +585,7 @@ static void req_wait_fired(struct rp_timer *t, void *arg)
         if (w->qtail == r)
             w->qtail = prev;
     }
-    r->queued_ep = -1;
+    r->queued_ep = RP_REQ_NOT_QUEUED;
     req_give_back(r, ep);
     req_trail(r, ep, "no free connection");
     if (rp_worker_now_ms() >= r->deadline_ms) {
@@ -654,7 +609,7 @@ void rp_req_ep_slot_free(int ep)
         w->qhead = r->qnext;
         if (!w->qhead)
             w->qtail = NULL;
-        r->queued_ep = -1;
+        r->queued_ep = RP_REQ_NOT_QUEUED;
         rp_timer_cancel(&rp_w.timers, &r->timer);
         req_launch(r, ep);
     }
@@ -673,7 +628,7 @@ static void ep_record_latency(int ep, uint64_t latency_us)
     uint64_t old = atomic_load_explicit(&w->shm->ewma, memory_order_relaxed);
     uint64_t upd;
     do { /* value and time in one word: never paired from two updates */
-        uint64_t prev = ewma_decayed(old, now_ms); /* an old average counts less */
+        uint64_t prev = rp_route_ewma_decayed(old, now_ms); /* an old average counts less */
         upd = rp_ewma_pack(prev == 0 ? latency_us : prev - prev / 8 + latency_us / 8, now_ms);
     } while (!atomic_compare_exchange_weak_explicit(&w->shm->ewma, &old, upd, memory_order_relaxed,
                                                     memory_order_relaxed));
@@ -872,7 +827,7 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     int counts;
     const char *fail = attempt_verdict(r, res, &counts, why, sizeof why);
     if (fail && res->status == RP_XFER_OK && http >= 200 && http < 300)
-        rp_h1_discard_released(); /* not this call's answer: its own may still come */
+        w->tr->discard(); /* not this call's answer: its own may still come */
     struct rp_shm_epstats *st = w->stats;
     struct rp_breaker_ticket t = r->at.ticket;
     struct rp_trial_cells cells = ep_cells(ep);
@@ -899,8 +854,9 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     }
     rp_debug("attempt failed", "endpoint=%s error=\"%s\" sent=%d", w->cfg->name, why, sent);
     req_trail(r, ep, why);
-    if (!counts || r->pin_ep >= 0) { /* too large: another endpoint would send the same;
-                                         a warm-up is never retried */
+    /* too large: another endpoint would send the same; a warm-up is never
+     * retried */
+    if (!counts || r->pin_ep != RP_REQ_NO_PIN) {
         req_fail_upstream(r, why);
         return;
     }

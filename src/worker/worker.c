@@ -7,7 +7,7 @@
  * closes its clients and exits 0. It also exits when the supervisor dies
  * (PR_SET_PDEATHSIG), so no worker outlives its supervisor.
  */
-#include "rp_worker.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -15,27 +15,20 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
+#include "resolve.h"
+#include "rp_child.h"
 #include "rp_clock.h"
-#include "rp_h1.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
-#include "rp_resolve.h"
+#include "transport_h1.h"
 
 struct rp_worker rp_w;
 
-static volatile sig_atomic_t worker_stop_flag;   /* SIGTERM: stop, close clients */
-static volatile sig_atomic_t worker_retire_flag; /* SIGUSR2: stop, hand clients over */
-
-static void worker_on_signal(int sig)
-{
-    if (sig == SIGUSR2)
-        worker_retire_flag = 1;
-    else
-        worker_stop_flag = 1;
-}
+/* The stop signals (rp_child.h): SIGTERM (rp_child_stop_flag) stops and
+ * closes the clients, SIGUSR2 (rp_child_retire_flag) stops and hands them
+ * over. */
 
 /* Adopt every client the supervisor passes on from a retiring worker. A
  * worker that is itself retiring adopts them too, and hands them on with
@@ -49,7 +42,7 @@ static void worker_adopt_clients(void)
     for (;;) {
         size_t len = 0;
         int fd = rp_handoff_recv(rp_w.chan_ev.fd, buf, &len);
-        if (fd == -3)
+        if (fd == RP_HANDOFF_DROPPED)
             continue;
         if (fd < 0)
             return;
@@ -146,6 +139,22 @@ static void worker_listen(int on)
     }
 }
 
+/* A listen socket is readable: accept (nothing once stopping). */
+static void worker_on_listen(struct rp_ev *ev, uint32_t events)
+{
+    (void)events;
+    if (!rp_w.stopping)
+        rp_conn_accept((struct rp_listener *)ev);
+}
+
+/* The supervisor's channel is readable: clients handed over. */
+static void worker_on_handoff(struct rp_ev *ev, uint32_t events)
+{
+    (void)ev;
+    (void)events;
+    worker_adopt_clients();
+}
+
 static void worker_resume_accept(struct rp_timer *t, void *arg)
 {
     (void)t;
@@ -166,26 +175,7 @@ void rp_worker_pause_accept(uint64_t ms)
 
 void rp_worker_defer_free(void *p)
 {
-    ((struct rp_ev *)p)->kind = RP_EV_DEAD;
-    if (rp_w.ngrave == rp_w.capgrave) {
-        int cap = rp_w.capgrave ? rp_w.capgrave * 2 : 64;
-        void **g = realloc(rp_w.graveyard, (size_t)cap * sizeof *g);
-        if (!g) {
-            /* cannot defer: leaking is safer than a use after free */
-            rp_warn("out of memory deferring a free", NULL);
-            return;
-        }
-        rp_w.graveyard = g;
-        rp_w.capgrave = cap;
-    }
-    rp_w.graveyard[rp_w.ngrave++] = p;
-}
-
-static void worker_bury(void)
-{
-    for (int i = 0; i < rp_w.ngrave; i++)
-        free(rp_w.graveyard[i]);
-    rp_w.ngrave = 0;
+    rp_child_defer_free(&rp_w.child, p);
 }
 
 /* Run timers whose deadline has passed. */
@@ -235,11 +225,11 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
     rp_w.slot = slot;
     int fds[2] = {listen_fd, http_fd};
     for (int i = 0; i < 2; i++) {
-        rp_w.listeners[i].ev.kind = RP_EV_LISTEN;
+        rp_w.listeners[i].ev.handler = worker_on_listen;
         rp_w.listeners[i].ev.fd = fds[i];
         rp_w.listeners[i].http_only = i == 1;
     }
-    rp_w.chan_ev.kind = RP_EV_HANDOFF;
+    rp_w.chan_ev.handler = worker_on_handoff;
     rp_w.chan_ev.fd = chan_fd;
     rp_w.breaker.failure_threshold = (uint32_t)cfg->cb_failure_threshold;
     rp_w.breaker.recovery_timeout_ms = (uint64_t)cfg->cb_recovery_timeout_ms;
@@ -251,26 +241,10 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         return 1;
     rp_balancer_init(&rp_w.balancer);
 
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1) /* the supervisor died before the prctl */
+    pid_t sup = (pid_t)atomic_load_explicit(&shm->supervisor_pid, memory_order_relaxed);
+    if (rp_child_setup(&rp_w.child, sup, 1) != 0)
         return 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = worker_on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR2, &sa, NULL);
-    signal(SIGINT, SIG_IGN); /* a terminal's Ctrl-C reaches the supervisor, which stops us */
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-
-    rp_w.epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (rp_w.epfd < 0) {
-        rp_error("epoll_create1 failed", "error=\"%s\"", strerror(errno));
-        return 1;
-    }
+    rp_w.epfd = rp_w.child.epfd;
     rp_timer_init(&rp_w.accept_timer, worker_resume_accept, NULL);
     worker_listen(1);
     struct epoll_event cev = {.events = EPOLLIN, .data.ptr = &rp_w.chan_ev};
@@ -293,16 +267,16 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
 
     struct epoll_event events[256];
     for (;;) {
-        if ((worker_stop_flag || worker_retire_flag) && !rp_w.stopping) {
+        if ((rp_child_stop_flag || rp_child_retire_flag) && !rp_w.stopping) {
             rp_w.stopping = 1;
-            rp_w.retiring = worker_retire_flag && !worker_stop_flag;
+            rp_w.retiring = rp_child_retire_flag && !rp_child_stop_flag;
             rp_w.stop_deadline_ms = rp_worker_now_ms() + (uint64_t)cfg->shutdown_timeout_ms;
             atomic_store_explicit(&ws->state, RP_WORKER_DRAINING, memory_order_relaxed);
             worker_stop_accepting();
             rp_info(rp_w.retiring ? "worker retiring: handing clients over" : "worker draining",
                     "requests=%u clients=%u", rp_w.nreqs, rp_w.nconns);
         }
-        if (worker_stop_flag && rp_w.retiring)
+        if (rp_child_stop_flag && rp_w.retiring)
             rp_w.retiring = 0; /* a full stop overrides a handover */
         if (rp_w.stopping) {
             if (rp_w.retiring) {
@@ -311,8 +285,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
                  * on, and only then may the loop end */
                 worker_adopt_clients();
                 rp_conn_handoff_all(rp_w.chan_ev.fd);
-            }
-            else
+            } else
                 rp_conn_close_all_idle();
             if (rp_w.nconns == 0 && rp_w.nreqs == 0)
                 break;
@@ -323,50 +296,24 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
             }
         }
         atomic_store_explicit(&ws->heartbeat_ms, rp_shm_now_ms(shm), memory_order_relaxed);
-        int n = epoll_wait(rp_w.epfd, events, 256, worker_epoll_timeout_ms());
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rp_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
+        int n = rp_child_wait(&rp_w.child, events, 256, worker_epoll_timeout_ms());
+        if (n < 0)
             break;
-        }
         /* idle upstream connections that spoke close before anything of
          * this batch could reuse them */
         for (int i = 0; i < n; i++)
-            if (((struct rp_ev *)events[i].data.ptr)->kind == RP_EV_H1)
+            if (((struct rp_ev *)events[i].data.ptr)->handler == rp_h1_event)
                 rp_h1_idle_event(events[i].data.ptr);
-        for (int i = 0; i < n; i++) {
-            struct rp_ev *e = events[i].data.ptr;
-            switch (e->kind) {
-            case RP_EV_LISTEN:
-                if (!rp_w.stopping)
-                    rp_conn_accept((struct rp_listener *)e);
-                break;
-            case RP_EV_CLIENT:
-                rp_conn_event((struct rp_conn *)e, events[i].events);
-                break;
-            case RP_EV_RESOLVE:
-                rp_resolve_event(e, events[i].events);
-                break;
-            case RP_EV_H1:
-                rp_h1_event(e, events[i].events);
-                break;
-            case RP_EV_HANDOFF:
-                worker_adopt_clients();
-                break;
-            case RP_EV_DEAD:
-                break;
-            }
-        }
+        rp_ev_dispatch(events, n);
         worker_run_timers();
         rp_conn_flush_all();
-        worker_bury();
+        rp_child_bury(&rp_w.child);
     }
     rp_info("worker stopped", "slot=%u", slot);
     rp_h1_cleanup();
     worker_free_endpoints();
-    worker_bury();
-    free(rp_w.graveyard);
+    rp_child_cleanup(&rp_w.child);
+    rp_w.epfd = -1;
     free(rp_w.scratch);
     rp_jparser_free(&rp_w.parser);
     rp_balancer_free(&rp_w.balancer);

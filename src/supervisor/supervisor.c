@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -19,8 +20,10 @@
 #include "rp_breaker.h"
 #include "rp_clock.h"
 #include "rp_control.h"
+#include "rp_event.h"
 #include "rp_handoff.h"
 #include "rp_hold.h"
+#include "rp_listen.h"
 #include "rp_log.h"
 #include "rp_privs.h"
 #include "rp_prober.h"
@@ -32,13 +35,11 @@
 #define SUP_BACKOFF_MIN_MS  100
 #define SUP_BACKOFF_MAX_MS  30000
 #define SUP_STABLE_MS       60000
-#define SUP_TAG_SIGNAL      1
-#define SUP_TAG_CHAN        2
 #define SUP_REPLACE_WAIT_MS 5000 /* longest wait for new workers before old ones retire */
 #define SUP_PROBER_SLOT     RP_SHM_PROBER_SLOT
 
 struct sup_slot {
-    int tag; /* SUP_TAG_CHAN: epoll data of the channel */
+    struct rp_ev ev; /* epoll data of the channel: handler sup_on_chan, fd chan */
     unsigned index;
     pid_t pid;             /* 0 when no process */
     int wanted;            /* the slot should have a running worker */
@@ -51,6 +52,8 @@ struct sup_slot {
     struct rp_timer respawn;
 };
 
+static void sup_on_chan(struct rp_ev *ev, uint32_t events);
+
 static struct {
     struct rp_config *cfg; /* in force; replaced by a reload */
     struct rp_shm shm;
@@ -58,7 +61,7 @@ static struct {
     int http_fd; /* server.http_listen, -1 when unset */
     int sigfd;
     int epfd;
-    int sig_tag;
+    struct rp_ev sig_ev; /* epoll data of sigfd: handler sup_on_signal */
     int stopping;
     uint64_t stop_deadline_ms;
     unsigned nworkers;
@@ -155,7 +158,8 @@ static int sup_spawn(unsigned slot)
     }
     close(pair[1]);
     s->chan = pair[0];
-    s->tag = SUP_TAG_CHAN;
+    s->ev.handler = sup_on_chan;
+    s->ev.fd = s->chan;
     s->index = slot;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
     epoll_ctl(sup.epfd, EPOLL_CTL_ADD, s->chan, &ev);
@@ -171,12 +175,22 @@ static int sup_spawn(unsigned slot)
     return 0;
 }
 
+static void sup_forward_handoffs(struct sup_slot *from);
+
+/* A worker's channel is readable: clients it hands over (EV is the
+ * struct rp_ev first in its struct sup_slot). */
+static void sup_on_chan(struct rp_ev *ev, uint32_t events)
+{
+    (void)events;
+    sup_forward_handoffs((struct sup_slot *)ev);
+}
+
 static void sup_close_chan(struct sup_slot *s)
 {
     if (s->chan >= 0) {
         epoll_ctl(sup.epfd, EPOLL_CTL_DEL, s->chan, NULL);
         close(s->chan);
-        s->chan = -1;
+        s->chan = s->ev.fd = -1;
     }
 }
 
@@ -188,9 +202,9 @@ static void sup_forward_handoffs(struct sup_slot *from)
     for (;;) {
         size_t len = 0;
         int fd = rp_handoff_recv(from->chan, buf, &len);
-        if (fd == -3)
+        if (fd == RP_HANDOFF_DROPPED)
             continue;
-        if (fd == -1) { /* the worker is gone */
+        if (fd == RP_HANDOFF_CLOSED) { /* the worker is gone */
             sup_close_chan(from);
             return;
         }
@@ -298,6 +312,16 @@ static void sup_begin_stop(const char *why)
     rp_info("stopping", "reason=%s workers=%u", why, sup_live_children());
     unlink(sup.cfg->socket_path);
     sup_signal_all(SIGTERM);
+}
+
+static void sup_handle_signals(void);
+
+/* The signalfd is readable. */
+static void sup_on_signal(struct rp_ev *ev, uint32_t events)
+{
+    (void)ev;
+    (void)events;
+    sup_handle_signals();
 }
 
 static void sup_handle_signals(void)
@@ -561,27 +585,24 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    int rc = 2; /* until the loop ends normally */
     sup.listen_fd = rp_listen_unix(cfg->socket_path, cfg->socket_mode, 4096, err, sizeof err);
     if (sup.listen_fd < 0) {
         rp_error("cannot create the client socket", "error=\"%s\"", err);
-        return 2;
+        goto out;
     }
     if (cfg->http_listen) {
         sup.http_fd = rp_listen_tcp(cfg->http_listen, 4096, err, sizeof err);
         if (sup.http_fd < 0) {
             rp_error("cannot listen on server.http_listen", "error=\"%s\"", err);
-            close(sup.listen_fd);
-            unlink(cfg->socket_path);
-            return 2;
+            goto out;
         }
     }
     uid_t run_uid;
     gid_t run_gid;
     if (rp_privs_resolve(cfg->user, cfg->group, &run_uid, &run_gid, err, sizeof err) != 0) {
         rp_error("cannot start", "error=\"%s\"", err);
-        close(sup.listen_fd);
-        unlink(cfg->socket_path);
-        return 2;
+        goto out;
     }
     /* the files we create belong to the user we run as (root only can chown) */
     if (geteuid() == 0 && (run_uid != (uid_t)-1 || run_gid != (gid_t)-1) &&
@@ -591,26 +612,22 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     if (rp_shm_create(&sup.shm, cfg->shm_name, cfg->name, shm_mode,
                       geteuid() == 0 ? run_gid : (gid_t)-1, err, sizeof err) != 0) {
         rp_error("cannot create the shm segment", "error=\"%s\"", err);
-        close(sup.listen_fd);
-        unlink(cfg->socket_path);
-        return 2;
+        goto out;
     }
     if (rp_publish_endpoints(sup.shm.hdr, cfg, sup.generation, UINT64_MAX, err, sizeof err) != 0) {
         char q[RP_ERR_MAX + 8];
         rp_error("cannot publish the endpoints", "error=%s", rp_log_quote(q, sizeof q, err));
-        rp_shm_destroy(&sup.shm, 1);
-        close(sup.listen_fd);
-        unlink(cfg->socket_path);
-        return 2;
+        goto out;
     }
     atomic_store_explicit(&sup.shm.hdr->worker_target, sup.nworkers, memory_order_relaxed);
     sup.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     sup.epfd = epoll_create1(EPOLL_CLOEXEC);
-    sup.sig_tag = SUP_TAG_SIGNAL;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &sup.sig_tag};
+    sup.sig_ev.handler = sup_on_signal;
+    sup.sig_ev.fd = sup.sigfd;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &sup.sig_ev};
     if (sup.sigfd < 0 || sup.epfd < 0 || epoll_ctl(sup.epfd, EPOLL_CTL_ADD, sup.sigfd, &ev) != 0) {
         rp_error("cannot set up the supervisor loop", "error=\"%s\"", strerror(errno));
-        return 2;
+        goto out;
     }
     static struct rp_control_ops ops;
     ops.reload = sup_reload;
@@ -622,10 +639,7 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     ops.started_ms = rp_clock_mono_ms();
     if (rp_control_open(cfg->control_socket, sup.epfd, &ops, err, sizeof err) != 0) {
         rp_error("cannot create the control socket", "error=\"%s\"", err);
-        rp_shm_destroy(&sup.shm, 1);
-        close(sup.listen_fd);
-        unlink(cfg->socket_path);
-        return 2;
+        goto out;
     }
     if (geteuid() == 0 && run_uid != (uid_t)-1) {
         char path[300];
@@ -636,11 +650,7 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     }
     if (rp_privs_drop(cfg->user, run_uid, run_gid, err, sizeof err) != 0) {
         rp_error("cannot drop privileges", "error=\"%s\"", err);
-        rp_control_close();
-        rp_shm_destroy(&sup.shm, 1);
-        close(sup.listen_fd);
-        unlink(cfg->socket_path);
-        return 2;
+        goto out;
     }
     if (cfg->user || cfg->group)
         rp_info("running as", "uid=%d gid=%d", (int)geteuid(), (int)getegid());
@@ -676,32 +686,38 @@ static int sup_run(struct rp_config *cfg, int workers_override)
             rp_error("epoll_wait failed", "error=\"%s\"", strerror(errno));
             break;
         }
-        for (int i = 0; i < n; i++) {
-            int tag = *(int *)evs[i].data.ptr;
-            if (tag == SUP_TAG_SIGNAL)
-                sup_handle_signals();
-            else if (tag == SUP_TAG_CHAN)
-                sup_forward_handoffs(evs[i].data.ptr);
-            else if (tag == RP_CONTROL_TAG)
-                rp_control_event(evs[i].data.ptr, evs[i].events);
-        }
+        rp_ev_dispatch(evs, n > 0 ? n : 0);
         sup_check_replacement();
         struct rp_timer *t;
         while ((t = rp_timer_pop_expired(&sup.timers, rp_clock_mono_ms())))
             t->fn(t, t->arg);
     }
 
-    rp_control_close();
-    close(sup.listen_fd);
+    rc = 0;
+
+out:
+    /* the one exit path: undo what was set up, in reverse */
+    rp_control_close(); /* nothing when it was never opened */
+    if (sup.listen_fd >= 0) {
+        close(sup.listen_fd);
+        /* a start that failed removes the socket it made; a stop leaves it
+         * to whoever may have replaced us unless it is still a socket of
+         * ours that nobody took over */
+        struct stat st = {0};
+        if (rc != 0 ||
+            (!sup.stopping && lstat(sup.cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode)))
+            unlink(sup.cfg->socket_path);
+    }
     if (sup.http_fd >= 0)
         close(sup.http_fd);
-    struct stat st = {0};
-    if (!sup.stopping && lstat(sup.cfg->socket_path, &st) == 0 && S_ISSOCK(st.st_mode))
-        unlink(sup.cfg->socket_path);
-    rp_shm_destroy(&sup.shm, 1);
-    close(sup.sigfd);
-    close(sup.epfd);
+    if (sup.shm.hdr)
+        rp_shm_destroy(&sup.shm, 1);
+    if (sup.sigfd >= 0)
+        close(sup.sigfd);
+    if (sup.epfd >= 0)
+        close(sup.epfd);
     rp_timer_heap_free(&sup.timers);
-    rp_info("rpcpoold stopped", NULL);
-    return 0;
+    if (rc == 0)
+        rp_info("rpcpoold stopped", NULL);
+    return rc;
 }

@@ -1,13 +1,13 @@
-/* rp_resolve.h - asynchronous host-name resolution for a worker: one c-ares
+/* resolve.h - asynchronous host-name resolution for a worker: one c-ares
  * channel driven from the worker's own epoll and timer heap (never a
  * blocking getaddrinfo on the loop). c-ares reads /etc/hosts and
  * resolv.conf like the C library and reports each address's TTL.
  *
- * Who refreshes what, and when, is the caller's business (h1.c re-resolves
+ * Who refreshes what, and when, is the caller's business (transport_h1.c re-resolves
  * each endpoint host on a schedule derived from the TTLs).
  */
-#ifndef RP_RESOLVE_H
-#define RP_RESOLVE_H
+#ifndef RP_WORKER_RESOLVE_H
+#define RP_WORKER_RESOLVE_H
 
 #include <stdint.h>
 #include <sys/socket.h>

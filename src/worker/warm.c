@@ -1,4 +1,4 @@
-/* warm.c - keeping each endpoint's warm connections (INTERFACE.md section
+/* warm.c - keeping each endpoint's warm connections (docs/interface.md section
  * 2: min_connections opened at start and kept warm; idle ones beyond that
  * close after idle_timeout_ms).
  *
@@ -6,11 +6,10 @@
  * cannot be shared between processes). A periodic check opens what is
  * missing with warm-up requests (a cheap JSON-RPC call that takes a token
  * like any request), and refreshes the warm ones before the idle limit
- * closes them (the native client's idle timer, or libcurl's
- * CURLOPT_MAXAGE_CONN, both idle_timeout_ms). Connections beyond the minimum
+ * closes them (the native client's idle timer, idle_timeout_ms). Connections beyond the minimum
  * get no refresh, so they close once idle that long.
  */
-#include "rp_worker.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <string.h>

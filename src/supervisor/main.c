@@ -1,4 +1,4 @@
-/* main.c - rpcpoold's command line (INTERFACE.md section 1). */
+/* main.c - rpcpoold's command line (docs/interface.md section 1). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -57,19 +57,19 @@ int rp_handoff_recv(int ch, char *buf, size_t *len)
         n = recvmsg(ch, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
     if (n < 0)
-        return (errno == EAGAIN || errno == EWOULDBLOCK) ? -2 : -1;
+        return (errno == EAGAIN || errno == EWOULDBLOCK) ? RP_HANDOFF_AGAIN : RP_HANDOFF_CLOSED;
     if (n == 0)
-        return -1;
+        return RP_HANDOFF_CLOSED;
     int fd = -1;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
             cm->cmsg_len >= CMSG_LEN(sizeof(int)))
             memcpy(&fd, CMSG_DATA(cm), sizeof(int));
     if (fd < 0)
-        return -3;
+        return RP_HANDOFF_DROPPED;
     if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
         close(fd);
-        return -3;
+        return RP_HANDOFF_DROPPED;
     }
     *len = hdr ? (size_t)(n - 1) : 0;
     return fd;
