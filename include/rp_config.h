@@ -73,6 +73,8 @@ struct rp_config {
     char *health_check_path;          /* NULL unless { path = "/health"; } */
     int64_t max_block_lag;            /* default 5 */
     char *tls_ca_file;                /* PEM bundle trusted instead of the system store; NULL */
+    int64_t consistency_wait_ms;      /* default 500: longest wait for an endpoint at a floor */
+    int64_t affinity_ms;              /* default 10000: a connection's tx flow stays on one node */
 
     int64_t cb_failure_threshold;      /* default 5 */
     int64_t cb_recovery_timeout_ms;    /* default 60000 */

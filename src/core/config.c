@@ -783,6 +783,8 @@ static const struct int_key top_ints[] = {
     {"retries", FIELD(retries), 2, 0, 10},
     {"health_check_interval_ms", FIELD(health_check_interval_ms), 30000, 1, TIMEOUT_MAX_MS},
     {"max_block_lag", FIELD(max_block_lag), 5, 0, 1000000},
+    {"consistency_wait_ms", FIELD(consistency_wait_ms), 500, 0, TIMEOUT_MAX_MS},
+    {"affinity_ms", FIELD(affinity_ms), 10000, 0, TIMEOUT_MAX_MS},
     {NULL, 0, 0, 0, 0},
 };
 
@@ -1478,6 +1480,8 @@ static int read_all(struct ctx *c, const config_setting_t *root, struct rp_confi
                                         "health_check_interval_ms",
                                         "health_check",
                                         "max_block_lag",
+                                        "consistency_wait_ms",
+                                        "affinity_ms",
                                         "circuit_breaker",
                                         "rate_limit",
                                         "tls_ca_file",

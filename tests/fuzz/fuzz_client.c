@@ -28,17 +28,8 @@
 static ssize_t fuzz_recv(int fd, void *buf, size_t len, int flags);
 #define recv fuzz_recv
 #include "../../lib/client.c"
+#include "rp_fuzz.h"
 #undef recv
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* The stream being served: S[off, n), in pieces when STEP, with an EAGAIN
  * after each piece. */

@@ -21,6 +21,7 @@
  */
 #include "rp_config.h"
 
+#include "rp_fuzz.h"
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,17 +31,6 @@
 #include <unistd.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* An invariant: on failure say which one, then abort (libFuzzer keeps the
- * input as a crash). */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static char fz_dir[256];
 static char fz_path[288];

@@ -23,22 +23,11 @@
 #include "rp_frame.h"
 #include "rp_jsonrpc.h"
 
+#include "rp_fuzz.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* An invariant: on failure say which one, then abort (libFuzzer keeps the
- * input as a crash). */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static struct rp_jparser parser;
 

@@ -24,17 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rp_fuzz.h"
 #include "rp_h1.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* What one run ended with. */
 struct outcome {

@@ -22,6 +22,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const net = require('node:net');
 const lib = require('./lib.js');
+const { figure, shmStat: stat, rssKiB, rawExchange } = lib;
 
 const NO_LIMIT = { max_requests: 1000000, window_ms: 1000, burst_size: 100000 };
 const QUIET = { health_check_interval_ms: 600000, rate_limit: NO_LIMIT };
@@ -30,27 +31,6 @@ const CHAIN_HEX = '0x7a69';
 const SMALL_QUARANTINE = { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:quarantine_size_mb=16' };
 
 const req = (method, params = []) => ({ jsonrpc: '2.0', method, params });
-
-function figure(text) {
-  process.stderr.write(`# ${text}\n`);
-}
-
-// VmRSS of PID in KiB (0 when gone).
-function rssKiB(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-// `rpcpoolstat -n SHM -j`, parsed.
-async function stat(pool) {
-  const r = await lib.run(lib.daemonBin('rpcpoolstat'), ['-n', pool.shmName, '-j'], { timeout: 10000 });
-  assert.equal(r.code, 0, `rpcpoolstat failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
 
 async function workers(pool) {
   return (await pool.ctl('status')).workers.filter((w) => w.kind === undefined || w.kind === 'worker');
@@ -87,30 +67,6 @@ async function silentClient(p) {
   });
   s.pause();
   return s;
-}
-
-// Write DATA on a new connection to the UNIX socket P; collect what comes
-// back until the daemon closes (or TIMEOUT ms). Returns {text, closed, ms}.
-function rawExchange(p, data, { timeout = 5000 } = {}) {
-  return new Promise((resolve) => {
-    const s = net.connect(p);
-    const chunks = [];
-    const t0 = Date.now();
-    let done = false;
-    const finish = (closed) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      s.destroy();
-      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed, ms: Date.now() - t0 });
-    };
-    const timer = setTimeout(() => finish(false), timeout);
-    s.on('data', (c) => chunks.push(c));
-    s.on('close', () => finish(true));
-    s.on('end', () => finish(true));
-    s.on('error', () => {});
-    s.on('connect', () => s.write(data));
-  });
 }
 
 /* ------------------------------------------------------------------ */

@@ -14,6 +14,7 @@ const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const lib = require('./lib.js');
+const { figure, shmStat: stat, endpointStat } = lib;
 
 const NO_LIMIT = { max_requests: 1000000, window_ms: 1000, burst_size: 100000 };
 // No health probing during a test, no breaker opening, no retries: what an
@@ -30,23 +31,6 @@ const TX = '0x02f86b827a6980843b9aca00843b9aca0082520894000000000000000000000000
   '80c001a0' + '11'.repeat(32) + 'a0' + '22'.repeat(32);
 
 const req = (method, params = []) => ({ jsonrpc: '2.0', method, params });
-
-function figure(text) {
-  process.stderr.write(`# ${text}\n`);
-}
-
-// `rpcpoolstat -n SHM -j`, parsed.
-async function stat(pool) {
-  const r = await lib.run(lib.daemonBin('rpcpoolstat'), ['-n', pool.shmName, '-j'], { timeout: 10000 });
-  assert.equal(r.code, 0, `rpcpoolstat failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-async function endpointStat(pool, name) {
-  const e = (await stat(pool)).endpoints.find((x) => x.name === name);
-  assert.ok(e, `endpoint ${name} in rpcpoolstat`);
-  return e;
-}
 
 // Start a pool over the endpoints ({name, url}) and wait for the prober's
 // first round to publish them up. Stopped when T ends.

@@ -23,6 +23,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const net = require('node:net');
 const lib = require('./lib.js');
+const { figure, shmStat: stat, endpointStat, rssKiB, rawExchange } = lib;
 
 const NO_LIMIT = { max_requests: 1000000, window_ms: 1000, burst_size: 100000 };
 const QUIET = { health_check_interval_ms: 600000, rate_limit: NO_LIMIT };
@@ -35,10 +36,6 @@ after(() => process.stderr.write(`# hostile catalogue: ${cases} cases\n`));
 
 const req = (method, params = [], extra = {}) => ({ jsonrpc: '2.0', method, params, ...extra });
 
-function figure(text) {
-  process.stderr.write(`# ${text}\n`);
-}
-
 // Wait until POOL is fully up: the client socket listens before the shm
 // segment, the control socket and the workers exist.
 async function ready(pool) {
@@ -46,31 +43,8 @@ async function ready(pool) {
   return pool;
 }
 
-// `rpcpoolstat -n SHM -j`, parsed.
-async function stat(pool) {
-  const r = await lib.run(lib.daemonBin('rpcpoolstat'), ['-n', pool.shmName, '-j'], { timeout: 10000 });
-  assert.equal(r.code, 0, `rpcpoolstat failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-async function endpointStat(pool, name) {
-  const e = (await stat(pool)).endpoints.find((x) => x.name === name);
-  assert.ok(e, `endpoint ${name} in rpcpoolstat`);
-  return e;
-}
-
 function workerPids(s) {
   return s.workers.filter((w) => w.kind === 'worker' && w.pid > 1).map((w) => w.pid);
-}
-
-// VmRSS of PID in KiB (0 when gone).
-function rssKiB(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
 }
 
 // utime + stime of PID in clock ticks.
@@ -78,42 +52,6 @@ function cpuTicks(pid) {
   const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
   return Number(f[11]) + Number(f[12]);
-}
-
-// Connect to TARGET ({path} or {port}), write DATA (a string, a Buffer or an
-// array of [delay_ms, chunk] steps), and collect what comes back until the
-// server closes or TIMEOUT ms pass. Resolves to {text, closed, ms} (text
-// decoded as latin1 so any byte survives).
-function rawExchange(target, data, { timeout = 5000 } = {}) {
-  return new Promise((resolve) => {
-    const s = target.path ? net.connect(target.path) : net.connect(target.port, '127.0.0.1');
-    const chunks = [];
-    const t0 = Date.now();
-    let done = false;
-    const finish = (closed) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      s.destroy();
-      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed, ms: Date.now() - t0 });
-    };
-    const timer = setTimeout(() => finish(false), timeout);
-    s.on('data', (c) => chunks.push(c));
-    s.on('close', () => finish(true));
-    s.on('end', () => finish(true));
-    s.on('error', () => {});
-    s.on('connect', async () => {
-      if (!Array.isArray(data)) {
-        if (data.length) s.write(data); // nothing to write: no EPIPE race with a refusal
-        return;
-      }
-      for (const [ms, chunk] of data) {
-        if (done) return;
-        if (ms) await lib.withTimeout(new Promise((r) => setTimeout(r, ms)), ms + 1000, 'step');
-        if (!done) s.write(chunk);
-      }
-    });
-  });
 }
 
 // Parse the JSON lines of TEXT.

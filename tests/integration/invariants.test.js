@@ -28,15 +28,12 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const lib = require('./lib.js');
+const { figure } = lib;
 
 const NO_LIMIT = { max_requests: 1000000, window_ms: 1000, burst_size: 100000 };
 // No periodic health probing unless it is part of the test (the prober's
 // first round still runs at start and after every reload).
 const QUIET = { health_check_interval_ms: 600000, rate_limit: NO_LIMIT };
-
-function figure(text) {
-  process.stderr.write(`# ${text}\n`);
-}
 
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 

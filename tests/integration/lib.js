@@ -970,6 +970,77 @@ function makeClient(sock) {
   return client;
 }
 
+/* ------------------------------------------------------------------ */
+/* Helpers the test files share                                        */
+/* ------------------------------------------------------------------ */
+
+// Print a measured figure into the TAP output (a comment line).
+function figure(text) {
+  process.stderr.write(`# ${text}\n`);
+}
+
+// The pool's segment as `rpcpoolstat -j` shows it.
+async function shmStat(pool) {
+  const r = await run(daemonBin('rpcpoolstat'), ['-n', pool.shmName, '-j'], { timeout: 10000 });
+  assert.equal(r.code, 0, `rpcpoolstat failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+// One endpoint of the pool, by name, as `rpcpoolstat -j` shows it.
+async function endpointStat(pool, name) {
+  const e = (await shmStat(pool)).endpoints.find((x) => x.name === name);
+  assert.ok(e, `endpoint ${name} in rpcpoolstat`);
+  return e;
+}
+
+// VmRSS of process PID in KiB (0 when it is gone).
+function rssKiB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+// Open a connection to TARGET (a UNIX socket path, {path} or {port} on
+// 127.0.0.1), write DATA (bytes at once, or an array of [delay_ms, chunk]
+// steps), and collect what comes back until the server closes or TIMEOUT ms
+// pass. Resolves to {text, closed, ms} (text decoded as latin1 so any byte
+// survives).
+function rawExchange(target, data, { timeout = 5000 } = {}) {
+  if (typeof target === 'string') target = { path: target };
+  return new Promise((resolve) => {
+    const s = target.path ? net.connect(target.path) : net.connect(target.port, '127.0.0.1');
+    const chunks = [];
+    const t0 = Date.now();
+    let done = false;
+    const finish = (closed) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed, ms: Date.now() - t0 });
+    };
+    const timer = setTimeout(() => finish(false), timeout);
+    s.on('data', (c) => chunks.push(c));
+    s.on('close', () => finish(true));
+    s.on('end', () => finish(true));
+    s.on('error', () => {});
+    s.on('connect', async () => {
+      if (!Array.isArray(data)) {
+        if (data.length) s.write(data); // nothing to write: no EPIPE race with a refusal
+        return;
+      }
+      for (const [ms, chunk] of data) {
+        if (done) return;
+        if (ms) await withTimeout(new Promise((r) => setTimeout(r, ms)), ms + 1000, 'step');
+        if (!done) s.write(chunk);
+      }
+    });
+  });
+}
+
 module.exports = {
   ROOT,
   BUILD,
@@ -999,4 +1070,9 @@ module.exports = {
   canConnect,
   spawnTracked,
   stopProc,
+  figure,
+  shmStat,
+  endpointStat,
+  rssKiB,
+  rawExchange,
 };

@@ -18,16 +18,13 @@ const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const lib = require('./lib.js');
+const { figure, shmStat: stat, endpointStat } = lib;
 
 const NO_LIMIT = { max_requests: 1000000, window_ms: 1000, burst_size: 100000 };
 // No health probing during a test unless it is the subject.
 const QUIET = { health_check_interval_ms: 600000, rate_limit: NO_LIMIT };
 
 const req = (method, params = []) => ({ jsonrpc: '2.0', method, params });
-
-function figure(text) {
-  process.stderr.write(`# ${text}\n`);
-}
 
 function median(xs) {
   if (!xs.length) return NaN;
@@ -80,19 +77,6 @@ async function setup(t, specs, poolOpts) {
 async function finish(pool, allow = []) {
   assert.equal(await pool.stop(), 0);
   lib.assertNoErrors(pool, allow);
-}
-
-// `rpcpoolstat -n SHM -j`, parsed.
-async function stat(pool) {
-  const r = await lib.run(lib.daemonBin('rpcpoolstat'), ['-n', pool.shmName, '-j'], { timeout: 10000 });
-  assert.equal(r.code, 0, `rpcpoolstat failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-async function endpointStat(pool, name) {
-  const e = (await stat(pool)).endpoints.find((x) => x.name === name);
-  assert.ok(e, `endpoint ${name} in rpcpoolstat`);
-  return e;
 }
 
 // How many METHOD calls fault upstream F has received.
@@ -223,6 +207,17 @@ async function failover(t, mode, { balance = 'round_robin', onlyOpen = false } =
     }
   })();
   const res = await load(pool, { clients: 8, per: 300 });
+  const sent = 8 * 300;
+  if (tOpen === null && balance === 'p2c') {
+    // p2c picks the cheaper of two: an endpoint whose latency average from
+    // the warm-up is the highest gets nothing until that average decays
+    // (half-life 1 s), so keep the load on until its breaker opens (bounded)
+    const until = Date.now() + 15000;
+    const more = await load(pool, { clients: 8, per: Infinity, stop: () => tOpen !== null || Date.now() > until });
+    res.ok += more.ok;
+    res.errors.push(...more.errors);
+    res.lat.push(...more.lat);
+  }
   done = true;
   await sampler;
   const eBad = await endpointStat(pool, 'bad');
@@ -232,7 +227,7 @@ async function failover(t, mode, { balance = 'round_robin', onlyOpen = false } =
     `failed ${eBad.requests.failed}, retried ${eBad.requests.retried}; breaker open (or past it) ` +
     `${tOpen === null ? 'never seen' : `${tOpen - tMode} ms after the fault began`}; states seen ${[...states]}`);
   assert.equal(res.errors.length, 0, `client errors:\n${res.errors.slice(0, 5).join('\n')}`);
-  assert.equal(res.ok, 8 * 300);
+  assert.ok(res.ok >= sent, `${res.ok} of at least ${sent} answered`);
   assert.ok(tOpen !== null, `breaker of the bad endpoint never seen open or half_open (states: ${[...states]})`);
   assert.ok(eBad.requests.failed >= FAILOVER.circuit_breaker.failure_threshold);
   // the open breaker kept most traffic off it

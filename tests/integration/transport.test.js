@@ -21,6 +21,7 @@
 const { test, describe, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const lib = require('./lib.js');
+const { figure, shmStat: stat, endpointStat } = lib;
 
 const NO_LIMIT = { max_requests: 1000000, window_ms: 1000, burst_size: 100000 };
 const QUIET = {
@@ -35,22 +36,6 @@ const TX = '0x02f86b827a6980843b9aca00843b9aca0082520894000000000000000000000000
 const SOAK_S = Number(process.env.RPCPOOL_TRANSPORT_SOAK_S || 8);
 
 const req = (method, params = [], extra = {}) => ({ jsonrpc: '2.0', method, params, ...extra });
-
-function figure(text) {
-  process.stderr.write(`# ${text}\n`);
-}
-
-async function stat(pool) {
-  const r = await lib.run(lib.daemonBin('rpcpoolstat'), ['-n', pool.shmName, '-j'], { timeout: 10000 });
-  assert.equal(r.code, 0, `rpcpoolstat failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-async function endpointStat(pool, name) {
-  const e = (await stat(pool)).endpoints.find((x) => x.name === name);
-  assert.ok(e, `endpoint ${name} in rpcpoolstat`);
-  return e;
-}
 
 // Upstream connections the pool holds open to endpoint NAME.
 async function openConns(pool, name) {
