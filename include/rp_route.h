@@ -55,8 +55,8 @@ struct rp_route_ep {
 
 /* What routing needs of the request. */
 struct rp_route_call {
-    uint64_t tried_mask; /* endpoints already tried (bit = id) */
-    int pin_ep;          /* a warm-up: only this endpoint; else RP_ROUTE_NONE */
+    uint64_t tried_mask;  /* endpoints already tried (bit = id) */
+    int pin_ep;           /* a warm-up: only this endpoint; else RP_ROUTE_NONE */
     uint64_t only_mask;   /* 0 = any endpoint; else only these (a filter's endpoint) */
     uint64_t prefer_mask; /* handed out first when usable (affinity); 0 = none */
     uint64_t min_head;    /* only endpoints whose known head is at least this; 0 = any */
@@ -65,8 +65,8 @@ struct rp_route_call {
 /* The usable endpoints of one request, in the order they are handed out. */
 struct rp_route_plan {
     struct rp_balancer_candidate cand[RP_MAX_ENDPOINTS];
-    int n;      /* candidates left */
-    int nfree;  /* cand[0..nfree) have a free connection and are picked first; 0 = no split */
+    int n;     /* candidates left */
+    int nfree; /* cand[0..nfree) have a free connection and are picked first; 0 = no split */
     uint64_t prefer_mask; /* ids handed out before any pick (one at most in practice) */
 };
 
@@ -92,8 +92,8 @@ int rp_route_plan(struct rp_route_plan *plan, const struct rp_route_ep *eps, int
 
 /* The highest known head among the endpoints of EPS[0..NEP) usable for
  * CALL at NOW_MS, ignoring CALL's min_head; 0 when none is known. */
-uint64_t rp_route_best_head(const struct rp_route_ep *eps, int nep, const struct rp_route_call *call,
-                            uint64_t now_ms);
+uint64_t rp_route_best_head(const struct rp_route_ep *eps, int nep,
+                            const struct rp_route_call *call, uint64_t now_ms);
 
 /* Take the next endpoint out of PLAN: the preferred one when it is in the
  * plan, else the balancer B's pick (MODE, with the round-robin sequence SEQ

@@ -41,12 +41,12 @@
 
 #include "rp_buf.h"
 #include "rp_health.h"
+#include "rp_hold.h"
 #include "rp_jsonrpc.h"
 #include "rp_log.h"
 #include "rp_ratelimit.h"
 #include "rp_shm_view.h"
 #include "rp_timer.h"
-#include "rp_hold.h"
 
 #define PROBER_MAX_BODY_BYTES (1u << 20) /* a bigger probe answer is a failure */
 #define PROBER_LOOP_CAP_MS    1000       /* heartbeat cadence when nothing is due */

@@ -47,9 +47,8 @@ static int consist_ep_of_tag(uint32_t tag)
 static void consist_raise(_Atomic uint64_t *w, uint64_t v)
 {
     uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
-    while (old < v &&
-           !atomic_compare_exchange_weak_explicit(w, &old, v, memory_order_relaxed,
-                                                  memory_order_relaxed))
+    while (old < v && !atomic_compare_exchange_weak_explicit(w, &old, v, memory_order_relaxed,
+                                                             memory_order_relaxed))
         ;
 }
 

@@ -78,8 +78,8 @@ int rp_route_plan(struct rp_route_plan *plan, const struct rp_route_ep *eps, int
     return n;
 }
 
-uint64_t rp_route_best_head(const struct rp_route_ep *eps, int nep, const struct rp_route_call *call,
-                            uint64_t now_ms)
+uint64_t rp_route_best_head(const struct rp_route_ep *eps, int nep,
+                            const struct rp_route_call *call, uint64_t now_ms)
 {
     struct rp_route_call any = *call;
     any.min_head = 0;

@@ -94,10 +94,10 @@ struct rp_conn {
     uint64_t last_active_ms;       /* last byte read from it, or taken by it */
     /* chain consistency (rp_chain.h), kept on the client's own connection
      * (an HTTP request's stand-in uses its parent's) */
-    uint64_t chain_floor;   /* the highest block this client has been shown */
-    int aff_ep;             /* its transaction flow's endpoint, valid until aff_until_ms */
-    uint64_t aff_until_ms;  /* worker clock; 0 = no affinity */
-    size_t held_bytes; /* answers being received for it, and filled HTTP answers waiting */
+    uint64_t chain_floor;  /* the highest block this client has been shown */
+    int aff_ep;            /* its transaction flow's endpoint, valid until aff_until_ms */
+    uint64_t aff_until_ms; /* worker clock; 0 = no affinity */
+    size_t held_bytes;     /* answers being received for it, and filled HTTP answers waiting */
 };
 
 /* How an attempt's transfer ended, as the transport (h1.c: http:// and
