@@ -35,10 +35,14 @@ static uint32_t consist_tag(int ep)
     return (uint32_t)rp_w.eps[ep].shm->url_key;
 }
 
+/* The endpoint a filter tag names, if it is still configured: a worker of
+ * an older generation still knows an endpoint a reload removed, but its row
+ * is tombstoned then, and the filter is gone with it. */
 static int consist_ep_of_tag(uint32_t tag)
 {
     for (int i = 0; i < rp_w.nep; i++)
-        if (rp_w.eps[i].in_use && consist_tag(i) == tag)
+        if (rp_w.eps[i].in_use && consist_tag(i) == tag &&
+            atomic_load_explicit(&rp_w.eps[i].shm->in_use, memory_order_acquire))
             return i;
     return -1;
 }
@@ -110,6 +114,13 @@ int rp_consist_answer(struct rp_req *r, int ep)
         shown = r->chain.block; /* the block it asked for counts as shown */
     if (c && shown > c->chain_floor)
         c->chain_floor = shown;
+    if (c && r->floor_until_ms && rp_worker_now_ms() >= r->floor_until_ms) {
+        /* nobody reached the floor in consistency_wait_ms: the client was
+         * answered at the best head there is, and that is its floor now (so
+         * that, with the leader gone, not every call waits again) */
+        uint64_t head = atomic_load_explicit(&e->head_block, memory_order_relaxed);
+        c->chain_floor = shown > head ? shown : head;
+    }
 
     if (r->chain.kind == RP_CHAIN_TX_FLOW && c && rp_w.cfg->affinity_ms > 0) {
         if (r->prefer_mask == (1ull << ep))

@@ -435,7 +435,7 @@ static void ep_snapshot(struct rp_route_ep *s, int i)
     s->weight = e->weight;
     s->inflight = rp_hold_sum(rp_w.shm, e->id, RP_HOLD_INFLIGHT);
     s->has_free_conn = w->active < w->share;
-    s->head_block = 0;
+    s->head_block = atomic_load_explicit(&e->head_block, memory_order_relaxed);
 }
 
 /* Count one attempt in flight on endpoint EP in this worker's own cell (the
@@ -536,11 +536,11 @@ static void req_route(struct rp_req *r)
                                  .prefer_mask = r->prefer_mask,
                                  .min_head = r->min_head};
     struct rp_route_plan plan;
-    if (rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms) == 0 && call.min_head &&
-        req_floor_wait(r, snap, &call, now_ms, seg_ms))
-        return;
-    if (plan.n == 0 && call.min_head) /* waited enough: the best head there is */
-        rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms);
+    if (rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms) == 0 && call.min_head) {
+        if (req_floor_wait(r, snap, &call, now_ms, seg_ms))
+            return;
+        rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms); /* at the best head there is */
+    }
     uint64_t min_wait_ns = UINT64_MAX;
     int too_big = 0; /* endpoints whose bucket can never hold this many calls */
     while (plan.n > 0) {
