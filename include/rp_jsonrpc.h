@@ -16,6 +16,7 @@
 #define RP_JSONRPC_INTERNAL_ERROR  -32603
 #define RP_JSONRPC_NO_UPSTREAM     -32002
 #define RP_JSONRPC_LIMIT_EXCEEDED  -32005
+#define RP_JSONRPC_SERVER_ERROR    -32000 /* what nodes answer, e.g. "filter not found" */
 
 /* One call: a single request, or one element of a batch. Offsets are into
  * the value passed to rp_jsonrpc_parse(). */

@@ -14,8 +14,11 @@
  * tried it yet, it is the warm-up's pinned endpoint (when pinned), not
  * drained by the operator, state up, no Retry-After hold past now, and its
  * breaker would allow a request (a half-open one does; the trial slot is
- * the caller's to take). Order: endpoints where this worker has a free
- * connection first, the busy ones behind them (tried, queued for a
+ * the caller's to take), the request's only endpoint (a filter's), and a
+ * known head at or above the request's minimum (a connection's chain floor,
+ * or the block it asks for). Order: the preferred endpoint first (a
+ * connection's transaction-flow affinity), then endpoints where this worker
+ * has a free connection, the busy ones behind them (tried, queued for a
  * connection, only when every free one refuses: never dropped); within
  * each group, the balancer's pick (rp_balancer.h).
  */
@@ -47,13 +50,16 @@ struct rp_route_ep {
     uint32_t weight;        /* configured weight; 0 counts as 1 */
     uint32_t inflight;      /* attempts in flight host-wide */
     int has_free_conn;      /* this worker has a connection slot free on it */
-    uint64_t head_block;    /* latest block seen on it, 0 = unknown (no filter reads it yet) */
+    uint64_t head_block;    /* latest block seen on it, 0 = unknown */
 };
 
 /* What routing needs of the request. */
 struct rp_route_call {
-    uint64_t tried_mask; /* endpoints already tried (bit = id) */
-    int pin_ep;          /* a warm-up: only this endpoint; else RP_ROUTE_NONE */
+    uint64_t tried_mask;  /* endpoints already tried (bit = id) */
+    int pin_ep;           /* a warm-up: only this endpoint; else RP_ROUTE_NONE */
+    uint64_t only_mask;   /* 0 = any endpoint; else only these (a filter's endpoint) */
+    uint64_t prefer_mask; /* handed out first when usable (affinity); 0 = none */
+    uint64_t min_head;    /* only endpoints whose known head is at least this; 0 = any */
 };
 
 /* The usable endpoints of one request, in the order they are handed out. */
@@ -61,6 +67,7 @@ struct rp_route_plan {
     struct rp_balancer_candidate cand[RP_MAX_ENDPOINTS];
     int n;     /* candidates left */
     int nfree; /* cand[0..nfree) have a free connection and are picked first; 0 = no split */
+    uint64_t prefer_mask; /* ids handed out before any pick (one at most in practice) */
 };
 
 /* The EWMA word EWMA's latency at NOW_MS: halved for every
@@ -83,10 +90,15 @@ int rp_route_usable(const struct rp_route_ep *e, const struct rp_route_call *cal
 int rp_route_plan(struct rp_route_plan *plan, const struct rp_route_ep *eps, int nep,
                   const struct rp_route_call *call, uint64_t now_ms);
 
-/* Take the next endpoint out of PLAN: the balancer B's pick (MODE, with
- * the round-robin sequence SEQ and the random word RND) among the free
- * ones while any is left, then among the rest. Returns its id, or
- * RP_ROUTE_NONE when PLAN is empty. */
+/* The highest known head among the endpoints of EPS[0..NEP) usable for
+ * CALL at NOW_MS, ignoring CALL's min_head; 0 when none is known. */
+uint64_t rp_route_best_head(const struct rp_route_ep *eps, int nep,
+                            const struct rp_route_call *call, uint64_t now_ms);
+
+/* Take the next endpoint out of PLAN: the preferred one when it is in the
+ * plan, else the balancer B's pick (MODE, with the round-robin sequence SEQ
+ * and the random word RND) among the free ones while any is left, then
+ * among the rest. Returns its id, or RP_ROUTE_NONE when PLAN is empty. */
 int rp_route_next(struct rp_route_plan *plan, struct rp_balancer *b, enum rp_balance mode,
                   uint64_t seq, uint64_t rnd);
 

@@ -209,7 +209,11 @@ struct rp_shm_worker {
     _Atomic uint64_t clients;      /* client connections open now: the host-wide count is the
                                       sum over slots (rp_hold.h); seq_cst for admission */
     _Atomic uint64_t generation;   /* config generation the worker runs; relaxed */
-    uint8_t reserved[64];
+    /* chain consistency (only this worker adds to them; readers sum) */
+    _Atomic uint64_t consistency_waits; /* requests that waited for an endpoint at their floor */
+    _Atomic uint64_t affinity_hits;     /* tx-flow calls kept on their connection's endpoint */
+    _Atomic uint64_t lookup_retries;    /* null lookups asked again at the best head */
+    uint8_t reserved[40];
 } __attribute__((aligned(128)));
 
 /* Per (worker, endpoint) counters: only that worker writes them (relaxed

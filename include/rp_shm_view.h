@@ -62,6 +62,7 @@ struct rp_snapshot {
     uint64_t now_ms; /* segment clock at snapshot time */
     uint64_t best_head;
     uint64_t client_ok, client_error;
+    uint64_t consistency_waits, affinity_hits, lookup_retries; /* summed over worker rows */
     int ep_count;
     struct rp_ep_snapshot eps[RP_SHM_MAX_ENDPOINTS];
     int worker_count;

@@ -457,12 +457,28 @@ static void prober_log_change(struct pep *e, enum rp_ep_state old, enum rp_ep_st
     }
 }
 
+/* Raise the shared word W to at least V (heads only move up: workers raise
+ * them too, from the block numbers their answers show). */
+static void prober_raise(_Atomic uint64_t *w, uint64_t v)
+{
+    uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
+    while (old < v && !atomic_compare_exchange_weak_explicit(w, &old, v, memory_order_relaxed,
+                                                             memory_order_relaxed))
+        ;
+}
+
 /* Recompute lag and every endpoint's state, write them to shm (relaxed
- * stores) and log each change. */
+ * stores) and log each change. A head a worker learned from traffic since
+ * the last probe is newer than the probe's: lag is judged on it. */
 static void prober_publish(void)
 {
+    for (int i = 0; i < P.nep; i++) {
+        uint64_t seen = atomic_load_explicit(&P.eps[i].row->head_block, memory_order_relaxed);
+        if (seen > P.hs[i].head_block)
+            rp_health_set_head(&P.hs[i], seen);
+    }
     P.best_head = rp_health_update_lag(P.hs, (size_t)P.nep, (uint64_t)P.cfg->max_block_lag);
-    atomic_store_explicit(&P.shm->best_head_block, P.best_head, memory_order_relaxed);
+    prober_raise(&P.shm->best_head_block, P.best_head);
     for (int i = 0; i < P.nep; i++) {
         struct pep *e = &P.eps[i];
         const struct rp_health *h = &P.hs[i];
@@ -473,7 +489,7 @@ static void prober_publish(void)
         if (h->last_probe_ms)
             atomic_store_explicit(&row->last_probe_ms, h->last_probe_ms, memory_order_relaxed);
         if (h->head_known)
-            atomic_store_explicit(&row->head_block, h->head_block, memory_order_relaxed);
+            prober_raise(&row->head_block, h->head_block);
         atomic_store_explicit(&row->chain_id, h->chain_id, memory_order_relaxed);
         enum rp_ep_state st = rp_health_state(h);
         if (st != e->published) {

@@ -181,6 +181,16 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
     rp_buf_appendf(b, "rpcpool_client_requests_total{result=\"error\"} %" PRIu64 "\n",
                    s->client_error);
 
+    family(b, "rpcpool_consistency_waits_total", "counter",
+           "Requests that waited for an endpoint at their connection's chain floor.");
+    rp_buf_appendf(b, "rpcpool_consistency_waits_total %" PRIu64 "\n", s->consistency_waits);
+    family(b, "rpcpool_affinity_hits_total", "counter",
+           "Nonce reads, gas estimates and sends kept on their connection's endpoint.");
+    rp_buf_appendf(b, "rpcpool_affinity_hits_total %" PRIu64 "\n", s->affinity_hits);
+    family(b, "rpcpool_lookup_retries_total", "counter",
+           "Lookups by hash answered null by a lagging endpoint and asked again at the best head.");
+    rp_buf_appendf(b, "rpcpool_lookup_retries_total %" PRIu64 "\n", s->lookup_retries);
+
     histogram(b, s, &l);
 
     family(b, "rpcpool_endpoint_info", "gauge",

@@ -396,6 +396,10 @@ static void view_snap_once(const struct rp_shm_header *h, const struct view_layo
         w->restarts = atomic_load_explicit(&row->restarts, memory_order_relaxed);
         w->clients = atomic_load_explicit(&row->clients, memory_order_relaxed);
         w->generation = atomic_load_explicit(&row->generation, memory_order_relaxed);
+        out->consistency_waits +=
+            atomic_load_explicit(&row->consistency_waits, memory_order_relaxed);
+        out->affinity_hits += atomic_load_explicit(&row->affinity_hits, memory_order_relaxed);
+        out->lookup_retries += atomic_load_explicit(&row->lookup_retries, memory_order_relaxed);
     }
 
     for (uint64_t idx = 0; idx < l->st.count; idx++) {

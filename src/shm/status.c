@@ -111,8 +111,10 @@ int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
     rp_status_append_endpoints(b, s);
     return rp_buf_appendf(b,
                           ",\"best_head_block\":%" PRIu64 ",\"client_requests\":{\"ok\":%" PRIu64
-                          ",\"error\":%" PRIu64 "}}",
-                          s->best_head, s->client_ok, s->client_error);
+                          ",\"error\":%" PRIu64 "},\"consistency\":{\"waits\":%" PRIu64
+                          ",\"affinity_hits\":%" PRIu64 ",\"lookup_retries\":%" PRIu64 "}}",
+                          s->best_head, s->client_ok, s->client_error, s->consistency_waits,
+                          s->affinity_hits, s->lookup_retries);
 }
 
 uint64_t rp_status_uptime_s(const struct rp_snapshot *s, uint64_t now_realtime_ns)

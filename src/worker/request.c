@@ -98,6 +98,7 @@ static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
         rp_w.eps[r->pin_ep].warming--;
     free(r->send);
     free(r->id);
+    free(r->lookup_null);
     rp_buf_free(&r->extra);
     rp_buf_free(&r->ids);
     rp_buf_free(&r->up_ids);
@@ -110,8 +111,22 @@ static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
 /* Answer the request with an error of rpcpool's own: one error object for a
  * call, an array of them (one per id) for a batch, plus the batch's invalid
  * calls. */
+static void req_answer_success(struct rp_req *r, int ep);
+
 static void req_fail(struct rp_req *r, int code, const char *msg, const char *data)
 {
+    if (r->lookup_null) {
+        /* asking again at the best head came to nothing: the null it had
+         * is the answer (its id put back as for any answer) */
+        rp_buf_reset(&r->at.body);
+        rp_buf_append(&r->at.body, r->lookup_null, r->lookup_null_len);
+        rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, 0, r->up_id,
+                                  r->up_id_len);
+        free(r->lookup_null);
+        r->lookup_null = NULL;
+        req_answer_success(r, 0);
+        return;
+    }
     struct rp_buf out = RP_BUF_INIT;
     char one[1024];
     if (!r->is_batch) {
@@ -295,6 +310,10 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
             req_fail(r, RP_JSONRPC_INTERNAL_ERROR, "Upstream error: out of memory", NULL);
             return;
         }
+        if (rp_consist_prepare(r) == RP_CONSIST_FILTER_UNKNOWN) {
+            req_fail(r, RP_JSONRPC_SERVER_ERROR, "filter not found", NULL); /* as a node says */
+            return;
+        }
         req_route(r);
         return;
     }
@@ -416,7 +435,7 @@ static void ep_snapshot(struct rp_route_ep *s, int i)
     s->weight = e->weight;
     s->inflight = rp_hold_sum(rp_w.shm, e->id, RP_HOLD_INFLIGHT);
     s->has_free_conn = w->active < w->share;
-    s->head_block = 0;
+    s->head_block = atomic_load_explicit(&e->head_block, memory_order_relaxed);
 }
 
 /* Count one attempt in flight on endpoint EP in this worker's own cell (the
@@ -471,6 +490,38 @@ static void req_launch(struct rp_req *r, int ep)
 }
 
 /* Pick an endpoint for R and start (or queue) its attempt. */
+/* How often a request waiting for an endpoint at its floor looks again
+ * (heads move with the prober's probes and with other requests' answers). */
+#define RP_FLOOR_POLL_MS 10
+
+/* No usable endpoint is known at R's floor (CALL->min_head): wait for one,
+ * polling, up to consistency_wait_ms from the first time, then lower the
+ * floor to the best head there is (none known: no floor). Returns 1 when R
+ * now waits on its timer. */
+static int req_floor_wait(struct rp_req *r, const struct rp_route_ep *snap,
+                          struct rp_route_call *call, uint64_t now_ms, uint64_t seg_ms)
+{
+    uint64_t best = rp_route_best_head(snap, rp_w.nep, call, seg_ms);
+    if (best == 0) {
+        call->min_head = 0;
+        return 0;
+    }
+    if (!r->floor_until_ms) {
+        uint64_t until = now_ms + (uint64_t)rp_w.cfg->consistency_wait_ms;
+        r->floor_until_ms = until < r->deadline_ms ? until : r->deadline_ms;
+        if (r->floor_until_ms > now_ms)
+            rp_consist_waited();
+    }
+    if (now_ms < r->floor_until_ms) {
+        uint64_t when = now_ms + RP_FLOOR_POLL_MS;
+        r->queued_ep = RP_REQ_WAIT_FLOOR;
+        rp_timer_arm(&rp_w.timers, &r->timer, when < r->floor_until_ms ? when : r->floor_until_ms);
+        return 1;
+    }
+    call->min_head = best;
+    return 0;
+}
+
 static void req_route(struct rp_req *r)
 {
     uint64_t now_ms = rp_worker_now_ms();
@@ -479,9 +530,17 @@ static void req_route(struct rp_req *r)
     struct rp_route_ep snap[RP_MAX_ENDPOINTS];
     for (int i = 0; i < rp_w.nep; i++)
         ep_snapshot(&snap[i], i);
-    struct rp_route_call call = {.tried_mask = r->tried_mask, .pin_ep = r->pin_ep};
+    struct rp_route_call call = {.tried_mask = r->tried_mask,
+                                 .pin_ep = r->pin_ep,
+                                 .only_mask = r->only_mask,
+                                 .prefer_mask = r->prefer_mask,
+                                 .min_head = r->min_head};
     struct rp_route_plan plan;
-    rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms);
+    if (rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms) == 0 && call.min_head) {
+        if (req_floor_wait(r, snap, &call, now_ms, seg_ms))
+            return;
+        rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms); /* at the best head there is */
+    }
     uint64_t min_wait_ns = UINT64_MAX;
     int too_big = 0; /* endpoints whose bucket can never hold this many calls */
     while (plan.n > 0) {
@@ -565,7 +624,7 @@ static void req_wait_fired(struct rp_timer *t, void *arg)
 {
     (void)t;
     struct rp_req *r = arg;
-    if (r->queued_ep == RP_REQ_WAIT_TOKENS) {
+    if (r->queued_ep == RP_REQ_WAIT_TOKENS || r->queued_ep == RP_REQ_WAIT_FLOOR) {
         r->queued_ep = RP_REQ_NOT_QUEUED;
         req_route(r);
         return;
@@ -837,6 +896,10 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     if (!fail) {
         rp_breaker_success(&w->shm->breaker, &cells, t);
         ep_record_latency(ep, latency_us);
+        if (rp_consist_answer(r, ep) == RP_CONSIST_ASK_AGAIN) {
+            req_route(r); /* its endpoint is tried: the next one at the best head */
+            return;
+        }
         req_answer_success(r, ep);
         return;
     }

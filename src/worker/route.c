@@ -23,6 +23,10 @@ int rp_route_usable(const struct rp_route_ep *e, const struct rp_route_call *cal
 {
     if (call->pin_ep != RP_ROUTE_NONE && e->id != (uint32_t)call->pin_ep)
         return 0;
+    if (call->only_mask && !(call->only_mask & (1ull << e->id)))
+        return 0;
+    if (call->min_head && e->head_block < call->min_head)
+        return 0;
     if (!e->in_use || (call->tried_mask & (1ull << e->id)))
         return 0;
     if (e->drained || !e->up)
@@ -70,7 +74,32 @@ int rp_route_plan(struct rp_route_plan *plan, const struct rp_route_ep *eps, int
     }
     plan->n = n;
     plan->nfree = nfree;
+    plan->prefer_mask = call->prefer_mask;
     return n;
+}
+
+uint64_t rp_route_best_head(const struct rp_route_ep *eps, int nep,
+                            const struct rp_route_call *call, uint64_t now_ms)
+{
+    struct rp_route_call any = *call;
+    any.min_head = 0;
+    uint64_t best = 0;
+    for (int i = 0; i < nep; i++)
+        if (rp_route_usable(&eps[i], &any, now_ms) && eps[i].head_block > best)
+            best = eps[i].head_block;
+    return best;
+}
+
+/* Remove candidate K of PLAN, keeping the busy ones behind the free ones. */
+static void route_take(struct rp_route_plan *plan, int k)
+{
+    struct rp_balancer_candidate *cand = plan->cand;
+    if (k < plan->nfree) {
+        cand[k] = cand[--plan->nfree];
+        cand[plan->nfree] = cand[--plan->n];
+    } else {
+        cand[k] = cand[--plan->n];
+    }
 }
 
 int rp_route_next(struct rp_route_plan *plan, struct rp_balancer *b, enum rp_balance mode,
@@ -79,13 +108,14 @@ int rp_route_next(struct rp_route_plan *plan, struct rp_balancer *b, enum rp_bal
     if (plan->n <= 0)
         return RP_ROUTE_NONE;
     struct rp_balancer_candidate *cand = plan->cand;
-    int k = rp_balancer_pick(b, mode, cand, plan->nfree > 0 ? plan->nfree : plan->n, seq, rnd);
+    int k = -1;
+    for (int j = 0; j < plan->n && k < 0 && plan->prefer_mask; j++)
+        if (plan->prefer_mask & (1ull << cand[j].id))
+            k = j;
+    plan->prefer_mask = 0; /* preferred once: then the balancer decides */
+    if (k < 0)
+        k = rp_balancer_pick(b, mode, cand, plan->nfree > 0 ? plan->nfree : plan->n, seq, rnd);
     int id = (int)cand[k].id;
-    if (plan->nfree > 0) { /* out of the free ones, keeping the busy ones behind them */
-        cand[k] = cand[--plan->nfree];
-        cand[plan->nfree] = cand[--plan->n];
-    } else {
-        cand[k] = cand[--plan->n];
-    }
+    route_take(plan, k);
     return id;
 }

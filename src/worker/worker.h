@@ -25,6 +25,7 @@
 #include "rp_balancer.h"
 #include "rp_breaker.h"
 #include "rp_buf.h"
+#include "rp_chain.h"
 #include "rp_child.h"
 #include "rp_config.h"
 #include "rp_event.h"
@@ -96,7 +97,12 @@ struct rp_conn {
     struct rp_timer resume_timer;  /* re-run buffered input after back-pressure */
     struct rp_timer partial_timer; /* a request begun must be whole in request_timeout_ms */
     uint64_t last_active_ms;       /* last byte read from it, or taken by it */
-    size_t held_bytes; /* answers being received for it, and filled HTTP answers waiting */
+    /* chain consistency (rp_chain.h), kept on the client's own connection
+     * (an HTTP request's stand-in uses its parent's) */
+    uint64_t chain_floor;  /* the highest block this client has been shown */
+    int aff_ep;            /* its transaction flow's endpoint, valid until aff_until_ms */
+    uint64_t aff_until_ms; /* worker clock; 0 = no affinity */
+    size_t held_bytes;     /* answers being received for it, and filled HTTP answers waiting */
 };
 
 /* How an attempt's transfer ended, as the transport (h1.c: http:// and
@@ -173,6 +179,7 @@ struct rp_attempt {
  * or waiting for tokens (its timer routes it again). */
 #define RP_REQ_NOT_QUEUED  (-1)
 #define RP_REQ_WAIT_TOKENS (-2)
+#define RP_REQ_WAIT_FLOOR  (-3) /* waiting for an endpoint at its chain floor */
 /* rp_req.pin_ep of an ordinary request (rp_route.h's RP_ROUTE_NONE). */
 #define RP_REQ_NO_PIN (-1)
 
@@ -205,6 +212,14 @@ struct rp_req {
     struct rp_buf trail;  /* JSON array body of what the attempts met, for data */
     int queued_ep;        /* endpoint whose wait queue holds it, or RP_REQ_NOT_QUEUED/_TOKENS */
     int pin_ep;           /* warm-up request: only this endpoint, never waits; else RP_REQ_NO_PIN */
+    /* chain consistency of a single call (rp_chain.h) */
+    struct rp_chain_call chain; /* what it needs of its endpoint's head, and its kind */
+    uint64_t min_head;          /* only endpoints known at this head or above; 0 = any */
+    uint64_t floor_until_ms;    /* waiting for one at min_head until then; 0 = not waiting */
+    uint64_t only_mask;         /* a filter's endpoint: only it; 0 = any */
+    uint64_t prefer_mask;       /* affinity: tried first when usable; 0 = none */
+    char *lookup_null;          /* a null lookup answer kept while it is asked again */
+    size_t lookup_null_len;
     struct rp_timer timer; /* wait for a connection slot or a token */
     struct rp_attempt at;
 };
@@ -257,6 +272,25 @@ extern struct rp_worker rp_w;
 
 /* worker.c (rp_worker_main and the parts are in rp_worker.h) */
 uint64_t rp_worker_now_ms(void);
+
+/* consistency.c - chain-consistent answers, the worker's half. */
+enum rp_consist_prep {
+    RP_CONSIST_OK = 0,
+    RP_CONSIST_FILTER_UNKNOWN = 1, /* a filter id this pool did not make (or its endpoint left) */
+};
+enum rp_consist_verdict {
+    RP_CONSIST_DELIVER = 0,   /* answer the client (the body may have been rewritten) */
+    RP_CONSIST_ASK_AGAIN = 1, /* a null lookup kept in lookup_null: route again at min_head */
+};
+/* At dispatch of R (single calls): classify it, set its floor, filter
+ * endpoint and affinity; a filter call's id is turned back into the node's. */
+int rp_consist_prepare(struct rp_req *r);
+/* R's attempt on EP was answered: learn heads, raise the connection's floor
+ * and affinity, tag a new filter's id; may ask R again (a null lookup from a
+ * lagging endpoint). */
+int rp_consist_answer(struct rp_req *r, int ep);
+/* A request started waiting for an endpoint at its floor (metrics). */
+void rp_consist_waited(void);
 void rp_worker_pause_accept(uint64_t ms);
 /* Free P (whose first member is a struct rp_ev) at the end of this loop
  * turn: events already fetched for it in the same epoll batch see it dead. */

@@ -488,6 +488,7 @@ describe('retries and error answers', () => {
         ...QUIET,
         min_connections: 0,
         balance: 'random',
+        affinity_ms: 0, // every send routed afresh (affinity would keep them on one endpoint)
         retries: 2,
         circuit_breaker: { failure_threshold: 1000, recovery_timeout_ms: 1000, half_open_max_attempts: 1 },
       },
@@ -538,6 +539,7 @@ describe('retries and error answers', () => {
         ...QUIET,
         min_connections: 0,
         balance: 'round_robin',
+        affinity_ms: 0, // every send routed afresh (affinity would keep them on one endpoint)
         retries: 2,
         circuit_breaker: { failure_threshold: 1000, recovery_timeout_ms: 1000, half_open_max_attempts: 1 },
       },

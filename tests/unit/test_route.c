@@ -24,7 +24,7 @@ static struct rp_route_ep ep(uint32_t id)
     return e;
 }
 
-static const struct rp_route_call ANY = {0, RP_ROUTE_NONE};
+static const struct rp_route_call ANY = {.tried_mask = 0, .pin_ep = RP_ROUTE_NONE};
 
 /* A breaker word opened at AT_MS (threshold 1, recovery 1000 ms). */
 static uint64_t open_word(uint64_t at_ms)
@@ -62,7 +62,7 @@ static void test_every_filter(void)
     e[5].hold_until_ms = NOW;             /* hold ends now: usable */
     e[6].breaker = open_word(NOW - 10);   /* open */
     e[7].breaker = open_word(NOW - 5000); /* open past recovery: half-open, usable */
-    struct rp_route_call call = {1ull << 8, RP_ROUTE_NONE}; /* 8 tried already */
+    struct rp_route_call call = {.tried_mask = 1ull << 8, .pin_ep = RP_ROUTE_NONE}; /* 8 tried */
     struct rp_route_plan plan;
     CU_ASSERT_EQUAL(rp_route_plan(&plan, e, 9, &call, NOW), 3);
     int ids[9];
@@ -79,7 +79,7 @@ static void test_every_filter(void)
 static void test_pinned(void)
 {
     struct rp_route_ep e[3] = {ep(0), ep(1), ep(2)};
-    struct rp_route_call pin = {0, 1};
+    struct rp_route_call pin = {.tried_mask = 0, .pin_ep = 1};
     struct rp_route_plan plan;
     CU_ASSERT_EQUAL(rp_route_plan(&plan, e, 3, &pin, NOW), 1);
     CU_ASSERT_EQUAL(plan.cand[0].id, 1);
@@ -161,6 +161,62 @@ static void test_latency(void)
     CU_ASSERT_EQUAL(rp_route_latency_us(open_word(NOW - 5000), w, NOW), 0);
 }
 
+static void test_chain_filters(void)
+{
+    struct rp_route_ep e[4];
+    for (uint32_t i = 0; i < 4; i++)
+        e[i] = ep(i);
+    e[0].head_block = 100;
+    e[1].head_block = 97;
+    e[2].head_block = 0; /* not known yet */
+    e[3].head_block = 101;
+    struct rp_route_plan plan;
+    int ids[4];
+    /* a floor: only endpoints known to be at it or above */
+    struct rp_route_call floor = ANY;
+    floor.min_head = 100;
+    CU_ASSERT_EQUAL(rp_route_plan(&plan, e, 4, &floor, NOW), 2);
+    CU_ASSERT_EQUAL(drain(&plan, ids), 2);
+    CU_ASSERT_TRUE((ids[0] == 0 && ids[1] == 3) || (ids[0] == 3 && ids[1] == 0));
+    floor.min_head = 102;
+    CU_ASSERT_EQUAL(rp_route_plan(&plan, e, 4, &floor, NOW), 0);
+    /* the best head among the usable ones, whatever the floor */
+    CU_ASSERT_EQUAL(rp_route_best_head(e, 4, &floor, NOW), 101);
+    e[3].drained = 1;
+    CU_ASSERT_EQUAL(rp_route_best_head(e, 4, &floor, NOW), 100);
+    e[3].drained = 0;
+    /* a filter's endpoint only */
+    struct rp_route_call only = ANY;
+    only.only_mask = 1ull << 1;
+    CU_ASSERT_EQUAL(rp_route_plan(&plan, e, 4, &only, NOW), 1);
+    CU_ASSERT_EQUAL(rp_route_next(&plan, NULL, RP_BALANCE_ROUND_ROBIN, 0, 0), 1);
+    e[1].up = 0;
+    CU_ASSERT_EQUAL(rp_route_plan(&plan, e, 4, &only, NOW), 0);
+    e[1].up = 1;
+    /* affinity: the preferred endpoint first, then the balancer, once */
+    for (uint64_t seq = 0; seq < 4; seq++) {
+        struct rp_route_call pref = ANY;
+        pref.prefer_mask = 1ull << 2;
+        CU_ASSERT_EQUAL(rp_route_plan(&plan, e, 4, &pref, NOW), 4);
+        struct rp_balancer b;
+        rp_balancer_init(&b);
+        CU_ASSERT_EQUAL(rp_route_next(&plan, &b, RP_BALANCE_ROUND_ROBIN, seq, 0), 2);
+        int rest = 0, id;
+        while ((id = rp_route_next(&plan, &b, RP_BALANCE_ROUND_ROBIN, seq, 0)) != RP_ROUTE_NONE) {
+            CU_ASSERT_NOT_EQUAL(id, 2);
+            rest++;
+        }
+        CU_ASSERT_EQUAL(rest, 3);
+        rp_balancer_free(&b);
+    }
+    /* a preferred endpoint that is not usable is simply not there */
+    struct rp_route_call gone = ANY;
+    gone.prefer_mask = 1ull << 1;
+    gone.tried_mask = 1ull << 1;
+    CU_ASSERT_EQUAL(rp_route_plan(&plan, e, 4, &gone, NOW), 3);
+    CU_ASSERT_EQUAL(drain(&plan, ids), 3);
+}
+
 int main(void)
 {
     static const struct rp_test_case cases[] = {
@@ -170,6 +226,7 @@ int main(void)
         {"one group when all are free or all busy", test_one_group},
         {"candidate weight, inflight, latency", test_candidate_fields},
         {"EWMA decay and the half-open latency", test_latency},
+        {"chain floor, a filter's endpoint, affinity", test_chain_filters},
         {NULL, NULL},
     };
     return rp_test_run("route", cases);

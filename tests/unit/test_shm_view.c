@@ -654,7 +654,9 @@ static void test_status_json(void)
                                       "\"lag\":10}"));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"kind\":\"prober\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"state\":\"draining\""));
-    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"client_requests\":{\"ok\":5,\"error\":1}}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"client_requests\":{\"ok\":5,\"error\":1},"
+                                      "\"consistency\":{\"waits\":0,\"affinity_hits\":0,"
+                                      "\"lookup_retries\":0}}"));
     CU_ASSERT_PTR_NULL(strstr(js, "consistent"));
     /* a copy the seqlock could not make whole says so */
     g_snap.consistent = 0;
