@@ -8,11 +8,13 @@
  * shared by forked processes. Each process loops over one request's routing
  * as src/worker/request.c does it, with the daemon's own modules:
  *
- *   core: one clock read, the candidates' row fields (state, breaker word,
- *         inflight, ewma), rp_balancer_pick (p2c), rp_breaker_acquire,
- *         rp_gcra_take (CAS on the shared TAT), rp_breaker_success
- *   full: core + the host-wide round-robin counter, inflight +1/-1 on the
- *         row, the EWMA latency CAS and this worker's own stats counters
+ *   core: one clock read, the routing snapshot of every endpoint (state,
+ *         breaker and EWMA words, the host-wide in-flight sum over the
+ *         slots' cells), rp_route_plan / rp_route_next (p2c),
+ *         rp_breaker_acquire (with the trial cells), rp_gcra_take (CAS on
+ *         the shared TAT), rp_breaker_success
+ *   full: core + the host-wide round-robin counter, this worker's in-flight
+ *         cell +1/-1, the EWMA CAS and this worker's own stats counters
  *
  * The rate limit is set so that nothing is ever refused (1 ns interval, a
  * huge burst): the GCRA CAS still runs for every request, as in the daemon.
@@ -37,8 +39,10 @@
 
 #include "rp_balancer.h"
 #include "rp_breaker.h"
+#include "rp_hold.h"
 #include "rp_ratelimit.h"
-#include "rp_shm_abi.h"
+#include "rp_route.h"
+#include "rp_shm.h"
 
 #define HP_MAX_PROCS   64
 #define HP_CHECK_EVERY 256 /* ops between looks at the stop flag */
@@ -83,14 +87,12 @@ static uint64_t hp_xorshift(uint64_t *s)
 }
 
 /* Lay out a fresh segment in SEG with NEP endpoints that admit everything. */
-static void hp_init_segment(uint8_t *seg, int nep)
+static void hp_init_segment(uint8_t *seg, int nep, int procs)
 {
     memset(seg, 0, RP_SHM_TOTAL_BYTES);
     struct rp_shm_header *h = (struct rp_shm_header *)seg;
-    h->version_major = RP_SHM_VERSION_MAJOR;
-    h->version_minor = RP_SHM_VERSION_MINOR;
-    h->header_size = sizeof *h;
-    h->total_size = RP_SHM_TOTAL_BYTES;
+    rp_shm_layout_init(h);
+    atomic_store(&h->slots_hwm, (uint32_t)procs);
     atomic_store(&h->clock_base_ns, hp_mono_ns());
     atomic_store(&h->endpoint_count, (uint32_t)nep);
     for (int i = 0; i < nep; i++) {
@@ -111,9 +113,10 @@ static void hp_child(uint8_t *seg, struct hp_ctl *ctl, int slot, int nep, int fu
 {
     struct rp_shm_header *h = (struct rp_shm_header *)seg;
     struct rp_shm_endpoint *eps = (struct rp_shm_endpoint *)(seg + RP_SHM_ENDPOINTS_OFFSET);
-    struct rp_shm_epstats *row =
-        (struct rp_shm_epstats *)(seg + RP_SHM_STATS_OFFSET) + (size_t)slot * RP_SHM_MAX_ENDPOINTS;
     struct rp_breaker_params bp = {5, 60000, 3};
+    struct rp_route_call call = {.tried_mask = 0, .pin_ep = RP_ROUTE_NONE};
+    uint32_t inflight_seen[RP_SHM_MAX_ENDPOINTS] = {0};
+    uint64_t inflight_seen_ms = 0; /* the worker reads the in-flight sums once per ms */
     struct rp_balancer bal;
     rp_balancer_init(&bal);
     uint64_t base = atomic_load_explicit(&h->clock_base_ns, memory_order_relaxed);
@@ -135,51 +138,60 @@ static void hp_child(uint8_t *seg, struct hp_ctl *ctl, int slot, int nep, int fu
             break;
         uint64_t now_ns = mono - base;
         uint64_t now_ms = now_ns / 1000000ull;
-        struct rp_balancer_candidate cand[RP_SHM_MAX_ENDPOINTS];
-        int n = 0;
+        /* the routing snapshot, as the worker takes it (request.c) */
+        struct rp_route_ep snap[RP_SHM_MAX_ENDPOINTS];
+        int fresh = inflight_seen_ms != now_ms + 1;
+        inflight_seen_ms = now_ms + 1;
         for (int i = 0; i < nep; i++) {
+            if (fresh)
+                inflight_seen[i] = rp_hold_sum(h, (unsigned)i, RP_HOLD_INFLIGHT);
             struct rp_shm_endpoint *e = &eps[i];
-            if (atomic_load_explicit(&e->state, memory_order_relaxed) != RP_EP_UP)
-                continue;
-            uint64_t w = atomic_load_explicit(&e->breaker, memory_order_acquire);
-            if (!rp_breaker_would_allow(w, &bp, now_ms))
-                continue;
-            cand[n].id = (uint32_t)i;
-            cand[n].weight = e->weight;
-            cand[n].inflight = atomic_load_explicit(&e->inflight, memory_order_relaxed);
-            cand[n].ewma_us = atomic_load_explicit(&e->ewma_latency_us, memory_order_relaxed);
-            n++;
+            snap[i] = (struct rp_route_ep){
+                .id = (uint32_t)i,
+                .in_use = 1,
+                .drained = atomic_load_explicit(&e->drained, memory_order_relaxed) != 0,
+                .up = atomic_load_explicit(&e->state, memory_order_relaxed) == RP_EP_UP,
+                .hold_until_ms = atomic_load_explicit(&e->hold_until_ms, memory_order_relaxed),
+                .breaker = atomic_load_explicit(&e->breaker, memory_order_acquire),
+                .ewma = atomic_load_explicit(&e->ewma, memory_order_relaxed),
+                .weight = e->weight,
+                .inflight = inflight_seen[i],
+                .has_free_conn = 1,
+                .head_block = atomic_load_explicit(&e->head_block, memory_order_relaxed),
+            };
         }
         uint64_t seq =
             full ? atomic_fetch_add_explicit(&h->rr_counter, 1, memory_order_relaxed) : ops;
-        int k = rp_balancer_pick(&bal, RP_BALANCE_P2C, cand, n, seq, hp_xorshift(&rnd_state));
-        struct rp_shm_endpoint *e = &eps[cand[k].id];
-        enum rp_breaker_grant g = rp_breaker_acquire(&e->breaker, &bp, now_ms);
+        struct rp_route_plan plan;
+        rp_route_plan(&plan, snap, nep, &call, now_ms);
+        int id = rp_route_next(&plan, &bal, RP_BALANCE_P2C, seq, hp_xorshift(&rnd_state));
+        struct rp_shm_endpoint *e = &eps[id];
+        struct rp_trial_cells cells = rp_hold_trial_cells(h, (unsigned)id, (unsigned)slot);
+        struct rp_breaker_ticket t = rp_breaker_acquire(&e->breaker, &bp, &cells, now_ms);
         struct rp_gcra_params gp = {e->rl_interval_ns, e->rl_burst};
-        if (g == RP_BREAKER_DENY || rp_gcra_take(&e->gcra_tat_ns, &gp, 1, now_ns) != 0) {
+        if (t.grant == RP_BREAKER_DENY || rp_gcra_take(&e->gcra_tat_ns, &gp, 1, now_ns) != 0) {
             denied++;
             ops++;
             continue;
         }
         if (full) {
-            struct rp_shm_epstats *st = &row[cand[k].id];
-            atomic_fetch_add_explicit(&e->inflight, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&st->inflight_held, 1, memory_order_relaxed);
+            struct rp_shm_epstats *st = rp_shm_stats(h, (unsigned)slot, (unsigned)id);
+            rp_hold_add(&st->inflight_held, +1);
             /* ... the request would run here ... */
-            atomic_fetch_sub_explicit(&e->inflight, 1, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&st->inflight_held, 1, memory_order_relaxed);
+            rp_hold_add(&st->inflight_held, -1);
             uint64_t lat_us = 100 + (seq & 63);
-            uint64_t old = atomic_load_explicit(&e->ewma_latency_us, memory_order_relaxed), upd;
+            uint64_t old = atomic_load_explicit(&e->ewma, memory_order_relaxed), upd;
             do {
-                upd = old == 0 ? lat_us : old - old / 8 + lat_us / 8;
+                uint64_t prev = rp_route_ewma_decayed(old, now_ms);
+                upd = rp_ewma_pack(prev == 0 ? lat_us : prev - prev / 8 + lat_us / 8, now_ms);
             } while (!atomic_compare_exchange_weak_explicit(
-                &e->ewma_latency_us, &old, upd, memory_order_relaxed, memory_order_relaxed));
+                &e->ewma, &old, upd, memory_order_relaxed, memory_order_relaxed));
             atomic_fetch_add_explicit(&st->ok, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&st->lat_sum_us, lat_us, memory_order_relaxed);
             atomic_fetch_add_explicit(&st->lat_count, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&st->hist[rp_lat_bucket(lat_us)], 1, memory_order_relaxed);
         }
-        rp_breaker_success(&e->breaker, g);
+        rp_breaker_success(&e->breaker, &cells, t);
         ops++;
     }
     uint64_t cpu = hp_cpu_ns() - cpu0;
@@ -207,7 +219,7 @@ static int hp_measure(int procs, int nep, int full, int ms, struct hp_run *out)
         perror("shm_hotpath: mmap");
         return -1;
     }
-    hp_init_segment(seg, nep);
+    hp_init_segment(seg, nep, procs);
     memset(ctl, 0, sizeof *ctl);
     pid_t pids[HP_MAX_PROCS];
     for (int i = 0; i < procs; i++) {

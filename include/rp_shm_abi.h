@@ -273,6 +273,23 @@ static_assert(sizeof(struct rp_shm_epstats) % 64 == 0, "stats cells are cache-li
     (RP_SHM_STATS_OFFSET +                                                                         \
      (size_t)RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS * sizeof(struct rp_shm_epstats))
 
+/* Write the layout part of a fresh (zeroed) segment's header: version,
+ * sizes and the table descriptors, as every program computes them. The
+ * creator then fills the rest and publishes the magic last. */
+static inline void rp_shm_layout_init(struct rp_shm_header *h)
+{
+    h->version_major = RP_SHM_VERSION_MAJOR;
+    h->version_minor = RP_SHM_VERSION_MINOR;
+    h->header_size = sizeof(struct rp_shm_header);
+    h->total_size = RP_SHM_TOTAL_BYTES;
+    h->endpoints = (struct rp_shm_table){RP_SHM_ENDPOINTS_OFFSET, RP_SHM_MAX_ENDPOINTS,
+                                         sizeof(struct rp_shm_endpoint)};
+    h->workers = (struct rp_shm_table){RP_SHM_WORKERS_OFFSET, RP_SHM_MAX_WORKERS,
+                                       sizeof(struct rp_shm_worker)};
+    h->stats = (struct rp_shm_table){RP_SHM_STATS_OFFSET, RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS,
+                                     sizeof(struct rp_shm_epstats)};
+}
+
 /* Seqlock reader of layout_seq: copy what is needed between
  * rp_shm_seq_begin() and rp_shm_seq_retry(), and copy again while the
  * latter says 1 (a reload was rewriting the rows). */

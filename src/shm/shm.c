@@ -124,16 +124,7 @@ int rp_shm_create(struct rp_shm *s, const char *name, const char *pool_name, mod
         return -1;
     }
     struct rp_shm_header *h = p;
-    h->version_major = RP_SHM_VERSION_MAJOR;
-    h->version_minor = RP_SHM_VERSION_MINOR;
-    h->header_size = sizeof(struct rp_shm_header);
-    h->total_size = size;
-    h->endpoints = (struct rp_shm_table){RP_SHM_ENDPOINTS_OFFSET, RP_SHM_MAX_ENDPOINTS,
-                                         sizeof(struct rp_shm_endpoint)};
-    h->workers = (struct rp_shm_table){RP_SHM_WORKERS_OFFSET, RP_SHM_MAX_WORKERS,
-                                       sizeof(struct rp_shm_worker)};
-    h->stats = (struct rp_shm_table){RP_SHM_STATS_OFFSET, RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS,
-                                     sizeof(struct rp_shm_epstats)};
+    rp_shm_layout_init(h);
     snprintf(h->name, sizeof h->name, "%s", pool_name);
     atomic_store_explicit(&h->clock_base_ns, rp_clock_mono_ns(), memory_order_relaxed);
     atomic_store_explicit(&h->supervisor_pid, getpid(), memory_order_relaxed);

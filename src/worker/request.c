@@ -419,7 +419,7 @@ int rp_req_warm(int ep, const char *body, size_t len)
 /* The routing snapshot of endpoint I: what shm and this worker's counters
  * say of it now (rp_route.h decides). Nothing else is read of a slot not in
  * use. */
-static void ep_snapshot(struct rp_route_ep *s, int i)
+static void ep_snapshot(struct rp_route_ep *s, int i, uint64_t seg_ms)
 {
     struct rp_wep *w = &rp_w.eps[i];
     s->id = (uint32_t)i;
@@ -433,7 +433,11 @@ static void ep_snapshot(struct rp_route_ep *s, int i)
     s->breaker = atomic_load_explicit(&e->breaker, memory_order_acquire);
     s->ewma = atomic_load_explicit(&e->ewma, memory_order_relaxed);
     s->weight = e->weight;
-    s->inflight = rp_hold_sum(rp_w.shm, e->id, RP_HOLD_INFLIGHT);
+    if (w->inflight_seen_ms != seg_ms + 1) {
+        w->inflight_seen = rp_hold_sum(rp_w.shm, e->id, RP_HOLD_INFLIGHT);
+        w->inflight_seen_ms = seg_ms + 1;
+    }
+    s->inflight = w->inflight_seen;
     s->has_free_conn = w->active < w->share;
     s->head_block = atomic_load_explicit(&e->head_block, memory_order_relaxed);
 }
@@ -529,7 +533,7 @@ static void req_route(struct rp_req *r)
     uint64_t seg_ns = rp_shm_now_ns(rp_w.shm);
     struct rp_route_ep snap[RP_MAX_ENDPOINTS];
     for (int i = 0; i < rp_w.nep; i++)
-        ep_snapshot(&snap[i], i);
+        ep_snapshot(&snap[i], i, seg_ms);
     struct rp_route_call call = {.tried_mask = r->tried_mask,
                                  .pin_ep = r->pin_ep,
                                  .only_mask = r->only_mask,

@@ -238,6 +238,12 @@ struct rp_wep {
     struct rp_req *qhead, *qtail;  /* waiting for a free connection */
     const struct rp_transport *tr; /* what serves its URL (set by rp_h1_init()) */
     struct rp_h1_ep *h1;           /* h1.c's state for it (pool, address, request head) */
+    /* The host-wide in-flight count (a sum over every slot's cell, lines
+     * other workers write) as the balancer last read it: read at most once
+     * per millisecond, so a busy worker does not pull every other worker's
+     * cell for every request. */
+    uint32_t inflight_seen;
+    uint64_t inflight_seen_ms; /* segment clock of that read, +1 (0 = never) */
 };
 
 struct rp_worker {

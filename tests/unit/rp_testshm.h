@@ -19,16 +19,7 @@ static inline struct rp_shm_header *rp_testshm_create(unsigned nslots)
     if (p == MAP_FAILED)
         return NULL;
     struct rp_shm_header *h = p;
-    h->version_major = RP_SHM_VERSION_MAJOR;
-    h->version_minor = RP_SHM_VERSION_MINOR;
-    h->header_size = sizeof *h;
-    h->total_size = RP_SHM_TOTAL_BYTES;
-    h->endpoints = (struct rp_shm_table){RP_SHM_ENDPOINTS_OFFSET, RP_SHM_MAX_ENDPOINTS,
-                                         sizeof(struct rp_shm_endpoint)};
-    h->workers = (struct rp_shm_table){RP_SHM_WORKERS_OFFSET, RP_SHM_MAX_WORKERS,
-                                       sizeof(struct rp_shm_worker)};
-    h->stats = (struct rp_shm_table){RP_SHM_STATS_OFFSET, RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS,
-                                     sizeof(struct rp_shm_epstats)};
+    rp_shm_layout_init(h);
     atomic_store(&h->clock_base_ns, rp_clock_mono_ns());
     atomic_store(&h->slots_hwm, nslots);
     atomic_store(&h->magic, RP_SHM_MAGIC);

@@ -83,16 +83,8 @@ static void set_ep(struct rp_shm_header *h, unsigned i, const char *name, const 
  * spread over several worker rows. Publishes the magic last. */
 static void seg_fill(struct rp_shm_header *h)
 {
-    h->version_major = RP_SHM_VERSION_MAJOR;
-    h->version_minor = RP_SHM_VERSION_MINOR;
-    h->header_size = sizeof(struct rp_shm_header);
+    rp_shm_layout_init(h);
     h->total_size = TOTAL;
-    h->endpoints = (struct rp_shm_table){RP_SHM_ENDPOINTS_OFFSET, RP_SHM_MAX_ENDPOINTS,
-                                         sizeof(struct rp_shm_endpoint)};
-    h->workers = (struct rp_shm_table){RP_SHM_WORKERS_OFFSET, RP_SHM_MAX_WORKERS,
-                                       sizeof(struct rp_shm_worker)};
-    h->stats = (struct rp_shm_table){RP_SHM_STATS_OFFSET, RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS,
-                                     sizeof(struct rp_shm_epstats)};
     snprintf(h->name, sizeof h->name, "test-pool");
     /* the segment clock started 100 s ago */
     atomic_store(&h->clock_base_ns, mono_ns() - 100ull * 1000000000ull);
