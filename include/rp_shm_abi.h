@@ -51,6 +51,10 @@
  *                             after retired_gen is reached   copy inconsistent)
  *   header.slots_hwm          supervisor, only grows,        -
  *                             before fork into a slot
+ *   endpoint.last_error       prober only, inside its own    the seq stays odd:
+ *                             last_error_seq seqlock         readers show ""
+ *   endpoint.head_block,      any process, CAS to the max    a raise or none
+ *   header.best_head_block    (heads only move up)
  */
 #ifndef RP_SHM_ABI_H
 #define RP_SHM_ABI_H
@@ -69,6 +73,7 @@
 #define RP_SHM_PROBER_SLOT   (RP_SHM_MAX_WORKERS - 1) /* the prober's slot; workers use 0.. */
 #define RP_SHM_NAME_MAX      48
 #define RP_SHM_URL_MAX       128
+#define RP_SHM_ERROR_MAX     96 /* bytes of an endpoint's last probe error, NUL included */
 #define RP_LAT_BUCKETS       42 /* half-octave latency histogram, see below */
 
 static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free across processes");
@@ -193,7 +198,12 @@ struct rp_shm_endpoint {
      * kept): the row is reused, reset, only once every live process runs a
      * generation at or above it (none can still write to it). */
     uint64_t retired_gen;
-    uint8_t reserved[56];
+    /* Why the last probe failed ("" once one succeeds): written by the
+     * prober only, inside its own seqlock (last_error_seq odd while it
+     * writes), so readers copy a whole text or retry. Shown by status. */
+    _Atomic uint32_t last_error_seq;
+    char last_error[RP_SHM_ERROR_MAX];
+    uint8_t reserved[20];
 } __attribute__((aligned(128)));
 
 /* Per-worker slot. Written by that worker (counters, heartbeat) and by the

@@ -41,6 +41,7 @@ struct rp_ep_snapshot {
     uint64_t head_block;
     int64_t lag;
     int64_t chain_id;
+    char last_error[RP_SHM_ERROR_MAX]; /* why the last probe failed; "" when it did not */
 };
 
 struct rp_worker_snapshot {

@@ -519,10 +519,25 @@ static const char *call_transport_error(const struct pcall *c, CURLcode code)
     return NULL;
 }
 
+/* Publish E's last probe error WHY ("" for none) in its row, inside the
+ * row's error seqlock (the prober is its only writer). */
+static void prober_publish_error(struct pep *e, const char *why)
+{
+    struct rp_shm_endpoint *row = e->row;
+    if (strncmp(row->last_error, why, sizeof row->last_error) == 0)
+        return;
+    uint32_t seq = atomic_load_explicit(&row->last_error_seq, memory_order_relaxed);
+    atomic_store_explicit(&row->last_error_seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    snprintf(row->last_error, sizeof row->last_error, "%s", why);
+    atomic_store_explicit(&row->last_error_seq, seq + 2, memory_order_release);
+}
+
 /* The health probe of E finished: OK or not, with WHY when not. */
 static void health_done(struct pep *e, int ok, const char *why)
 {
     struct rp_health *h = &P.hs[e->index];
+    prober_publish_error(e, ok ? "" : why);
     if (!ok) {
         snprintf(e->error, sizeof e->error, "%s", why);
         rp_debug("probe failed", "endpoint=%s error=\"%s\" failures=%u", e->name, why,

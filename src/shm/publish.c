@@ -38,6 +38,8 @@ static void pub_row_reset(struct rp_shm_header *h, unsigned row)
     atomic_store_explicit(&e->probe_successes, 0, memory_order_relaxed);
     atomic_store_explicit(&e->probe_failures, 0, memory_order_relaxed);
     e->retired_gen = 0;
+    atomic_store_explicit(&e->last_error_seq, 0, memory_order_relaxed);
+    e->last_error[0] = '\0';
     for (unsigned s = 0; s < RP_SHM_MAX_WORKERS; s++)
         memset((void *)rp_shm_stats(h, s, row), 0, sizeof(struct rp_shm_epstats));
 }

@@ -346,6 +346,15 @@ static void view_snap_endpoint(const struct rp_shm_header *h, const struct view_
 
     e->head_block = atomic_load_explicit(&row->head_block, memory_order_relaxed);
     e->chain_id = atomic_load_explicit(&row->chain_id, memory_order_relaxed);
+    /* the prober's seqlock: a whole text, or none after a few tries */
+    for (int tries = 0; tries < 8; tries++) {
+        uint32_t seq = atomic_load_explicit(&row->last_error_seq, memory_order_acquire);
+        view_copy_str(e->last_error, sizeof e->last_error, row->last_error, sizeof row->last_error);
+        atomic_thread_fence(memory_order_acquire);
+        if (!(seq & 1) && atomic_load_explicit(&row->last_error_seq, memory_order_relaxed) == seq)
+            break;
+        e->last_error[0] = '\0';
+    }
     if (best_head && e->head_block && best_head > e->head_block) {
         uint64_t lag = best_head - e->head_block;
         e->lag = lag > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)lag;

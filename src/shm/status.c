@@ -41,8 +41,12 @@ int rp_status_append_endpoint(struct rp_buf *b, const struct rp_ep_snapshot *e)
     rp_buf_append_num(b, e->p50_ms);
     rp_buf_puts(b, ",\"p99\":");
     rp_buf_append_num(b, e->p99_ms);
-    return rp_buf_appendf(b, "},\"head_block\":%" PRIu64 ",\"lag\":%" PRId64 "}", e->head_block,
-                          e->lag);
+    rp_buf_appendf(b, "},\"head_block\":%" PRIu64 ",\"lag\":%" PRId64, e->head_block, e->lag);
+    if (e->last_error[0]) { /* why it is down, e.g. a refused certificate */
+        rp_buf_puts(b, ",\"last_error\":");
+        rp_buf_append_json_strn(b, e->last_error, strnlen(e->last_error, sizeof e->last_error));
+    }
+    return rp_buf_puts(b, "}");
 }
 
 /* Render into a temporary buffer, then copy as much as fits. */

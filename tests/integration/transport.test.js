@@ -289,6 +289,11 @@ for (const transport of ['http', 'https']) {
         return e && e.state === 'down';
       }, { timeout: 15000, message: 'endpoint down in status' });
       await p.waitLog(/endpoint down.*endpoint=f.*error=.*(certificate|SSL)/i);
+      // and why, in status and rpcpoolstat
+      const e = (await p.ctl('status')).endpoints.find((x) => x.name === 'f');
+      assert.match(e.last_error || '', /certificate|SSL/i, JSON.stringify(e));
+      const se = (await lib.shmStat(p)).endpoints.find((x) => x.name === 'f');
+      assert.match(se.last_error || '', /certificate|SSL/i, JSON.stringify(se));
       const c = await lib.ipcClient(p.socket);
       try {
         const r = await c.call(req('net_version'));

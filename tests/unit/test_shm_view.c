@@ -108,6 +108,8 @@ static void seg_fill(struct rp_shm_header *h)
     atomic_store(&rp_shm_stats(h, RP_SHM_PROBER_SLOT, 0)->conns_open_held, 1);
     atomic_store(&rp_shm_stats(h, 3, 0)->conns_active_held, 2);
     atomic_store(&e0->gcra_tat_ns, 0); /* full bucket */
+    snprintf(e2->last_error, sizeof e2->last_error, "SSL certificate problem: self-signed");
+    atomic_store(&e2->last_error_seq, 2);
     atomic_store(&e2->state, RP_EP_UP);
     atomic_store(&e2->drained, 1);
     atomic_store(&rp_shm_stats(h, 1, 2)->conns_open_held, 1);
@@ -217,6 +219,7 @@ static void test_snapshot_sums(void)
     CU_ASSERT_EQUAL(a->head_block, 990);
     CU_ASSERT_EQUAL(a->lag, 10);
     CU_ASSERT_EQUAL(a->inflight, 3);
+    CU_ASSERT_STRING_EQUAL(a->last_error, "");
     CU_ASSERT_EQUAL(a->conns_active, 2);
     CU_ASSERT_EQUAL(a->conns_idle, 3);
     CU_ASSERT_DOUBLE_EQUAL(a->tokens, 10.0, 1e-9);
@@ -224,6 +227,21 @@ static void test_snapshot_sums(void)
     CU_ASSERT_EQUAL(g->state, RP_EP_DRAINED);
     CU_ASSERT_EQUAL(g->conns_idle, 0);
     CU_ASSERT_EQUAL(g->lag, 0); /* head unknown */
+    CU_ASSERT_STRING_EQUAL(g->last_error, "SSL certificate problem: self-signed");
+    struct rp_buf eb = RP_BUF_INIT;
+    rp_status_append_endpoint(&eb, g);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rp_buf_cstr(&eb), ",\"last_error\":\"SSL certificate problem: "
+                                                    "self-signed\"}"));
+    rp_buf_reset(&eb);
+    rp_status_append_endpoint(&eb, a); /* no error: no key */
+    CU_ASSERT_PTR_NULL(strstr(rp_buf_cstr(&eb), "last_error"));
+    rp_buf_free(&eb);
+    /* a text the prober is rewriting (odd sequence) is not shown torn */
+    struct rp_shm_endpoint *row2 = rp_shm_ep(h, 2);
+    atomic_store(&row2->last_error_seq, 3);
+    CU_ASSERT_EQUAL(rp_shm_view_snapshot(&v, &g_snap, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(g_snap.eps[1].last_error, "");
+    atomic_store(&row2->last_error_seq, 4);
     CU_ASSERT_DOUBLE_EQUAL(g->tokens, 0.0, 1e-9);
     /* URLs: secrets and user info never shown */
     CU_ASSERT_STRING_EQUAL(a->url, "https://alpha.example/***");
