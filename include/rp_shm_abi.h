@@ -53,8 +53,10 @@
  *                             before fork into a slot
  *   endpoint.last_error       prober only, inside its own    the seq stays odd:
  *                             last_error_seq seqlock         readers show ""
- *   endpoint.head_block,      any process, CAS to the max    a raise or none
- *   header.best_head_block    (heads only move up)
+ *   endpoint.head_block,      workers: CAS to the max; the   a raise or none
+ *   header.best_head_block    prober: its probe, lowering
+ *                             only a value no worker raised
+ *                             since its last store
  */
 #ifndef RP_SHM_ABI_H
 #define RP_SHM_ABI_H

@@ -92,6 +92,7 @@ struct pep {
     struct rp_timer round;      /* next probe round */
     uint64_t due_ms;            /* when that round is due (segment clock) */
     enum rp_ep_state published; /* last state written to the row */
+    uint64_t head_published;    /* last head the prober wrote to the row */
     char error[96];             /* why the last probe failed */
     int chain_unknown_logged;
 };
@@ -122,6 +123,7 @@ static struct {
     int64_t first_chain_id; /* first chain id any endpoint answered */
     uint64_t next_id;
     uint64_t best_head;
+    uint64_t best_published; /* last best head the prober wrote to the header */
     unsigned slot_index;
     unsigned calls_running;     /* transfers in the multi handle */
     struct rp_timer idle_timer; /* idle_timeout_ms after the last one ended */
@@ -457,28 +459,36 @@ static void prober_log_change(struct pep *e, enum rp_ep_state old, enum rp_ep_st
     }
 }
 
-/* Raise the shared word W to at least V (heads only move up: workers raise
- * them too, from the block numbers their answers show). */
-static void prober_raise(_Atomic uint64_t *w, uint64_t v)
+/* Publish HEAD in the shared word W, whose last value from the prober was
+ * *PUBLISHED. Workers only raise W (from the block numbers their answers
+ * show): a W above *PUBLISHED is newer than the probe and is kept (raised to
+ * HEAD by CAS); otherwise the probe is the truth and may lower it (a node
+ * that was reset or replaced behind its URL is seen behind again). */
+static void prober_store_head(_Atomic uint64_t *w, uint64_t *published, uint64_t head)
 {
     uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
-    while (old < v && !atomic_compare_exchange_weak_explicit(w, &old, v, memory_order_relaxed,
-                                                             memory_order_relaxed))
-        ;
+    if (old > *published) {
+        while (old < head && !atomic_compare_exchange_weak_explicit(
+                                 w, &old, head, memory_order_relaxed, memory_order_relaxed))
+            ;
+    } else {
+        atomic_store_explicit(w, head, memory_order_relaxed);
+    }
+    *published = atomic_load_explicit(w, memory_order_relaxed);
 }
 
 /* Recompute lag and every endpoint's state, write them to shm (relaxed
  * stores) and log each change. A head a worker learned from traffic since
- * the last probe is newer than the probe's: lag is judged on it. */
+ * the last publication is newer than the probe's: lag is judged on it. */
 static void prober_publish(void)
 {
     for (int i = 0; i < P.nep; i++) {
         uint64_t seen = atomic_load_explicit(&P.eps[i].row->head_block, memory_order_relaxed);
-        if (seen > P.hs[i].head_block)
+        if (seen > P.eps[i].head_published && seen > P.hs[i].head_block)
             rp_health_set_head(&P.hs[i], seen);
     }
     P.best_head = rp_health_update_lag(P.hs, (size_t)P.nep, (uint64_t)P.cfg->max_block_lag);
-    prober_raise(&P.shm->best_head_block, P.best_head);
+    prober_store_head(&P.shm->best_head_block, &P.best_published, P.best_head);
     for (int i = 0; i < P.nep; i++) {
         struct pep *e = &P.eps[i];
         const struct rp_health *h = &P.hs[i];
@@ -489,7 +499,7 @@ static void prober_publish(void)
         if (h->last_probe_ms)
             atomic_store_explicit(&row->last_probe_ms, h->last_probe_ms, memory_order_relaxed);
         if (h->head_known)
-            prober_raise(&row->head_block, h->head_block);
+            prober_store_head(&row->head_block, &e->head_published, h->head_block);
         atomic_store_explicit(&row->chain_id, h->chain_id, memory_order_relaxed);
         enum rp_ep_state st = rp_health_state(h);
         if (st != e->published) {
@@ -785,11 +795,13 @@ static int prober_setup_endpoints(void)
         uint64_t head = atomic_load_explicit(&row->head_block, memory_order_relaxed);
         if (head)
             rp_health_set_head(h, head);
+        e->head_published = head;
         e->published = st;
         rp_timer_init(&e->round, prober_round, e);
         e->due_ms = now;
         P.nep++;
     }
+    P.best_published = atomic_load_explicit(&P.shm->best_head_block, memory_order_relaxed);
     return 0;
 }
 

@@ -712,3 +712,25 @@ test('consistency_wait_ms: a floor nobody else meets waits for a catch-up, bound
   assert.equal(await pool.stop(), 0);
   lib.assertNoErrors(pool);
 });
+
+test('a node that goes backwards (reset behind its URL) is seen behind again by the prober', { timeout: TEST_MS }, async () => {
+  const nodes = await startAnvils(2);
+  const [a, b] = nodes;
+  await mine(a, 10);
+  await mine(b, 10);
+  const snap = await direct(a, 'evm_snapshot');
+  await mine(a, 5); // a at 15
+  const pool = await startPool(nodes, { workers: 1 });
+  await waitHeads(pool, nodes);
+  // traffic shows 15 from a: heads only move up between probes
+  const c = await lib.ipcClient(pool.socket);
+  for (let i = 0; i < 4; i++) await c.call({ method: 'eth_blockNumber', params: [] });
+  c.destroy();
+  // a goes back to 10 (as a node replaced or resynced behind its URL would)
+  assert.equal(await direct(a, 'evm_revert', [snap]), true);
+  const t0 = Date.now();
+  await waitHeads(pool, nodes); // status shows a at 10 again: the probe is the truth
+  figure(`a reverted 15 -> 10: its head in status back to 10 after ${Date.now() - t0} ms (probes every ${PROBE_MS} ms)`);
+  assert.equal(await pool.stop(), 0);
+  lib.assertNoErrors(pool);
+});
