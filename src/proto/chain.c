@@ -24,47 +24,50 @@
 /* Where the block tag is in a method's params, and what else the method is. */
 struct chain_method {
     const char *name;
+    size_t len;    /* strlen(name): compared first, no strlen per request */
     int tag_param; /* index of the block tag in params; -1 none; -2 eth_getLogs filter */
     enum rp_chain_kind kind;
     int head; /* 1: depends on the head even without a tag (eth_blockNumber) */
 };
 
+#define M(name) name, sizeof name - 1
 static const struct chain_method chain_methods[] = {
-    {"eth_blockNumber", -1, RP_CHAIN_PLAIN, 1},
-    {"eth_getBlockByNumber", 0, RP_CHAIN_PLAIN, 0},
-    {"eth_getBlockTransactionCountByNumber", 0, RP_CHAIN_PLAIN, 0},
-    {"eth_getUncleCountByBlockNumber", 0, RP_CHAIN_PLAIN, 0},
-    {"eth_getTransactionByBlockNumberAndIndex", 0, RP_CHAIN_PLAIN, 0},
-    {"eth_getUncleByBlockNumberAndIndex", 0, RP_CHAIN_PLAIN, 0},
-    {"eth_getBlockReceipts", 0, RP_CHAIN_PLAIN, 0},
-    {"eth_getBalance", 1, RP_CHAIN_PLAIN, 0},
-    {"eth_getCode", 1, RP_CHAIN_PLAIN, 0},
-    {"eth_getTransactionCount", 1, RP_CHAIN_TX_FLOW, 0},
-    {"eth_getStorageAt", 2, RP_CHAIN_PLAIN, 0},
-    {"eth_getProof", 2, RP_CHAIN_PLAIN, 0},
-    {"eth_call", 1, RP_CHAIN_PLAIN, 0},
-    {"eth_estimateGas", 1, RP_CHAIN_TX_FLOW, 0},
-    {"eth_createAccessList", 1, RP_CHAIN_PLAIN, 0},
-    {"eth_feeHistory", 1, RP_CHAIN_PLAIN, 0},
-    {"eth_getLogs", -2, RP_CHAIN_PLAIN, 0},
-    {"eth_sendRawTransaction", -1, RP_CHAIN_TX_FLOW, 0},
-    {"eth_sendTransaction", -1, RP_CHAIN_TX_FLOW, 0},
-    {"eth_newFilter", -1, RP_CHAIN_FILTER_NEW, 0},
-    {"eth_newBlockFilter", -1, RP_CHAIN_FILTER_NEW, 0},
-    {"eth_newPendingTransactionFilter", -1, RP_CHAIN_FILTER_NEW, 0},
-    {"eth_getFilterChanges", -1, RP_CHAIN_FILTER_USE, 0},
-    {"eth_getFilterLogs", -1, RP_CHAIN_FILTER_USE, 0},
-    {"eth_uninstallFilter", -1, RP_CHAIN_FILTER_USE, 0},
-    {"eth_getTransactionReceipt", -1, RP_CHAIN_LOOKUP, 0},
-    {"eth_getTransactionByHash", -1, RP_CHAIN_LOOKUP, 0},
-    {"eth_getBlockByHash", -1, RP_CHAIN_LOOKUP, 0},
-    {NULL, 0, RP_CHAIN_PLAIN, 0},
+    {M("eth_blockNumber"), -1, RP_CHAIN_PLAIN, 1},
+    {M("eth_getBlockByNumber"), 0, RP_CHAIN_PLAIN, 0},
+    {M("eth_getBlockTransactionCountByNumber"), 0, RP_CHAIN_PLAIN, 0},
+    {M("eth_getUncleCountByBlockNumber"), 0, RP_CHAIN_PLAIN, 0},
+    {M("eth_getTransactionByBlockNumberAndIndex"), 0, RP_CHAIN_PLAIN, 0},
+    {M("eth_getUncleByBlockNumberAndIndex"), 0, RP_CHAIN_PLAIN, 0},
+    {M("eth_getBlockReceipts"), 0, RP_CHAIN_PLAIN, 0},
+    {M("eth_getBalance"), 1, RP_CHAIN_PLAIN, 0},
+    {M("eth_getCode"), 1, RP_CHAIN_PLAIN, 0},
+    {M("eth_getTransactionCount"), 1, RP_CHAIN_TX_FLOW, 0},
+    {M("eth_getStorageAt"), 2, RP_CHAIN_PLAIN, 0},
+    {M("eth_getProof"), 2, RP_CHAIN_PLAIN, 0},
+    {M("eth_call"), 1, RP_CHAIN_PLAIN, 0},
+    {M("eth_estimateGas"), 1, RP_CHAIN_TX_FLOW, 0},
+    {M("eth_createAccessList"), 1, RP_CHAIN_PLAIN, 0},
+    {M("eth_feeHistory"), 1, RP_CHAIN_PLAIN, 0},
+    {M("eth_getLogs"), -2, RP_CHAIN_PLAIN, 0},
+    {M("eth_sendRawTransaction"), -1, RP_CHAIN_TX_FLOW, 0},
+    {M("eth_sendTransaction"), -1, RP_CHAIN_TX_FLOW, 0},
+    {M("eth_newFilter"), -1, RP_CHAIN_FILTER_NEW, 0},
+    {M("eth_newBlockFilter"), -1, RP_CHAIN_FILTER_NEW, 0},
+    {M("eth_newPendingTransactionFilter"), -1, RP_CHAIN_FILTER_NEW, 0},
+    {M("eth_getFilterChanges"), -1, RP_CHAIN_FILTER_USE, 0},
+    {M("eth_getFilterLogs"), -1, RP_CHAIN_FILTER_USE, 0},
+    {M("eth_uninstallFilter"), -1, RP_CHAIN_FILTER_USE, 0},
+    {M("eth_getTransactionReceipt"), -1, RP_CHAIN_LOOKUP, 0},
+    {M("eth_getTransactionByHash"), -1, RP_CHAIN_LOOKUP, 0},
+    {M("eth_getBlockByHash"), -1, RP_CHAIN_LOOKUP, 0},
+    {NULL, 0, 0, RP_CHAIN_PLAIN, 0},
 };
+#undef M
 
 static const struct chain_method *chain_method_find(const char *m, size_t n)
 {
     for (const struct chain_method *c = chain_methods; c->name; c++)
-        if (strlen(c->name) == n && memcmp(c->name, m, n) == 0)
+        if (c->len == n && memcmp(c->name, m, n) == 0)
             return c;
     return NULL;
 }
