@@ -59,9 +59,10 @@ int rp_hold_client_admit(struct rp_shm_header *h, unsigned slot, uint64_t max);
 /* Count one client more (+1, a client handed over to SLOT) or less (-1). */
 void rp_hold_client_add(struct rp_shm_header *h, unsigned slot, int delta);
 
-/* Raise the shared deadline WORD (a Retry-After hold) to UNTIL, never lower
- * it: a later, shorter hold must not shorten an earlier, longer one. */
-void rp_hold_until_raise(_Atomic uint64_t *word, uint64_t until);
+/* Raise the shared word WORD to at least V by CAS, never lower it: a
+ * Retry-After hold (a later, shorter hold must not shorten an earlier,
+ * longer one), an endpoint's head learned from an answer. */
+void rp_hold_raise(_Atomic uint64_t *word, uint64_t v);
 
 /* Supervisor: SLOT is about to hold things (before fork). */
 void rp_hold_slot_claim(struct rp_shm_header *h, unsigned slot);

@@ -10,7 +10,7 @@
  * above retired_gen. An endpoint added again later gets a fresh row.
  *
  * The rewrite is a seqlock section: layout_seq is odd while rows and
- * `generation` change, so readers (rp_shm_seq_begin/retry in rp_shm_abi.h) never show one
+ * `generation` change, so readers (rp_seqlock.h) never show one
  * generation's number with another's endpoint set or a torn name.
  */
 #ifndef RP_PUBLISH_H

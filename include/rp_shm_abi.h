@@ -137,7 +137,7 @@ struct rp_shm_header {
     /* Seqlock over the endpoint rows' identity (name, URL, weight, limits,
      * in_use) and `generation`: odd while the supervisor rewrites them. A
      * reader loads it (acquire), copies, loads it again and retries when it
-     * was odd or changed; see rp_shm_view. */
+     * was odd or changed (rp_seqlock.h). */
     _Atomic uint64_t layout_seq;
     _Atomic int64_t supervisor_pid;           /* relaxed; set once at start */
     _Atomic uint64_t supervisor_birth_ns;     /* CLOCK_REALTIME at start; relaxed */
@@ -203,9 +203,9 @@ struct rp_shm_endpoint {
     /* Why the last probe failed ("" once one succeeds): written by the
      * prober only, inside its own seqlock (last_error_seq odd while it
      * writes), so readers copy a whole text or retry. Shown by status. */
-    _Atomic uint32_t last_error_seq;
+    _Atomic uint64_t last_error_seq; /* rp_seqlock.h */
     char last_error[RP_SHM_ERROR_MAX];
-    uint8_t reserved[20];
+    uint8_t reserved[16];
 } __attribute__((aligned(128)));
 
 /* Per-worker slot. Written by that worker (counters, heartbeat) and by the
@@ -300,19 +300,6 @@ static inline void rp_shm_layout_init(struct rp_shm_header *h)
                                        sizeof(struct rp_shm_worker)};
     h->stats = (struct rp_shm_table){RP_SHM_STATS_OFFSET, RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS,
                                      sizeof(struct rp_shm_epstats)};
-}
-
-/* Seqlock reader of layout_seq: copy what is needed between
- * rp_shm_seq_begin() and rp_shm_seq_retry(), and copy again while the
- * latter says 1 (a reload was rewriting the rows). */
-static inline uint64_t rp_shm_seq_begin(const struct rp_shm_header *h)
-{
-    return atomic_load_explicit(&h->layout_seq, memory_order_acquire);
-}
-static inline int rp_shm_seq_retry(const struct rp_shm_header *h, uint64_t begin)
-{
-    atomic_thread_fence(memory_order_acquire);
-    return (begin & 1) || atomic_load_explicit(&h->layout_seq, memory_order_relaxed) != begin;
 }
 
 /* Histogram bucket of a latency in microseconds (pure, no daemon code). */

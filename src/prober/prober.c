@@ -48,6 +48,7 @@
 #include "rp_jsonrpc.h"
 #include "rp_log.h"
 #include "rp_ratelimit.h"
+#include "rp_seqlock.h"
 #include "rp_shm_view.h"
 #include "rp_timer.h"
 
@@ -466,11 +467,8 @@ static void prober_log_change(struct pep *e, enum rp_ep_state old, enum rp_ep_st
  * that was reset or replaced behind its URL is seen behind again). */
 static void prober_store_head(_Atomic uint64_t *w, uint64_t *published, uint64_t head)
 {
-    uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
-    if (old > *published) {
-        while (old < head && !atomic_compare_exchange_weak_explicit(
-                                 w, &old, head, memory_order_relaxed, memory_order_relaxed))
-            ;
+    if (atomic_load_explicit(w, memory_order_relaxed) > *published) {
+        rp_hold_raise(w, head); /* a worker raised it since: the higher one stays */
     } else {
         atomic_store_explicit(w, head, memory_order_relaxed);
     }
@@ -530,17 +528,16 @@ static const char *call_transport_error(const struct pcall *c, CURLcode code)
 }
 
 /* Publish E's last probe error WHY ("" for none) in its row, inside the
- * row's error seqlock (the prober is its only writer). */
+ * row's error seqlock (the prober is its only writer). An odd sequence is a
+ * prober killed in the middle of a write: rewritten even when the text
+ * looks the same, so readers see it again. */
 static void prober_publish_error(struct pep *e, const char *why)
 {
     struct rp_shm_endpoint *row = e->row;
-    if (strncmp(row->last_error, why, sizeof row->last_error) == 0)
+    uint64_t seq = atomic_load_explicit(&row->last_error_seq, memory_order_relaxed);
+    if (!(seq & 1) && strncmp(row->last_error, why, sizeof row->last_error) == 0)
         return;
-    uint32_t seq = atomic_load_explicit(&row->last_error_seq, memory_order_relaxed);
-    atomic_store_explicit(&row->last_error_seq, seq + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    snprintf(row->last_error, sizeof row->last_error, "%s", why);
-    atomic_store_explicit(&row->last_error_seq, seq + 2, memory_order_release);
+    rp_seq_write_str(&row->last_error_seq, row->last_error, sizeof row->last_error, why);
 }
 
 /* The health probe of E finished: OK or not, with WHY when not. */

@@ -119,10 +119,10 @@ void rp_hold_repair_slot(struct rp_shm_header *h, unsigned slot)
     atomic_store_explicit(&rp_shm_worker(h, slot)->clients, 0, memory_order_seq_cst);
 }
 
-void rp_hold_until_raise(_Atomic uint64_t *word, uint64_t until)
+void rp_hold_raise(_Atomic uint64_t *word, uint64_t v)
 {
     uint64_t old = atomic_load_explicit(word, memory_order_relaxed);
-    while (old < until && !atomic_compare_exchange_weak_explicit(
-                              word, &old, until, memory_order_relaxed, memory_order_relaxed))
+    while (old < v && !atomic_compare_exchange_weak_explicit(word, &old, v, memory_order_relaxed,
+                                                             memory_order_relaxed))
         ;
 }

@@ -8,6 +8,7 @@
 
 #include "rp_breaker.h"
 #include "rp_ratelimit.h"
+#include "rp_seqlock.h"
 
 /* Can row E take a new endpoint? Never used, or tombstoned at a generation
  * every live process has reached. */
@@ -102,8 +103,7 @@ int rp_publish_endpoints(struct rp_shm_header *h, const struct rp_config *cfg, u
     }
 
     /* write, inside the seqlock */
-    atomic_fetch_add_explicit(&h->layout_seq, 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
+    rp_seq_write_begin(&h->layout_seq);
     uint64_t now_ns = rp_shm_now_ns(h);
     for (int i = 0; i < cfg->endpoint_count; i++) {
         const struct rp_endpoint_config *ec = &cfg->endpoints[i];
@@ -137,6 +137,6 @@ int rp_publish_endpoints(struct rp_shm_header *h, const struct rp_config *cfg, u
     }
     atomic_store_explicit(&h->endpoint_count, used, memory_order_release);
     atomic_store_explicit(&h->generation, new_gen, memory_order_release);
-    atomic_fetch_add_explicit(&h->layout_seq, 1, memory_order_release);
+    rp_seq_write_end(&h->layout_seq);
     return 0;
 }

@@ -24,6 +24,7 @@
 
 #include "rp_breaker.h"
 #include "rp_ratelimit.h"
+#include "rp_seqlock.h"
 
 /* How many times a snapshot is retaken when a reload rewrites the rows
  * while it is being copied (layout_seq odd or moved); after that the last
@@ -348,10 +349,9 @@ static void view_snap_endpoint(const struct rp_shm_header *h, const struct view_
     e->chain_id = atomic_load_explicit(&row->chain_id, memory_order_relaxed);
     /* the prober's seqlock: a whole text, or none after a few tries */
     for (int tries = 0; tries < 8; tries++) {
-        uint32_t seq = atomic_load_explicit(&row->last_error_seq, memory_order_acquire);
+        uint64_t seq = rp_seq_read_begin(&row->last_error_seq);
         view_copy_str(e->last_error, sizeof e->last_error, row->last_error, sizeof row->last_error);
-        atomic_thread_fence(memory_order_acquire);
-        if (!(seq & 1) && atomic_load_explicit(&row->last_error_seq, memory_order_relaxed) == seq)
+        if (!rp_seq_read_retry(&row->last_error_seq, seq))
             break;
         e->last_error[0] = '\0';
     }
@@ -429,9 +429,9 @@ int rp_shm_view_snapshot(const struct rp_shm_view *v, struct rp_snapshot *out, c
         return -1;
     const struct rp_shm_header *h = v->base;
     for (int tries = 0; tries < VIEW_SNAPSHOT_TRIES; tries++) {
-        uint64_t seq = rp_shm_seq_begin(h);
+        uint64_t seq = rp_seq_read_begin(&h->layout_seq);
         view_snap_once(h, &l, out);
-        if (!rp_shm_seq_retry(h, seq)) {
+        if (!rp_seq_read_retry(&h->layout_seq, seq)) {
             out->consistent = 1;
             break;
         }

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "rp_chain.h"
+#include "rp_hold.h"
 #include "rp_shm.h"
 
 /* The client's own connection of C (an HTTP request's stand-in answers to
@@ -45,15 +46,6 @@ static int consist_ep_of_tag(uint32_t tag)
             atomic_load_explicit(&rp_w.eps[i].shm->in_use, memory_order_acquire))
             return i;
     return -1;
-}
-
-/* Raise the shared word W to at least V (CAS to the maximum). */
-static void consist_raise(_Atomic uint64_t *w, uint64_t v)
-{
-    uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
-    while (old < v && !atomic_compare_exchange_weak_explicit(w, &old, v, memory_order_relaxed,
-                                                             memory_order_relaxed))
-        ;
 }
 
 static void consist_count(_Atomic uint64_t *counter)
@@ -107,8 +99,8 @@ int rp_consist_answer(struct rp_req *r, int ep)
     /* heads learned from traffic: the endpoint is at least there now */
     uint64_t shown = rp_chain_answer_block(r->method, mlen, b->data, b->len);
     if (shown) {
-        consist_raise(&e->head_block, shown);
-        consist_raise(&rp_w.shm->best_head_block, shown);
+        rp_hold_raise(&e->head_block, shown);
+        rp_hold_raise(&rp_w.shm->best_head_block, shown);
     }
     if (r->chain.need == RP_CHAIN_BLOCK && r->chain.block > shown)
         shown = r->chain.block; /* the block it asked for counts as shown */

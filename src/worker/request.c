@@ -909,7 +909,7 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     }
     if (http == 429 && r->at.retry_after_s > 0) {
         uint64_t until = rp_shm_now_ms(rp_w.shm) + (uint64_t)r->at.retry_after_s * 1000ull;
-        rp_hold_until_raise(&w->shm->hold_until_ms, until);
+        rp_hold_raise(&w->shm->hold_until_ms, until);
         rp_warn("endpoint rate-limited us: holding it back", "endpoint=%s retry_after_s=%ld",
                 w->cfg->name, r->at.retry_after_s);
     }

@@ -17,6 +17,7 @@
 #include "rp_clock.h"
 #include "rp_hold.h"
 #include "rp_ratelimit.h"
+#include "rp_seqlock.h"
 #include "rp_test.h"
 #include "rp_testshm.h"
 
@@ -59,13 +60,27 @@ enum crash_op {
     OP_CONN_CLOSE,
     OP_TOKEN_TAKE,
     OP_HOLD_RAISE,
+    OP_ERROR_WRITE,
     OP_COUNT
 };
 
 static const char *const op_names[OP_COUNT] = {
-    "loop",          "trial_take",   "trial_success", "trial_failure", "trial_give_back",
-    "breaker_reset", "breaker_open", "client_admit",  "client_close",  "inflight_up",
-    "inflight_down", "conn_open",    "conn_close",    "token_take",    "retry_after_raise",
+    "loop",
+    "trial_take",
+    "trial_success",
+    "trial_failure",
+    "trial_give_back",
+    "breaker_reset",
+    "breaker_open",
+    "client_admit",
+    "client_close",
+    "inflight_up",
+    "inflight_down",
+    "conn_open",
+    "conn_close",
+    "token_take",
+    "retry_after_raise",
+    "last_error_write",
 };
 
 struct crash_ctl {
@@ -142,7 +157,7 @@ static void victim_main(struct rp_shm_header *h, struct crash_ctl *c)
         uint64_t now_ms = rp_shm_now_ms(h) + 10 + i;
         enter(c, OP_LOOP);
         atomic_fetch_add_explicit(&c->loops, 1, memory_order_relaxed);
-        switch (r % 12) {
+        switch (r % 13) {
         case 0:
         case 1:
             if (nheld == 8)
@@ -226,10 +241,20 @@ static void victim_main(struct rp_shm_header *h, struct crash_ctl *c)
                 atomic_fetch_add(&c->admitted_calls, n);
             break;
         }
-        default:
+        case 11:
             enter(c, OP_HOLD_RAISE);
-            rp_hold_until_raise(&e->hold_until_ms, rp_shm_now_ms(h) + (r >> 8) % 1000);
+            rp_hold_raise(&e->hold_until_ms, rp_shm_now_ms(h) + (r >> 8) % 1000);
             break;
+        default: {
+            /* the prober's write of an endpoint's last error (one letter,
+             * repeated: a torn copy would mix two) */
+            char text[RP_SHM_ERROR_MAX];
+            memset(text, 'a' + (int)((r >> 8) % 26), sizeof text - 1);
+            text[sizeof text - 1] = '\0';
+            enter(c, OP_ERROR_WRITE);
+            rp_seq_write_str(&e->last_error_seq, e->last_error, sizeof e->last_error, text);
+            break;
+        }
         }
     }
 }
@@ -274,6 +299,33 @@ static void bystander_main(struct rp_shm_header *h, struct crash_ctl *c)
     } while (0)
 static int reported;
 
+/* Read endpoint E's last error as rpcpoolstat does; 0 when no whole copy
+ * could be made (a write under way, or a writer that died in one). */
+static int error_read(struct rp_shm_endpoint *e, char *out)
+{
+    for (int tries = 0; tries < 4; tries++) {
+        uint64_t seq = rp_seq_read_begin(&e->last_error_seq);
+        memcpy(out, e->last_error, RP_SHM_ERROR_MAX);
+        out[RP_SHM_ERROR_MAX - 1] = '\0';
+        if (!rp_seq_read_retry(&e->last_error_seq, seq))
+            return 1;
+    }
+    return 0;
+}
+
+/* A whole copy of E's last error is one letter repeated (or "restarted",
+ * or empty); no copy at all is fine too (the writer died mid-write). */
+static int error_text_whole(struct rp_shm_endpoint *e)
+{
+    char t[RP_SHM_ERROR_MAX];
+    if (!error_read(e, t) || !t[0] || strcmp(t, "restarted") == 0)
+        return 1;
+    for (size_t i = 1; t[i]; i++)
+        if (t[i] != t[0])
+            return 0;
+    return strlen(t) == RP_SHM_ERROR_MAX - 1;
+}
+
 static int check_after_repair(struct rp_shm_header *h, struct crash_ctl *c)
 {
     int bad = 0;
@@ -317,6 +369,15 @@ static int check_after_repair(struct rp_shm_header *h, struct crash_ctl *c)
     CHECK(admitted == MAX_CLIENTS - BY_CLIENTS);
     for (int i = 0; i < admitted; i++)
         rp_hold_client_add(h, PROBE, -1);
+    /* the last error: a reader sees a whole text or none, never a torn one;
+     * the restarted writer's text is seen whole */
+    CHECK(error_text_whole(e));
+    char seen[RP_SHM_ERROR_MAX];
+    if (atomic_load(&e->last_error_seq) & 1) /* killed mid-write: that copy is never shown */
+        CHECK(!error_read(e, seen));
+    rp_seq_write_str(&e->last_error_seq, e->last_error, sizeof e->last_error, "restarted");
+    CHECK((atomic_load(&e->last_error_seq) & 1) == 0);
+    CHECK(error_read(e, seen) && strcmp(seen, "restarted") == 0);
     /* the bucket never runs further ahead than its burst */
     struct rp_gcra_params gp = gcra();
     CHECK(atomic_load(&e->gcra_tat_ns) <= rp_shm_now_ns(h) + gp.burst * gp.interval_ns);
