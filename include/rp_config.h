@@ -23,6 +23,12 @@ enum rp_balance {
     RP_BALANCE_RANDOM,
 };
 
+/* fleet.on_redis_down: what a host spends while Redis is unreachable. */
+enum rp_fleet_down {
+    RP_FLEET_FAIR_SHARE = 0, /* this host's share of each quota: quota / fleet.hosts */
+    RP_FLEET_LEASED_ONLY,    /* only the tokens already leased */
+};
+
 enum rp_log_level {
     RP_LOG_DEBUG = 0,
     RP_LOG_INFO,
@@ -76,6 +82,25 @@ struct rp_config {
     int64_t consistency_wait_ms;      /* default 500: longest wait for an endpoint at a floor */
     int64_t affinity_ms;              /* default 10000: a connection's tx flow stays on one node */
 
+    /* subscriptions = { ... } (docs/interface.md section 8) */
+    int64_t sub_poll_interval_ms;   /* default 1000: the follower's head poll */
+    int64_t sub_max_per_connection; /* default 100 */
+    int64_t sub_max_total;          /* default 10000: host-wide */
+    int64_t sub_backfill_blocks;    /* default 128: longest gap delivered after an outage */
+
+    /* fleet = { ... }; fleet_redis is NULL when there is no fleet */
+    char *fleet_redis;                /* "host:port" or a UNIX socket path, owned */
+    char *fleet_prefix;               /* default "rpcpool:NAME:", owned */
+    int64_t fleet_hosts;              /* default 1: the fair share is quota / hosts */
+    enum rp_fleet_down fleet_on_down; /* default fair_share */
+
+    /* cache = { ... }, coalesce, hedge = { ... } */
+    int64_t cache_max_bytes;      /* default 67108864; 0 = no cache */
+    int64_t cache_finality_depth; /* default 64: blocks below the best head that cannot change */
+    int coalesce;                 /* default 1 */
+    double hedge_quantile;        /* default 0.95, in (0, 1) */
+    int64_t hedge_budget_percent; /* default 10; 0 = no hedging */
+
     int64_t cb_failure_threshold;      /* default 5 */
     int64_t cb_recovery_timeout_ms;    /* default 60000 */
     int64_t cb_half_open_max_attempts; /* default 3 */
@@ -120,5 +145,6 @@ int rp_config_is_no_retry(const struct rp_config *cfg, const char *method, size_
 /* Names for the enums, as the file spells them. */
 const char *rp_balance_name(enum rp_balance b);
 const char *rp_log_level_name(enum rp_log_level l);
+const char *rp_fleet_down_name(enum rp_fleet_down d);
 
 #endif

@@ -66,13 +66,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rp_fleet_abi.h"
+#include "rp_sub_abi.h"
+
 #define RP_SHM_MAGIC         0x31534c4f4f505052ULL /* "RPPOOLS1" little-endian */
-#define RP_SHM_VERSION_MAJOR 2
+#define RP_SHM_VERSION_MAJOR 3
 #define RP_SHM_VERSION_MINOR 0
 
 #define RP_SHM_MAX_ENDPOINTS 64                       /* slots; reload never remaps */
 #define RP_SHM_MAX_WORKERS   128                      /* worker slots (prober included) */
-#define RP_SHM_PROBER_SLOT   (RP_SHM_MAX_WORKERS - 1) /* the prober's slot; workers use 0.. */
+#define RP_SHM_PROBER_SLOT   (RP_SHM_MAX_WORKERS - 1) /* the prober's slot */
+#define RP_SHM_FOLLOWER_SLOT (RP_SHM_MAX_WORKERS - 2) /* the head follower (subscriptions) */
+#define RP_SHM_FLEET_SLOT    (RP_SHM_MAX_WORKERS - 3) /* the fleet agent (Redis) */
+#define RP_SHM_AUX_FIRST     (RP_SHM_MAX_WORKERS - 3) /* workers use [0, RP_SHM_AUX_FIRST) */
 #define RP_SHM_NAME_MAX      48
 #define RP_SHM_URL_MAX       128
 #define RP_SHM_ERROR_MAX     96 /* bytes of an endpoint's last probe error, NUL included */
@@ -109,6 +115,8 @@ enum rp_worker_state {
 enum rp_worker_kind {
     RP_KIND_WORKER = 0,
     RP_KIND_PROBER = 1,
+    RP_KIND_FOLLOWER = 2,
+    RP_KIND_FLEET = 3,
 };
 
 /* One table descriptor: where the table is and how big its rows are. */
@@ -153,7 +161,14 @@ struct rp_shm_header {
      * supervisor (release) before it forks into a slot. */
     _Atomic uint32_t slots_hwm;
     uint32_t pad_h;
-    uint8_t reserved[248];
+    /* Regions after the stats table (each described by its own header):
+     * subscriptions (rp_sub_abi.h), fleet (rp_fleet_abi.h), and the response
+     * cache (rp_cache_abi.h), last, sized by cache.max_bytes at creation
+     * (count 0 when there is no cache). */
+    struct rp_shm_table subs;
+    struct rp_shm_table fleet;
+    struct rp_shm_table cache;
+    uint8_t reserved[200];
 };
 
 /* Per-endpoint shared state. Line 0 holds what every request touches. */
@@ -281,9 +296,13 @@ static_assert(sizeof(struct rp_shm_epstats) % 64 == 0, "stats cells are cache-li
     (RP_SHM_ENDPOINTS_OFFSET + RP_SHM_MAX_ENDPOINTS * sizeof(struct rp_shm_endpoint))
 #define RP_SHM_STATS_OFFSET                                                                        \
     (RP_SHM_WORKERS_OFFSET + RP_SHM_MAX_WORKERS * sizeof(struct rp_shm_worker))
-#define RP_SHM_TOTAL_BYTES                                                                         \
+#define RP_SHM_SUBS_OFFSET                                                                         \
     (RP_SHM_STATS_OFFSET +                                                                         \
      (size_t)RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS * sizeof(struct rp_shm_epstats))
+#define RP_SHM_FLEET_OFFSET (RP_SHM_SUBS_OFFSET + sizeof(struct rp_shm_subs))
+#define RP_SHM_CACHE_OFFSET (RP_SHM_FLEET_OFFSET + sizeof(struct rp_shm_fleet))
+/* Bytes of the segment without the cache region (the cache follows). */
+#define RP_SHM_TOTAL_BYTES RP_SHM_CACHE_OFFSET
 
 /* Write the layout part of a fresh (zeroed) segment's header: version,
  * sizes and the table descriptors, as every program computes them. The
@@ -300,6 +319,9 @@ static inline void rp_shm_layout_init(struct rp_shm_header *h)
                                        sizeof(struct rp_shm_worker)};
     h->stats = (struct rp_shm_table){RP_SHM_STATS_OFFSET, RP_SHM_MAX_WORKERS * RP_SHM_MAX_ENDPOINTS,
                                      sizeof(struct rp_shm_epstats)};
+    h->subs = (struct rp_shm_table){RP_SHM_SUBS_OFFSET, 1, sizeof(struct rp_shm_subs)};
+    h->fleet = (struct rp_shm_table){RP_SHM_FLEET_OFFSET, 1, sizeof(struct rp_shm_fleet)};
+    h->cache = (struct rp_shm_table){RP_SHM_CACHE_OFFSET, 0, 0};
 }
 
 /* Histogram bucket of a latency in microseconds (pure, no daemon code). */

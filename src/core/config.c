@@ -795,6 +795,20 @@ static const struct int_key breaker_ints[] = {
     {NULL, 0, 0, 0, 0},
 };
 
+static const struct int_key sub_ints[] = {
+    {"poll_interval_ms", FIELD(sub_poll_interval_ms), 1000, 10, TIMEOUT_MAX_MS},
+    {"max_per_connection", FIELD(sub_max_per_connection), 100, 0, 100000},
+    {"max_total", FIELD(sub_max_total), 10000, 0, 1000000},
+    {"backfill_blocks", FIELD(sub_backfill_blocks), 128, 0, 4096},
+    {NULL, 0, 0, 0, 0},
+};
+
+static const struct int_key cache_ints[] = {
+    {"max_bytes", FIELD(cache_max_bytes), 67108864, 0, 17179869184LL},
+    {"finality_depth", FIELD(cache_finality_depth), 64, 0, 1000000},
+    {NULL, 0, 0, 0, 0},
+};
+
 static const struct int_key server_ints[] = {
     {"workers", FIELD(workers), 2, 0, 64},
     {"max_clients", FIELD(max_clients), 10000, 1, 1000000},
@@ -1461,6 +1475,130 @@ static int read_server(struct ctx *c, const config_setting_t *root, struct rp_co
     return 0;
 }
 
+/* subscriptions = { ... } (group may be absent: the defaults). */
+static int read_subscriptions(struct ctx *c, const config_setting_t *root, struct rp_config *cfg)
+{
+    static const char *const known[] = {"poll_interval_ms", "max_per_connection", "max_total",
+                                        "backfill_blocks", NULL};
+    config_setting_t *g;
+    if (get_group(c, root, "subscriptions", "subscriptions", &g) < 0)
+        return -1;
+    if (g && check_keys(c, g, "subscriptions.", known) < 0)
+        return -1;
+    return read_ints(c, cfg, g, "subscriptions.", sub_ints);
+}
+
+/* A Redis address: an absolute UNIX socket path, or HOST:PORT. */
+static int valid_redis_address(const char *v)
+{
+    if (v[0] == '/')
+        return strlen(v) < 108 && printable_no_space(v);
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v)
+        return 0;
+    for (const char *p = v; p < colon; p++)
+        if (!is_host_char((unsigned char)*p) && *p != '[' && *p != ']' && *p != ':')
+            return 0;
+    return parse_port(colon + 1, strlen(colon + 1)) > 0;
+}
+
+/* fleet = { redis; prefix; hosts; on_redis_down; }: absent means no fleet. */
+static int read_fleet(struct ctx *c, const config_setting_t *root, struct rp_config *cfg)
+{
+    static const char *const known[] = {"redis", "prefix", "hosts", "on_redis_down", NULL};
+    char shown[SHOW_MAX + 8];
+    config_setting_t *g, *s;
+    const char *v;
+    cfg->fleet_hosts = 1;
+    cfg->fleet_on_down = RP_FLEET_FAIR_SHARE;
+    if (get_group(c, root, "fleet", "fleet", &g) < 0)
+        return -1;
+    if (!g)
+        return 0;
+    if (check_keys(c, g, "fleet.", known) < 0)
+        return -1;
+    if (get_str(c, g, "redis", "fleet.redis", &v, &s) < 0)
+        return -1;
+    if (!v)
+        return fail(c, g, "fleet.redis",
+                    "is required in a fleet group (host:port or a socket path)");
+    if (!valid_redis_address(v))
+        return fail(c, s, "fleet.redis",
+                    "must be host:port or an absolute UNIX socket path, got \"%s\"",
+                    show(shown, sizeof shown, v));
+    if (dup_str(c, &cfg->fleet_redis, v) < 0)
+        return -1;
+    if (get_str(c, g, "prefix", "fleet.prefix", &v, &s) < 0)
+        return -1;
+    if (v && (strlen(v) > 200 || !printable_no_space(v)))
+        return fail(c, s, "fleet.prefix",
+                    "must be 1 to 200 printable characters without spaces, got \"%s\"",
+                    show(shown, sizeof shown, v));
+    char def[RP_NAME_MAX + 16];
+    snprintf(def, sizeof def, "rpcpool:%s:", cfg->name);
+    if (dup_str(c, &cfg->fleet_prefix, v ? v : def) < 0)
+        return -1;
+    if (get_int(c, g, "hosts", "fleet.hosts", 1, 10000, &cfg->fleet_hosts, NULL) < 0)
+        return -1;
+    if (get_str(c, g, "on_redis_down", "fleet.on_redis_down", &v, &s) < 0)
+        return -1;
+    if (v && strcmp(v, "fair_share") == 0)
+        cfg->fleet_on_down = RP_FLEET_FAIR_SHARE;
+    else if (v && strcmp(v, "leased_only") == 0)
+        cfg->fleet_on_down = RP_FLEET_LEASED_ONLY;
+    else if (v)
+        return fail(c, s, "fleet.on_redis_down",
+                    "must be \"fair_share\" or \"leased_only\", got \"%s\"",
+                    show(shown, sizeof shown, v));
+    return 0;
+}
+
+/* cache = { ... }, coalesce = BOOL, hedge = { quantile; budget_percent; }. */
+static int read_cache_hedge(struct ctx *c, const config_setting_t *root, struct rp_config *cfg)
+{
+    static const char *const cache_known[] = {"max_bytes", "finality_depth", NULL};
+    static const char *const hedge_known[] = {"quantile", "budget_percent", NULL};
+    config_setting_t *g, *s;
+    if (get_group(c, root, "cache", "cache", &g) < 0)
+        return -1;
+    if (g && check_keys(c, g, "cache.", cache_known) < 0)
+        return -1;
+    if (read_ints(c, cfg, g, "cache.", cache_ints) < 0)
+        return -1;
+    if (cfg->cache_max_bytes > 0 && cfg->cache_max_bytes < 65536)
+        return fail(c, g ? config_setting_get_member(g, "max_bytes") : NULL, "cache.max_bytes",
+                    "must be 0 (no cache) or at least 65536, got %lld",
+                    (long long)cfg->cache_max_bytes);
+
+    cfg->coalesce = 1;
+    s = config_setting_get_member(root, "coalesce");
+    if (s) {
+        if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+            return fail(c, s, "coalesce", "must be true or false, got %s", type_name(s));
+        cfg->coalesce = config_setting_get_bool(s);
+    }
+
+    cfg->hedge_quantile = 0.95;
+    cfg->hedge_budget_percent = 10;
+    if (get_group(c, root, "hedge", "hedge", &g) < 0)
+        return -1;
+    if (!g)
+        return 0;
+    if (check_keys(c, g, "hedge.", hedge_known) < 0)
+        return -1;
+    s = config_setting_get_member(g, "quantile");
+    if (s) {
+        if (config_setting_type(s) != CONFIG_TYPE_FLOAT)
+            return fail(c, s, "hedge.quantile", "must be a number like 0.95, got %s", type_name(s));
+        double q = config_setting_get_float(s);
+        if (!(q >= 0.5 && q < 1.0))
+            return fail(c, s, "hedge.quantile", "must be at least 0.5 and below 1, got %g", q);
+        cfg->hedge_quantile = q;
+    }
+    return get_int(c, g, "budget_percent", "hedge.budget_percent", 0, 100,
+                   &cfg->hedge_budget_percent, NULL);
+}
+
 /* Everything below the root, in dependency order: name (for default
  * paths), global rate_limit (inherited by endpoints), then the rest. */
 static int read_all(struct ctx *c, const config_setting_t *root, struct rp_config *cfg)
@@ -1486,6 +1624,11 @@ static int read_all(struct ctx *c, const config_setting_t *root, struct rp_confi
                                         "rate_limit",
                                         "tls_ca_file",
                                         "server",
+                                        "subscriptions",
+                                        "fleet",
+                                        "cache",
+                                        "coalesce",
+                                        "hedge",
                                         NULL};
     static const char *const cb_known[] = {"failure_threshold", "recovery_timeout_ms",
                                            "half_open_max_attempts", NULL};
@@ -1551,7 +1694,9 @@ static int read_all(struct ctx *c, const config_setting_t *root, struct rp_confi
     if (read_ca_file(c, root, "tls_ca_file", &cfg->tls_ca_file) < 0)
         return -1;
     if (read_no_retry(c, root, cfg) < 0 || read_health_check(c, root, cfg) < 0 ||
-        read_endpoints(c, root, cfg) < 0 || read_server(c, root, cfg) < 0)
+        read_endpoints(c, root, cfg) < 0 || read_server(c, root, cfg) < 0 ||
+        read_subscriptions(c, root, cfg) < 0 || read_fleet(c, root, cfg) < 0 ||
+        read_cache_hedge(c, root, cfg) < 0)
         return -1;
     return 0;
 }
@@ -1692,6 +1837,8 @@ void rp_config_free(struct rp_config *cfg)
     free(cfg->shm_name);
     free(cfg->user);
     free(cfg->group);
+    free(cfg->fleet_redis);
+    free(cfg->fleet_prefix);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -1740,4 +1887,9 @@ const char *rp_log_level_name(enum rp_log_level l)
         return "error";
     }
     return "unknown";
+}
+
+const char *rp_fleet_down_name(enum rp_fleet_down d)
+{
+    return d == RP_FLEET_LEASED_ONLY ? "leased_only" : "fair_share";
 }

@@ -20,11 +20,12 @@ static size_t hold_offset(enum rp_hold_cell kind)
     }
 }
 
-/* Slots that may hold something: [0, hwm) and the prober's. */
+/* Worker slots that may hold something: [0, hwm). The auxiliary slots
+ * [RP_SHM_AUX_FIRST, RP_SHM_MAX_WORKERS) are always summed besides. */
 static unsigned hold_hwm(struct rp_shm_header *h)
 {
     unsigned n = atomic_load_explicit(&h->slots_hwm, memory_order_acquire);
-    return n > RP_SHM_PROBER_SLOT ? RP_SHM_PROBER_SLOT : n;
+    return n > RP_SHM_AUX_FIRST ? RP_SHM_AUX_FIRST : n;
 }
 
 _Atomic uint32_t *rp_hold_cell(struct rp_shm_header *h, unsigned slot, unsigned ep,
@@ -47,8 +48,9 @@ uint32_t rp_hold_sum(struct rp_shm_header *h, unsigned ep, enum rp_hold_cell kin
     uint32_t sum = 0;
     for (unsigned s = 0; s < n; s++)
         sum += atomic_load_explicit(rp_hold_cell(h, s, ep, kind), memory_order_relaxed);
-    return sum + atomic_load_explicit(rp_hold_cell(h, RP_SHM_PROBER_SLOT, ep, kind),
-                                      memory_order_relaxed);
+    for (unsigned s = RP_SHM_AUX_FIRST; s < RP_SHM_MAX_WORKERS; s++)
+        sum += atomic_load_explicit(rp_hold_cell(h, s, ep, kind), memory_order_relaxed);
+    return sum;
 }
 
 struct rp_trial_cells rp_hold_trial_cells(struct rp_shm_header *h, unsigned ep, unsigned self)
@@ -100,7 +102,7 @@ void rp_hold_client_add(struct rp_shm_header *h, unsigned slot, int delta)
 
 void rp_hold_slot_claim(struct rp_shm_header *h, unsigned slot)
 {
-    if (slot >= RP_SHM_PROBER_SLOT)
+    if (slot >= RP_SHM_AUX_FIRST)
         return; /* always summed */
     unsigned n = atomic_load_explicit(&h->slots_hwm, memory_order_relaxed);
     if (slot + 1 > n)

@@ -18,6 +18,10 @@ const char *rp_worker_kind_name(uint32_t kind)
         return "worker";
     case RP_KIND_PROBER:
         return "prober";
+    case RP_KIND_FOLLOWER:
+        return "follower";
+    case RP_KIND_FLEET:
+        return "fleet";
     }
     return "unknown";
 }

@@ -36,7 +36,32 @@
 #define SUP_BACKOFF_MAX_MS  30000
 #define SUP_STABLE_MS       60000
 #define SUP_REPLACE_WAIT_MS 5000 /* longest wait for new workers before old ones retire */
-#define SUP_PROBER_SLOT     RP_SHM_PROBER_SLOT
+
+/* The auxiliary processes: each has its own slot at the top of the table,
+ * is restarted with back-off like a worker, repaired on death, and started
+ * again on a reload (it reads the endpoints when it starts). WANTED says
+ * whether a configuration runs it at all (NULL: always). */
+struct sup_aux {
+    unsigned slot;
+    uint32_t kind;
+    const char *name;
+    int (*main)(const struct rp_config *cfg, struct rp_shm_header *shm, unsigned slot);
+    int (*wanted)(const struct rp_config *cfg);
+};
+
+static const struct sup_aux sup_auxes[] = {
+    {RP_SHM_PROBER_SLOT, RP_KIND_PROBER, "prober", rp_prober_main, NULL},
+};
+#define SUP_NAUX (sizeof sup_auxes / sizeof sup_auxes[0])
+
+/* The auxiliary process of SLOT, or NULL for a worker slot. */
+static const struct sup_aux *sup_aux_of(unsigned slot)
+{
+    for (size_t i = 0; i < SUP_NAUX; i++)
+        if (sup_auxes[i].slot == slot)
+            return &sup_auxes[i];
+    return NULL;
+}
 
 struct sup_slot {
     struct rp_ev ev; /* epoll data of the channel: handler sup_on_chan, fd chan */
@@ -76,6 +101,7 @@ static struct {
 
 static void sup_child_close_fds(const int *keep, int nkeep);
 static int sup_reload(uint64_t *generation, char *err, size_t errlen);
+static void sup_start_auxes(int reload);
 
 /* The lowest generation a live worker or the prober still runs: endpoint
  * rows tombstoned above it may still be written to (rp_publish.h). */
@@ -102,9 +128,9 @@ static int sup_spawn(unsigned slot)
     int sndbuf = 4 * RP_HANDOFF_MAX_BYTES;
     setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     setsockopt(pair[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    int prober = slot == SUP_PROBER_SLOT;
+    const struct sup_aux *aux = sup_aux_of(slot);
     atomic_store_explicit(&w->state, RP_WORKER_STARTING, memory_order_relaxed);
-    atomic_store_explicit(&w->kind, prober ? RP_KIND_PROBER : RP_KIND_WORKER, memory_order_relaxed);
+    atomic_store_explicit(&w->kind, aux ? aux->kind : RP_KIND_WORKER, memory_order_relaxed);
     rp_hold_slot_claim(sup.shm.hdr, slot); /* readers sum its cells from now on */
     /* SIGUSR2 (retire) stays blocked in a new worker until its handler is
      * in place (rp_worker_main unblocks it): a worker superseded by a
@@ -130,18 +156,18 @@ static int sup_spawn(unsigned slot)
          * its signalfd) must not be inherited */
         sigset_t none;
         sigemptyset(&none);
-        if (!prober)
+        if (!aux)
             sigaddset(&none, SIGUSR2);
         signal(SIGTERM, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
         sigprocmask(SIG_SETMASK, &none, NULL);
         srandom((unsigned)(getpid() ^ rp_clock_mono_ns()));
-        if (prober) {
+        if (aux) {
             int keep[] = {-1};
             sup_child_close_fds(keep, 0);
-            rp_log_init("prober", sup.cfg->log_level);
-            exit(rp_prober_main(sup.cfg, sup.shm.hdr, slot));
+            rp_log_init(aux->name, sup.cfg->log_level);
+            exit(aux->main(sup.cfg, sup.shm.hdr, slot));
         }
         int keep[] = {sup.listen_fd, sup.http_fd, pair[1]};
         sup_child_close_fds(keep, 3);
@@ -170,8 +196,9 @@ static int sup_spawn(unsigned slot)
     atomic_store_explicit(&w->generation, sup.generation, memory_order_relaxed);
     atomic_store_explicit(&w->started_ms, rp_shm_now_ms(sup.shm.hdr), memory_order_relaxed);
     atomic_store_explicit(&w->heartbeat_ms, rp_shm_now_ms(sup.shm.hdr), memory_order_relaxed);
-    rp_info(prober ? "prober spawned" : "worker spawned", "slot=%u worker_pid=%d generation=%llu",
-            slot, (int)pid, (unsigned long long)sup.generation);
+    rp_info(aux ? "auxiliary process spawned" : "worker spawned",
+            "slot=%u kind=%s worker_pid=%d generation=%llu", slot, aux ? aux->name : "worker",
+            (int)pid, (unsigned long long)sup.generation);
     return 0;
 }
 
@@ -213,7 +240,7 @@ static void sup_forward_handoffs(struct sup_slot *from)
         int sent = 0;
         for (unsigned tries = 0; tries < RP_SHM_MAX_WORKERS && !sent && !sup.stopping; tries++) {
             struct sup_slot *to = &sup.slots[sup.handoff_rr++ % RP_SHM_MAX_WORKERS];
-            if (to == from || to == &sup.slots[SUP_PROBER_SLOT] || !to->pid || !to->wanted ||
+            if (to == from || to->index >= RP_SHM_AUX_FIRST || !to->pid || !to->wanted ||
                 to->chan < 0 || to->generation != sup.generation)
                 continue;
             sent = rp_handoff_send(to->chan, fd, buf, len) == 0;
@@ -377,10 +404,10 @@ static void sup_child_close_fds(const int *keep, int nkeep)
  * running ones retire (hand their clients over) once the new ones run. */
 static void sup_replace_workers(void)
 {
-    for (unsigned i = 0; i < RP_SHM_MAX_WORKERS - 1; i++)
+    for (unsigned i = 0; i < RP_SHM_AUX_FIRST; i++)
         sup.slots[i].wanted = 0;
     unsigned started = 0;
-    for (unsigned i = 0; i < RP_SHM_MAX_WORKERS - 1 && started < sup.nworkers; i++) {
+    for (unsigned i = 0; i < RP_SHM_AUX_FIRST && started < sup.nworkers; i++) {
         struct sup_slot *s = &sup.slots[i];
         if (s->pid || s->chan >= 0)
             continue;
@@ -407,7 +434,7 @@ static void sup_check_replacement(void)
     if (!sup.replacing)
         return;
     int ready = 1;
-    for (unsigned i = 0; i < RP_SHM_MAX_WORKERS - 1; i++) {
+    for (unsigned i = 0; i < RP_SHM_AUX_FIRST; i++) {
         struct sup_slot *s = &sup.slots[i];
         if (s->wanted && s->pid &&
             atomic_load_explicit(&rp_shm_worker(sup.shm.hdr, i)->state, memory_order_relaxed) !=
@@ -417,7 +444,7 @@ static void sup_check_replacement(void)
     if (!ready && rp_clock_mono_ms() < sup.replace_deadline_ms)
         return;
     sup.replacing = 0;
-    for (unsigned i = 0; i < RP_SHM_MAX_WORKERS - 1; i++) {
+    for (unsigned i = 0; i < RP_SHM_AUX_FIRST; i++) {
         struct sup_slot *s = &sup.slots[i];
         if (!s->wanted && s->pid) {
             rp_info("worker retiring", "slot=%u worker_pid=%d", i, (int)s->pid);
@@ -484,13 +511,39 @@ static int sup_reload(uint64_t *generation, char *err, size_t errlen)
     rp_info("configuration reloaded", "generation=%llu endpoints=%d workers=%u",
             (unsigned long long)sup.generation, n->endpoint_count, sup.nworkers);
     sup_replace_workers();
-    struct sup_slot *pr = &sup.slots[SUP_PROBER_SLOT];
-    if (pr->pid) { /* the prober reads the new endpoints when it starts again */
-        pr->restarting = 1;
-        kill(pr->pid, SIGTERM);
-    }
+    sup_start_auxes(1);
     *generation = sup.generation;
     return 0;
+}
+
+/* Start the auxiliary processes the configuration wants and stop the others.
+ * On a reload (RELOAD), a running one is started again: it reads the new
+ * endpoints when it starts. */
+static void sup_start_auxes(int reload)
+{
+    for (size_t i = 0; i < SUP_NAUX; i++) {
+        const struct sup_aux *a = &sup_auxes[i];
+        struct sup_slot *s = &sup.slots[a->slot];
+        int want = !a->wanted || a->wanted(sup.cfg);
+        if (!want) {
+            s->wanted = 0;
+            rp_timer_cancel(&sup.timers, &s->respawn);
+            if (s->pid)
+                kill(s->pid, SIGTERM);
+            continue;
+        }
+        s->wanted = 1;
+        if (s->pid) {
+            if (reload) {
+                s->restarting = 1;
+                kill(s->pid, SIGTERM);
+            }
+        } else {
+            rp_timer_cancel(&sup.timers, &s->respawn);
+            if (sup_spawn(a->slot) != 0)
+                rp_timer_arm(&sup.timers, &s->respawn, rp_clock_mono_ms() + s->backoff_ms);
+        }
+    }
 }
 
 /* `workers N`: a new set of N workers replaces the running ones (each
@@ -573,8 +626,8 @@ static int sup_run(struct rp_config *cfg, int workers_override)
     sup.nworkers = (unsigned)cfg->workers;
     if (sup.nworkers < 1)
         sup.nworkers = 1;
-    if (sup.nworkers > RP_SHM_MAX_WORKERS - 1)
-        sup.nworkers = RP_SHM_MAX_WORKERS - 1;
+    if (sup.nworkers > RP_SHM_AUX_FIRST)
+        sup.nworkers = RP_SHM_AUX_FIRST;
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -663,8 +716,7 @@ static int sup_run(struct rp_config *cfg, int workers_override)
         sup.slots[i].index_in_gen = i;
         sup_spawn(i);
     }
-    sup.slots[SUP_PROBER_SLOT].wanted = 1;
-    sup_spawn(SUP_PROBER_SLOT);
+    sup_start_auxes(0);
 
     int killed = 0;
     for (;;) {

@@ -1070,6 +1070,73 @@ static void test_enum_names(void)
     }
 }
 
+/* Section 8: subscriptions, fleet, cache, coalesce and hedge keys. */
+static void test_wave2_keys(void)
+{
+    struct rp_config cfg;
+    char err[RP_ERR_MAX];
+    CU_ASSERT_FATAL(load_text(EP, &cfg, err) == 0);
+    CU_ASSERT_EQUAL(cfg.sub_poll_interval_ms, 1000);
+    CU_ASSERT_EQUAL(cfg.sub_max_per_connection, 100);
+    CU_ASSERT_EQUAL(cfg.sub_max_total, 10000);
+    CU_ASSERT_EQUAL(cfg.sub_backfill_blocks, 128);
+    CU_ASSERT_PTR_NULL(cfg.fleet_redis);
+    CU_ASSERT_EQUAL(cfg.cache_max_bytes, 67108864);
+    CU_ASSERT_EQUAL(cfg.cache_finality_depth, 64);
+    CU_ASSERT_EQUAL(cfg.coalesce, 1);
+    CU_ASSERT(cfg.hedge_quantile > 0.949 && cfg.hedge_quantile < 0.951);
+    CU_ASSERT_EQUAL(cfg.hedge_budget_percent, 10);
+    rp_config_free(&cfg);
+
+    CU_ASSERT_FATAL(
+        load_text(EP "subscriptions = { poll_interval_ms = 250; max_per_connection = 3;\n"
+                     " max_total = 7; backfill_blocks = 16; };\n"
+                     "fleet = { redis = \"127.0.0.1:6390\"; hosts = 2;\n"
+                     " on_redis_down = \"leased_only\"; };\n"
+                     "cache = { max_bytes = 0; finality_depth = 10; };\ncoalesce = false;\n"
+                     "hedge = { quantile = 0.99; budget_percent = 0; };\n",
+                  &cfg, err) == 0);
+    CU_ASSERT_EQUAL(cfg.sub_poll_interval_ms, 250);
+    CU_ASSERT_EQUAL(cfg.sub_max_per_connection, 3);
+    CU_ASSERT_EQUAL(cfg.sub_max_total, 7);
+    CU_ASSERT_EQUAL(cfg.sub_backfill_blocks, 16);
+    CU_ASSERT_STRING_EQUAL(cfg.fleet_redis, "127.0.0.1:6390");
+    CU_ASSERT_STRING_EQUAL(cfg.fleet_prefix, "rpcpool:rpcpool:");
+    CU_ASSERT_EQUAL(cfg.fleet_hosts, 2);
+    CU_ASSERT_EQUAL(cfg.fleet_on_down, RP_FLEET_LEASED_ONLY);
+    CU_ASSERT_STRING_EQUAL(rp_fleet_down_name(cfg.fleet_on_down), "leased_only");
+    CU_ASSERT_EQUAL(cfg.cache_max_bytes, 0);
+    CU_ASSERT_EQUAL(cfg.cache_finality_depth, 10);
+    CU_ASSERT_EQUAL(cfg.coalesce, 0);
+    CU_ASSERT(cfg.hedge_quantile > 0.989 && cfg.hedge_quantile < 0.991);
+    CU_ASSERT_EQUAL(cfg.hedge_budget_percent, 0);
+    rp_config_free(&cfg);
+
+    CU_ASSERT_FATAL(load_text(EP "fleet = { redis = \"/run/redis.sock\"; prefix = \"x:\"; };\n",
+                              &cfg, err) == 0);
+    CU_ASSERT_STRING_EQUAL(cfg.fleet_redis, "/run/redis.sock");
+    CU_ASSERT_STRING_EQUAL(cfg.fleet_prefix, "x:");
+    CU_ASSERT_EQUAL(cfg.fleet_on_down, RP_FLEET_FAIR_SHARE);
+    rp_config_free(&cfg);
+
+    static const struct err_case cases[] = {
+        {EP "subscriptions = { poll_ms = 1; };\n", 2, "subscriptions.poll_ms", "unknown key"},
+        {EP "subscriptions = { poll_interval_ms = 1; };\n", 2, "subscriptions.poll_interval_ms",
+         "between 10 and"},
+        {EP "fleet = { hosts = 2; };\n", 2, "fleet.redis", "is required"},
+        {EP "fleet = { redis = \"localhost\"; };\n", 2, "fleet.redis", "host:port"},
+        {EP "fleet = { redis = \"h:1\"; on_redis_down = \"open\"; };\n", 2, "fleet.on_redis_down",
+         "\"fair_share\" or \"leased_only\""},
+        {EP "fleet = { redis = \"h:1\"; hosts = 0; };\n", 2, "fleet.hosts", "between 1 and"},
+        {EP "cache = { max_bytes = 100; };\n", 2, "cache.max_bytes", "at least 65536"},
+        {EP "coalesce = 1;\n", 2, "coalesce", "true or false"},
+        {EP "hedge = { quantile = 1.5; };\n", 2, "hedge.quantile", "below 1"},
+        {EP "hedge = { quantile = 1; };\n", 2, "hedge.quantile", "like 0.95"},
+        {EP "hedge = { budget_percent = 101; };\n", 2, "hedge.budget_percent", "between 0 and 100"},
+    };
+    RUN(cases);
+}
+
 int main(void)
 {
     static const struct rp_test_case cases[] = {
@@ -1093,6 +1160,7 @@ int main(void)
         {"secrets never in errors", test_secrets_never_shown},
         {"sample config", test_sample_config},
         {"enum names", test_enum_names},
+        {"subscriptions, fleet, cache and hedge keys", test_wave2_keys},
         {NULL, NULL},
     };
     return rp_test_run("config", cases);
