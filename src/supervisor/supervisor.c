@@ -26,6 +26,7 @@
 #include "rp_listen.h"
 #include "rp_log.h"
 #include "rp_privs.h"
+#include "rp_fleet_agent.h"
 #include "rp_prober.h"
 #include "rp_publish.h"
 #include "rp_ratelimit.h"
@@ -51,6 +52,7 @@ struct sup_aux {
 
 static const struct sup_aux sup_auxes[] = {
     {RP_SHM_PROBER_SLOT, RP_KIND_PROBER, "prober", rp_prober_main, NULL},
+    {RP_SHM_FLEET_SLOT, RP_KIND_FLEET, "fleet", rp_fleet_main, rp_fleet_wanted},
 };
 #define SUP_NAUX (sizeof sup_auxes / sizeof sup_auxes[0])
 
