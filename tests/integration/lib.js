@@ -469,6 +469,49 @@ async function startFault(opts = {}) {
   };
 }
 
+/* ------------------------------------------------------------------ */
+/* redis-server (fleet mode)                                           */
+/* ------------------------------------------------------------------ */
+
+// 1 when something accepts TCP connections on 127.0.0.1:PORT.
+function canConnectTcp(port, timeout = 1000) {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    const t = setTimeout(() => { s.destroy(); resolve(false); }, timeout);
+    s.once('connect', () => { clearTimeout(t); s.destroy(); resolve(true); });
+    s.once('error', () => { clearTimeout(t); resolve(false); });
+  });
+}
+
+// Start a redis-server of our own on 127.0.0.1:PORT (a free port when not
+// given), persistence off, in a fresh directory; resolves once it accepts
+// connections. Returns {port, addr, proc, log, stop(), kill(sig)}; stopped by
+// pid (tracked like every process started here).
+async function startRedis({ port } = {}) {
+  port = port || await freePort();
+  const dir = tmpDir('rpcpool-redis-');
+  const proc = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
+    '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { name: 'redis-server' });
+  const log = [];
+  captureLines(proc.stdout, log, null, '[redis] ');
+  captureLines(proc.stderr, log, null, '[redis] ');
+  await waitFor(async () => {
+    if (!isRunning(proc)) throw new Error(`redis-server exited: ${log.join('\n')}`);
+    return canConnectTcp(port, 500);
+  }, { timeout: 15000, message: `redis-server on port ${port}` });
+  return {
+    port,
+    addr: `127.0.0.1:${port}`,
+    proc,
+    log,
+    stop: () => stopProc(proc, { timeout: 10000 }),
+    kill(sig = 'SIGKILL') {
+      if (isRunning(proc)) proc.kill(sig);
+      return proc.exited;
+    },
+  };
+}
+
 // With the openssl CLI, into DIR (a fresh temporary directory when not
 // given): a CA of its own (ca.pem) and, signed by it, a server certificate
 // for the host names NAMES and 127.0.0.1 (cert.pem, key.pem); a second
@@ -1051,6 +1094,7 @@ module.exports = {
   freePort,
   tmpDir,
   waitFor,
+  delay,
   withTimeout,
   run,
   cast,
@@ -1058,6 +1102,7 @@ module.exports = {
   httpRpc,
   startAnvil,
   startFault,
+  startRedis,
   makeTls,
   toLibconfig,
   writePoolConfig,
