@@ -100,7 +100,8 @@ static struct {
     struct rp_shm_worker *slot;
     struct rp_child child;
     struct rp_redis_ev cmd, sub; /* the two connections (ac NULL when none) */
-    int cmd_up, sub_up;          /* their connect callbacks said OK */
+    int cmd_up, sub_up;          /* the script is loaded / the subscription confirmed */
+    char broken[160];            /* why Redis refused us ("" = it did not): drop */
     int up;                      /* both up: the mode is SHARING */
     uint64_t connect_start_ms;   /* when the pair was started; 0 = none */
     uint64_t next_connect_ms;
@@ -183,6 +184,7 @@ static void agent_drop(const char *why)
     A.pending = 0;
     A.sha[0] = 0;
     A.connect_start_ms = 0;
+    A.broken[0] = 0;
     for (int i = 0; i < A.nep; i++)
         A.eps[i].inflight = 0;
     uint64_t now = agent_now_ms();
@@ -219,22 +221,14 @@ static void agent_check_up(void)
             A.cfg->fleet_redis, A.cfg->fleet_prefix);
 }
 
+/* A connection is only counted up once Redis answered on it (the script
+ * loaded, the subscription confirmed): a server that accepts and then
+ * refuses (protected mode, authentication) is unreachable. A failed connect
+ * is seen by the tick (hiredis frees the context after this callback). */
 static void agent_on_connect(const redisAsyncContext *ac, int status)
 {
-    int is_cmd = ac == A.cmd.ac;
-    if (status != REDIS_OK) {
-        /* hiredis frees the context after this callback */
-        if (is_cmd)
-            A.cmd_up = 0;
-        else
-            A.sub_up = 0;
-        return;
-    }
-    if (is_cmd)
-        A.cmd_up = 1;
-    else
-        A.sub_up = 1;
-    agent_check_up();
+    (void)ac;
+    (void)status;
 }
 
 static void agent_on_disconnect(const redisAsyncContext *ac, int status)
@@ -330,10 +324,15 @@ static void agent_on_script(redisAsyncContext *ac, void *r, void *priv)
     (void)priv;
     redisReply *reply = r;
     agent_answered();
-    if (reply && reply->type == REDIS_REPLY_STRING && reply->len == 40)
+    if (!reply)
+        return;
+    if (reply->type == REDIS_REPLY_STRING && reply->len == 40) {
         snprintf(A.sha, sizeof A.sha, "%s", reply->str);
-    else if (reply && reply->type == REDIS_REPLY_ERROR)
-        rp_warn("fleet: SCRIPT LOAD failed, using EVAL", "error=\"%s\"", reply->str);
+        A.cmd_up = 1;
+        agent_check_up();
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(A.broken, sizeof A.broken, "%s", reply->str);
+    }
 }
 
 static int agent_send_lease(struct aep *e, int force_eval);
@@ -497,9 +496,18 @@ static void agent_on_message(redisAsyncContext *ac, void *r, void *priv)
     (void)ac;
     (void)priv;
     redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        snprintf(A.broken, sizeof A.broken, "%s", reply->str);
+        return;
+    }
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3)
         return;
     redisReply *kind = reply->element[0], *payload = reply->element[2];
+    if (kind->type == REDIS_REPLY_STRING && strcmp(kind->str, "subscribe") == 0) {
+        A.sub_up = 1;
+        agent_check_up();
+        return;
+    }
     if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
         payload->type != REDIS_REPLY_STRING)
         return;
@@ -568,7 +576,11 @@ static void agent_tick(void)
     uint64_t now = agent_now_ms();
     if (A.connect_start_ms || A.up) {
         int lost = !A.cmd.ac || !A.sub.ac;
-        if (lost)
+        if (A.broken[0]) {
+            char why[sizeof A.broken];
+            memcpy(why, A.broken, sizeof why);
+            agent_drop(why);
+        } else if (lost)
             agent_drop("connection closed");
         else if (!A.up && now - A.connect_start_ms > RP_AGENT_REPLY_TIMEOUT_MS)
             agent_drop("connect timed out");

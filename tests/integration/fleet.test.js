@@ -24,27 +24,31 @@ const LEASE = Math.max(1, Math.floor(BURST / HOSTS));
 
 let prefixSeq = 0;
 
-function fleetSettings(redis, { policy = 'fair_share', prefix, extra = {} } = {}) {
+function fleetSettings(redis, { policy = 'fair_share', prefix, extra = {}, redisAddr } = {}) {
   return {
     rate_limit: { max_requests: RATE, window_ms: 1000, burst_size: BURST },
     min_connections: 0,
     health_check_interval_ms: 60000,
     retries: 0,
     circuit_breaker: { failure_threshold: 3, recovery_timeout_ms: 10000, half_open_max_attempts: 1 },
-    fleet: { redis: redis.addr, prefix, hosts: HOSTS, on_redis_down: policy },
+    fleet: { redis: redisAddr || redis.addr, prefix, hosts: HOSTS, on_redis_down: policy },
     ...extra,
   };
 }
 
-// Two pools on REDIS in front of FAULT, A with policy PA, B with PB.
-async function twoHosts(redis, fault, { pa = 'fair_share', pb = 'fair_share', extra = {} } = {}) {
+// Two pools on REDIS in front of FAULT, A with policy PA, B with PB. NET:
+// {url, redisAddr, wrapA, wrapB} to reach both over other addresses from
+// network namespaces.
+async function twoHosts(redis, fault, { pa = 'fair_share', pb = 'fair_share', extra = {}, net = {} } = {}) {
   const prefix = `rpcpool:test${process.pid}x${++prefixSeq}:`;
   const server = { queue_timeout_ms: 300 };
+  const ep = net.url || fault;
+  const redisAddr = net.redisAddr;
   const [a, b] = await Promise.all([
-    lib.startPool({ endpoints: [fault], workers: 2, server,
-      settings: fleetSettings(redis, { policy: pa, prefix, extra }) }),
-    lib.startPool({ endpoints: [fault], workers: 2, server,
-      settings: fleetSettings(redis, { policy: pb, prefix, extra }) }),
+    lib.startPool({ endpoints: [ep], workers: 2, server, wrap: net.wrapA,
+      settings: fleetSettings(redis, { policy: pa, prefix, extra, redisAddr }) }),
+    lib.startPool({ endpoints: [ep], workers: 2, server, wrap: net.wrapB,
+      settings: fleetSettings(redis, { policy: pb, prefix, extra, redisAddr }) }),
   ]);
   return { a, b, prefix };
 }
@@ -275,4 +279,110 @@ test('SIGKILL of the fleet agent loses at most a lease, and it comes back', asyn
   await redis.stop();
 });
 
-test('network namespaces with a veth pair', { skip: 'not built: see the closing note of issue 18 (loopback only here)' }, () => {});
+// Two network namespaces, each joined to this one by a veth pair
+// (10.213.K.1/30 here, .2 there; .5/.6 for B): {wrapA, wrapB, hostAddr,
+// linkA, cleanup()}, or {skip: why} when this machine does not allow it.
+async function netnsPair() {
+  if (process.getuid && process.getuid() !== 0) return { skip: 'not root: no network namespaces' };
+  const k = 16 + (process.pid % 200);
+  const names = [`rpfl${process.pid}a`, `rpfl${process.pid}b`];
+  const made = [];
+  const ip = async (...args) => {
+    const r = await lib.run('ip', args, { timeout: 10000 });
+    if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+  };
+  const cleanup = async () => {
+    for (const n of made) await lib.run('ip', ['netns', 'del', n], { timeout: 10000 });
+  };
+  try {
+    for (const [i, n] of names.entries()) {
+      await ip('netns', 'add', n);
+      made.push(n);
+      const here = `rpfl${process.pid % 100000}${'ab'[i]}h`;
+      const host = `10.213.${k}.${1 + 4 * i}`;
+      const peer = `10.213.${k}.${2 + 4 * i}`;
+      await ip('link', 'add', here, 'type', 'veth', 'peer', 'name', 'veth0', 'netns', n);
+      await ip('addr', 'add', `${host}/30`, 'dev', here);
+      await ip('link', 'set', here, 'up');
+      await ip('-n', n, 'addr', 'add', `${peer}/30`, 'dev', 'veth0');
+      await ip('-n', n, 'link', 'set', 'veth0', 'up');
+      await ip('-n', n, 'link', 'set', 'lo', 'up');
+      await ip('-n', n, 'route', 'add', 'default', 'via', host);
+    }
+  } catch (e) {
+    await cleanup();
+    return { skip: `network namespaces or veth pairs not allowed here: ${e.message.trim()}` };
+  }
+  return {
+    wrapA: ['ip', 'netns', 'exec', names[0]],
+    wrapB: ['ip', 'netns', 'exec', names[1]],
+    // the services listen on B's side: cutting A's link leaves B's path whole
+    hostAddr: `10.213.${k}.5`,
+    linkA: `rpfl${process.pid % 100000}ah`,
+    ip,
+    cleanup,
+  };
+}
+
+test('each host in its own network namespace, Redis over veth; a silent partition', async (t) => {
+  const ns = await netnsPair();
+  if (ns.skip) {
+    t.skip(ns.skip);
+    return;
+  }
+  try {
+    const redis = await lib.startRedis({ bind: [ns.hostAddr], args: ['--protected-mode', 'no'] });
+    const fault = await lib.startFault({ alsoListen: ns.hostAddr });
+    const net = { url: `http://${ns.hostAddr}:${fault.port}`, redisAddr: `${ns.hostAddr}:${redis.port}`,
+      wrapA: ns.wrapA, wrapB: ns.wrapB };
+    const { a, b } = await twoHosts(redis, fault, { net });
+    await Promise.all([waitConnected(a), waitConnected(b)]);
+    await fault.resetCounters();
+    let t0 = Date.now();
+    await Promise.all([load(a, 'eth_gasPrice', 3000), load(b, 'net_version', 3000)]);
+    let c = await counted(fault);
+    let t = (Date.now() - t0) / 1000;
+    let bound = BURST + RATE * t + HOSTS * LEASE;
+    lib.figure(`netns: ${c.all} calls in ${t.toFixed(2)} s (A ${c.a}, B ${c.b}); bound ${bound.toFixed(1)}`);
+    assert.ok(c.all <= bound, `${c.all} > ${bound}`);
+    assert.ok(c.a > 0 && c.b > 0);
+
+    // A's link goes down: nothing is closed, answers just stop coming
+    await ns.ip('link', 'set', ns.linkA, 'down');
+    const cut = Date.now();
+    await waitConnected(a, false, 5000);
+    lib.figure(`netns: A saw Redis unreachable ${Date.now() - cut} ms after its link went down`);
+    assert.equal((await fleetOf(a)).mode, 'fair_share');
+    assert.equal((await fleetOf(b)).connected, true,
+      `B: ${b.log.filter((l) => /role=fleet/.test(l)).join('\n')}\nA: ${a.log.filter((l) => /role=fleet/.test(l)).join('\n')}`);
+    // A's own clients cannot reach the upstream either now: its workers
+    // spend (and fail) only on A's side; the bound is checked on B, which
+    // holds the whole fleet quota alone meanwhile
+    await fault.resetCounters();
+    t0 = Date.now();
+    await load(b, 'net_version', 2000);
+    c = await counted(fault);
+    t = (Date.now() - t0) / 1000;
+    bound = BURST + RATE * t + LEASE;
+    lib.figure(`netns: A cut off, B alone ${c.b} calls in ${t.toFixed(2)} s; bound ${bound.toFixed(1)}`);
+    assert.ok(c.b <= bound, `${c.b} > ${bound}`);
+
+    await ns.ip('link', 'set', ns.linkA, 'up');
+    await waitConnected(a, true, 15000);
+    assert.equal((await fleetOf(a)).mode, 'sharing');
+    await fault.resetCounters();
+    t0 = Date.now();
+    await Promise.all([load(a, 'eth_gasPrice', 2000), load(b, 'net_version', 2000)]);
+    c = await counted(fault);
+    t = (Date.now() - t0) / 1000;
+    bound = BURST + RATE * t + HOSTS * LEASE;
+    lib.figure(`netns: link back, ${c.all} calls in ${t.toFixed(2)} s (A ${c.a}, B ${c.b}); bound ${bound.toFixed(1)}`);
+    assert.ok(c.all <= bound, `${c.all} > ${bound}`);
+    assert.ok(c.a > 0, 'A shares again');
+    assert.equal(await a.stop(), 0);
+    assert.equal(await b.stop(), 0);
+    await redis.stop();
+  } finally {
+    await ns.cleanup();
+  }
+});

@@ -422,6 +422,7 @@ async function startFault(opts = {}) {
   if (opts.mode) argv.push('--mode', String(opts.mode));
   if (opts.chainId !== undefined) argv.push('--chain-id', String(opts.chainId));
   if (opts.block !== undefined) argv.push('--block', String(opts.block));
+  if (opts.alsoListen) argv.push('--also-listen', opts.alsoListen);
   const flags = { delay_ms: '--delay-ms', retry_after: '--retry-after', drip_ms: '--drip-ms',
     big_bytes: '--big-bytes', status: '--status', times: '--times' };
   for (const [k, f] of Object.entries(flags)) if (opts[k] !== undefined) argv.push(f, String(opts[k]));
@@ -484,14 +485,15 @@ function canConnectTcp(port, timeout = 1000) {
 }
 
 // Start a redis-server of our own on 127.0.0.1:PORT (a free port when not
-// given), persistence off, in a fresh directory; resolves once it accepts
+// given; BIND: more addresses, e.g. a veth's), persistence off, in a fresh directory; resolves once it accepts
 // connections. Returns {port, addr, proc, log, stop(), kill(sig)}; stopped by
 // pid (tracked like every process started here).
-async function startRedis({ port } = {}) {
+async function startRedis({ port, bind = [], args = [] } = {}) {
   port = port || await freePort();
   const dir = tmpDir('rpcpool-redis-');
-  const proc = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
-    '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], { name: 'redis-server' });
+  const proc = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...bind,
+    '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning', ...args],
+  { name: 'redis-server' });
   const log = [];
   captureLines(proc.stdout, log, null, '[redis] ');
   captureLines(proc.stderr, log, null, '[redis] ');
@@ -638,9 +640,11 @@ function endpointsText(eps) {
 
 // Spawn `rpcpoold ARGS` (its own process group) with its stderr and stdout
 // captured as lines. Returns {proc, log, exited}.
-function spawnDaemon(args, { env } = {}) {
+function spawnDaemon(args, { env, wrap } = {}) {
   const bin = daemonBin('rpcpoold');
-  const proc = spawnTracked(bin, args, { group: true, name: 'rpcpoold', env: env ? { ...CHILD_ENV, ...env } : CHILD_ENV });
+  // WRAP: a command that execs the daemon in place (e.g. ip netns exec NS)
+  const [cmd, argv] = wrap && wrap.length ? [wrap[0], [...wrap.slice(1), bin, ...args]] : [bin, args];
+  const proc = spawnTracked(cmd, argv, { group: true, name: 'rpcpoold', env: env ? { ...CHILD_ENV, ...env } : CHILD_ENV });
   const log = [];
   captureLines(proc.stderr, log, null, '[rpcpoold] ');
   captureLines(proc.stdout, log, null, '[rpcpoold] ');
@@ -679,7 +683,7 @@ function tail(lines, n = 60) {
 async function startPool(opts = {}) {
   const cfg = writePoolConfig(opts);
   const args = ['-c', cfg.conf, ...(opts.args || [])];
-  const d = spawnDaemon(args, { env: opts.env });
+  const d = spawnDaemon(args, { env: opts.env, wrap: opts.wrap });
   const pool = {
     ...cfg,
     proc: d.proc,
