@@ -130,6 +130,11 @@ test('two hosts together stay within the fleet quota', async () => {
   const s = await lib.shmStat(b);
   assert.equal(s.fleet.connected, true);
   assert.equal(s.fleet.on_redis_down, 'fair_share');
+  // and the tables of rpcpoolctl status and rpcpoolstat -1
+  const ctl = await lib.run(lib.daemonBin('rpcpoolctl'), ['-c', a.conf, 'status']);
+  assert.match(ctl.stdout, /fleet: connected, mode sharing \(on_redis_down fair_share, hosts 2\); tokens leased \d+/);
+  const tab = await lib.run(lib.daemonBin('rpcpoolstat'), ['-1', '-n', b.shmName]);
+  assert.match(tab.stdout, /fleet: connected, mode sharing/);
   assert.equal(await a.stop(), 0);
   assert.equal(await b.stop(), 0);
   lib.assertNoErrors(a);
@@ -215,6 +220,11 @@ test('Redis stopped: fair_share and leased_only hold; sharing resumes when it is
   await Promise.all([waitConnected(a, false, 5000), waitConnected(b, false, 5000)]);
   assert.equal((await fleetOf(a)).mode, 'fair_share');
   assert.equal((await fleetOf(b)).mode, 'leased_only');
+  const ctl = await lib.run(lib.daemonBin('rpcpoolctl'), ['-c', b.conf, 'status']);
+  assert.match(ctl.stdout, /fleet: NOT connected, mode leased_only \(on_redis_down leased_only/);
+  const m = (await a.ctl('metrics')).text;
+  assert.match(m, /rpcpool_fleet_connected 0/);
+  assert.match(m, /rpcpool_fleet_mode\{mode="fair_share"\} 1/);
   await fault.resetCounters();
   let t0 = Date.now();
   await Promise.all([load(a, 'eth_gasPrice', 3000), load(b, 'net_version', 3000)]);
