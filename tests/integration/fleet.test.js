@@ -16,6 +16,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const lib = require('./lib.js');
+const promcheck = require('./promcheck.js');
 
 const RATE = 20;
 const BURST = 10;
@@ -122,8 +123,11 @@ test('two hosts together stay within the fleet quota', async () => {
   assert.equal(fa.mode, 'sharing');
   assert.ok(fa.tokens_leased >= fa.tokens_spent && fa.tokens_spent > 0, JSON.stringify(fa));
   // metrics
-  const m = await a.ctl('metrics');
-  const text = m.metrics || m.text || JSON.stringify(m);
+  const text = (await a.ctl('metrics')).text;
+  const samples = promcheck.parse(text); // throws when the exposition is invalid
+  const v = (name) => (samples.find((x) => x.name === name) || {}).value;
+  assert.equal(v('rpcpool_fleet_connected'), 1);
+  assert.ok(v('rpcpool_fleet_tokens_spent_total') > 0);
   assert.match(text, /rpcpool_fleet_connected 1/);
   assert.match(text, /rpcpool_fleet_tokens_leased_total \d+/);
   // rpcpoolstat -j shows the same
