@@ -8,7 +8,13 @@
 #include "rp_fleet_verdict.h"
 #include "rp_test.h"
 
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #define MS  1000000ull
 #define SEC 1000000000ull
@@ -193,6 +199,95 @@ static void test_verdict_news_and_echo(void)
     CU_ASSERT_EQUAL(rp_verdict_hold_news(&h, 8000, 9000), 0); /* already over */
 }
 
+/* Crash injection on the leased-token words: two processes at once credit
+ * (the agent's fetch_add) and spend (the takers' CAS) on one shared cell.
+ * Each writes what it is about to do (its pending credit or spend) before
+ * doing it and tallies it after; the parent SIGKILLs both at a random
+ * instant, again and again. After every kill: spent is never above
+ * credited, and each word is its tally plus exactly some subset of the
+ * pending updates (a whole take or credit, or none: never a torn one, never
+ * one given twice). */
+struct crash_proc {
+    _Atomic uint64_t pend_credit, pend_spend; /* set before the update */
+};
+
+struct crash_shared {
+    struct rp_shm_fleet_ep cell;
+    _Atomic uint64_t credited_tally, spent_tally;
+    struct crash_proc p[2];
+};
+
+static void crash_victim(struct crash_shared *c, struct crash_proc *me, unsigned seed)
+{
+    srand(seed);
+    for (;;) {
+        uint64_t n = 1 + (uint64_t)(rand() % 4);
+        if (rand() % 3 == 0) {
+            atomic_store(&me->pend_credit, n);
+            atomic_fetch_add_explicit(&c->cell.credited, n, memory_order_release);
+            atomic_fetch_add(&c->credited_tally, n);
+            atomic_store(&me->pend_credit, 0);
+        } else {
+            atomic_store(&me->pend_spend, n);
+            if (rp_fleet_spend(&c->cell, n))
+                atomic_fetch_add(&c->spent_tally, n);
+            atomic_store(&me->pend_spend, 0);
+        }
+    }
+}
+
+/* Is DELTA the sum of some subset of {A, B}? */
+static int subset_sum(uint64_t delta, uint64_t a, uint64_t b)
+{
+    return delta == 0 || delta == a || delta == b || delta == a + b;
+}
+
+static void test_crash_leased_words(void)
+{
+    struct crash_shared *c =
+        mmap(NULL, sizeof *c, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CU_ASSERT_FATAL(c != MAP_FAILED);
+    memset(c, 0, sizeof *c);
+    int violations = 0, kills = 0;
+    for (int i = 0; i < 300; i++) {
+        pid_t v[2];
+        for (int k = 0; k < 2; k++) {
+            v[k] = fork();
+            CU_ASSERT_FATAL(v[k] >= 0);
+            if (v[k] == 0)
+                crash_victim(c, &c->p[k], (unsigned)(2 * i + k + 1));
+        }
+        struct timespec d = {0, (long)(rand() % 3000) * 1000L};
+        nanosleep(&d, NULL);
+        kill(v[0], SIGKILL);
+        kill(v[1], SIGKILL);
+        waitpid(v[0], NULL, 0);
+        waitpid(v[1], NULL, 0);
+        kills += 2;
+        uint64_t cr = atomic_load(&c->cell.credited), sp = atomic_load(&c->cell.spent);
+        uint64_t ct = atomic_load(&c->credited_tally), st = atomic_load(&c->spent_tally);
+        if (sp > cr || cr < ct || sp < st ||
+            !subset_sum(cr - ct, atomic_load(&c->p[0].pend_credit),
+                        atomic_load(&c->p[1].pend_credit)) ||
+            !subset_sum(sp - st, atomic_load(&c->p[0].pend_spend),
+                        atomic_load(&c->p[1].pend_spend)))
+            violations++;
+        /* start the next round from what the words say */
+        atomic_store(&c->credited_tally, cr);
+        atomic_store(&c->spent_tally, sp);
+        for (int k = 0; k < 2; k++) {
+            atomic_store(&c->p[k].pend_credit, 0);
+            atomic_store(&c->p[k].pend_spend, 0);
+        }
+    }
+    uint64_t cr = atomic_load(&c->cell.credited), sp = atomic_load(&c->cell.spent);
+    printf("\nCRASH op=fleet_leased kills=%d violations=%d credited=%llu spent=%llu\n", kills,
+           violations, (unsigned long long)cr, (unsigned long long)sp);
+    CU_ASSERT_EQUAL(violations, 0);
+    CU_ASSERT(sp > 0 && sp <= cr);
+    munmap(c, sizeof *c);
+}
+
 int main(void)
 {
     static const struct rp_test_case cases[] = {
@@ -202,6 +297,7 @@ int main(void)
         {"lease_sizing", test_lease_sizing},
         {"verdict_roundtrip", test_verdict_roundtrip},
         {"verdict_news_and_echo", test_verdict_news_and_echo},
+        {"crash_leased_words", test_crash_leased_words},
         {NULL, NULL},
     };
     return rp_test_run("fleet", cases);
