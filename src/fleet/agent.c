@@ -204,6 +204,8 @@ static void agent_drop(const char *why)
     A.warned_down = 1;
 }
 
+static void agent_read_stored(void);
+
 /* Both connections are up: sharing (again). */
 static void agent_check_up(void)
 {
@@ -219,6 +221,7 @@ static void agent_check_up(void)
     agent_set_mode(RP_FLEET_MODE_SHARING);
     rp_info("fleet: connected to Redis, sharing quotas and verdicts", "redis=%s prefix=\"%s\"",
             A.cfg->fleet_redis, A.cfg->fleet_prefix);
+    agent_read_stored();
 }
 
 /* A connection is only counted up once Redis answered on it (the script
@@ -422,6 +425,12 @@ static void agent_lease_round(uint64_t now_ms)
 
 /* ---- verdicts ---- */
 
+/* PREFIX "verdict:" KIND ":" EPKEY: the verdict of KIND on E still in force. */
+static void agent_verdict_key(char *out, size_t outlen, const struct aep *e, char kind)
+{
+    snprintf(out, outlen, "%sverdict:%c:%016" PRIx64, A.cfg->fleet_prefix, kind, e->key);
+}
+
 static void agent_publish(struct aep *e, char kind, uint64_t until_seg_ms, uint64_t now_seg_ms)
 {
     struct rp_verdict v = {.kind = kind,
@@ -429,8 +438,13 @@ static void agent_publish(struct aep *e, char kind, uint64_t until_seg_ms, uint6
                            .until_wall_ms =
                                rp_verdict_to_wall_ms(until_seg_ms, now_seg_ms, agent_wall_ms()),
                            .sender = A.sender};
-    char msg[RP_VERDICT_MAX];
+    char msg[RP_VERDICT_MAX], key[RP_AGENT_KEY_MAX];
     rp_verdict_format(msg, sizeof msg, &v);
+    uint64_t ttl_ms = until_seg_ms > now_seg_ms ? until_seg_ms - now_seg_ms : 0;
+    /* the key, for hosts (or agents) that start while the verdict holds */
+    agent_verdict_key(key, sizeof key, e, kind);
+    if (ttl_ms)
+        agent_command(agent_on_reply, NULL, "SET %s %s PX %" PRIu64, key, msg, ttl_ms);
     if (agent_command(agent_on_reply, NULL, "PUBLISH %s %s", A.channel, msg) == 0) {
         atomic_fetch_add_explicit(&A.fleet->verdicts_sent, 1, memory_order_relaxed);
         rp_info("fleet: verdict published", "endpoint=%s kind=%s for_ms=%" PRIu64, e->cfg->name,
@@ -486,6 +500,35 @@ static void agent_apply(const struct rp_verdict *v)
         atomic_fetch_add_explicit(&A.fleet->verdicts_received, 1, memory_order_relaxed);
         rp_info("fleet: verdict of another host applied", "endpoint=%s kind=%s for_ms=%" PRIu64,
                 e->cfg->name, v->kind == 'b' ? "breaker_open" : "hold", until - now);
+    }
+}
+
+/* The verdicts still in force when this agent connected (MGET of an
+ * endpoint's two keys): applied like messages. */
+static void agent_on_stored(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    (void)priv;
+    redisReply *reply = r;
+    agent_answered();
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < reply->elements; i++) {
+        redisReply *el = reply->element[i];
+        struct rp_verdict v;
+        if (el->type == REDIS_REPLY_STRING && rp_verdict_parse(el->str, el->len, &v) == 0)
+            agent_apply(&v);
+    }
+}
+
+/* Ask for the verdicts in force (once connected). */
+static void agent_read_stored(void)
+{
+    for (int i = 0; i < A.nep; i++) {
+        char kb[RP_AGENT_KEY_MAX], kh[RP_AGENT_KEY_MAX];
+        agent_verdict_key(kb, sizeof kb, &A.eps[i], 'b');
+        agent_verdict_key(kh, sizeof kh, &A.eps[i], 'h');
+        agent_command(agent_on_stored, NULL, "MGET %s %s", kb, kh);
     }
 }
 

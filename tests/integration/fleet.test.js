@@ -149,7 +149,7 @@ test('two hosts together stay within the fleet quota', async () => {
 test('a breaker opened by one host stops the other within a second; a 429 hold too', async () => {
   const redis = await lib.startRedis();
   const fault = await lib.startFault();
-  const { a, b } = await twoHosts(redis, fault);
+  const { a, b, prefix } = await twoHosts(redis, fault);
   await Promise.all([waitConnected(a), waitConnected(b)]);
   const epState = async (p) => (await p.ctl('status')).endpoints[0].breaker;
 
@@ -181,6 +181,13 @@ test('a breaker opened by one host stops the other within a second; a 429 hold t
   assert.ok(fa.verdicts_sent >= 1, JSON.stringify(fa));
   assert.equal(fa.verdicts_received, 0, 'A got its own verdict back');
   assert.equal(fb.verdicts_sent, 0, 'B published the verdict it applied');
+  // a host that starts while the verdict holds finds it in Redis
+  const c3 = await lib.startPool({ endpoints: [fault], workers: 1, server: { queue_timeout_ms: 300 },
+    settings: fleetSettings(redis, { prefix }) });
+  await waitConnected(c3);
+  await lib.waitFor(async () => (await epState(c3)) === 'open',
+    { timeout: 3000, interval: 10, message: "a third host's breaker open from the stored verdict" });
+  assert.equal(await c3.stop(), 0);
   ca.destroy();
   cb.destroy();
   assert.equal(await a.stop(), 0);
