@@ -12,7 +12,9 @@
  *     One lease per endpoint is in flight at a time.
  *   - watches each endpoint's breaker and Retry-After hold words, and
  *     publishes a breaker that opened here or a hold raised here (PUBLISH
- *     on PREFIX "verdicts", rp_fleet_verdict.h);
+ *     on PREFIX "verdicts", rp_fleet_verdict.h), and stores it under
+ *     PREFIX "verdict:" KIND ":" EPKEY, expiring with it, so that an agent
+ *     that connects later (a host started, an agent restarted) applies it;
  *   - applies the verdicts of the other hosts as they arrive: the breaker
  *     opens until the given time (rp_breaker_open_until), the hold is raised
  *     (rp_hold_raise); its own trial then decides when it closes. What it
