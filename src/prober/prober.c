@@ -43,11 +43,11 @@
 
 #include "rp_buf.h"
 #include "rp_child.h"
+#include "rp_fleet.h"
 #include "rp_health.h"
 #include "rp_hold.h"
 #include "rp_jsonrpc.h"
 #include "rp_log.h"
-#include "rp_fleet.h"
 #include "rp_ratelimit.h"
 #include "rp_seqlock.h"
 #include "rp_shm_view.h"
