@@ -26,6 +26,14 @@ struct rp_fleet_snapshot {
  * clock) into OUT; all zero when the region is missing or out of bounds. */
 void rp_fleet_snap(const void *base, size_t size, uint64_t now_ms, struct rp_fleet_snapshot *out);
 
+struct rp_snapshot;
+
+/* In fleet mode, what each endpoint of OUT (a snapshot of BASE, SIZE bytes)
+ * can spend now is its leased tokens, plus under fair_share its own bucket
+ * at the fair share: its `tokens` are set to that (nothing changes without
+ * a fleet). */
+void rp_fleet_snap_tokens(const void *base, size_t size, struct rp_snapshot *out);
+
 /* Names of a mode and of a policy. */
 const char *rp_fleet_mode_name(uint32_t mode);
 const char *rp_fleet_policy_name(uint32_t on_down);

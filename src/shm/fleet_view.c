@@ -4,7 +4,9 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "rp_ratelimit.h"
 #include "rp_shm_abi.h"
+#include "rp_shm_view.h"
 
 void rp_fleet_snap(const void *base, size_t size, uint64_t now_ms, struct rp_fleet_snapshot *out)
 {
@@ -33,6 +35,37 @@ void rp_fleet_snap(const void *base, size_t size, uint64_t now_ms, struct rp_fle
         out->tokens_spent += s;
         out->tokens_balance += c > s ? c - s : 0;
         out->tokens_denied += atomic_load_explicit(&f->eps[i].denied, memory_order_relaxed);
+    }
+}
+
+void rp_fleet_snap_tokens(const void *base, size_t size, struct rp_snapshot *out)
+{
+    const struct rp_shm_header *h = base;
+    if (!out->fleet.configured || h->endpoints.stride < sizeof(struct rp_shm_endpoint) ||
+        h->endpoints.offset > size)
+        return;
+    const struct rp_shm_fleet *f = (const void *)((const char *)base + h->fleet.offset);
+    uint64_t now_ns = out->now_ms * 1000000ull;
+    for (int i = 0; i < out->ep_count && i < RP_SHM_MAX_ENDPOINTS; i++) {
+        struct rp_ep_snapshot *e = &out->eps[i];
+        if (e->id >= RP_SHM_MAX_ENDPOINTS || e->id >= h->endpoints.count ||
+            (size - h->endpoints.offset) / h->endpoints.stride <= e->id)
+            continue;
+        const struct rp_shm_endpoint *row =
+            (const void *)((const char *)base + h->endpoints.offset +
+                           (size_t)e->id * h->endpoints.stride);
+        uint64_t cr = atomic_load_explicit(&f->eps[e->id].credited, memory_order_relaxed);
+        uint64_t sp = atomic_load_explicit(&f->eps[e->id].spent, memory_order_relaxed);
+        double tokens = cr > sp ? (double)(cr - sp) : 0.0;
+        if (out->fleet.mode == RP_FLEET_MODE_FAIR_SHARE) {
+            uint64_t hosts = out->fleet.hosts ? out->fleet.hosts : 1;
+            uint64_t interval = row->rl_interval_ns ? row->rl_interval_ns : 1;
+            struct rp_gcra_params fp = {.interval_ns = interval * hosts,
+                                        .burst = row->rl_burst / hosts ? row->rl_burst / hosts : 1};
+            tokens += rp_gcra_tokens(atomic_load_explicit(&row->gcra_tat_ns, memory_order_relaxed),
+                                     &fp, now_ns);
+        }
+        e->tokens = tokens;
     }
 }
 

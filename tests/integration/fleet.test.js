@@ -122,6 +122,9 @@ test('two hosts together stay within the fleet quota', async () => {
   const fa = await fleetOf(a);
   assert.equal(fa.mode, 'sharing');
   assert.ok(fa.tokens_leased >= fa.tokens_spent && fa.tokens_spent > 0, JSON.stringify(fa));
+  // an endpoint's tokens are what this host holds of the fleet's: at most a lease
+  const epTokens = (await a.ctl('status')).endpoints[0].tokens;
+  assert.ok(epTokens <= LEASE, `tokens ${epTokens}, ${JSON.stringify(fa)}`);
   // metrics
   const text = (await a.ctl('metrics')).text;
   const samples = promcheck.parse(text); // throws when the exposition is invalid
