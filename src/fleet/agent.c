@@ -59,7 +59,9 @@
 #define RP_AGENT_RETRY_MS         100 /* after a lease that failed */
 #define RP_AGENT_KEY_MAX          (RP_NAME_MAX + 64)
 
-/* The fleet-wide GCRA: KEYS[1] the endpoint's key; ARGV interval (ns),
+/* The fleet-wide GCRA: KEYS[1] the endpoint's key, KEYS[2] the total it
+ * granted (for operators and tests: granted minus what the hosts credited
+ * is what dead agents lost; kept a day after the last grant); ARGV interval (ns),
  * burst, tokens wanted. Times in microseconds of the server's clock (TIME),
  * as doubles (exact well past 2^50). Grants min(wanted, available); returns
  * {granted, us until one token is there when none was granted}. */
@@ -79,6 +81,8 @@ static const char agent_script[] =
     "tat = tat + free * interval\n"
     "redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX',\n"
     "           math.ceil((tat - now) / 1000) + 1000)\n"
+    "redis.call('INCRBY', KEYS[2], free)\n"
+    "redis.call('PEXPIRE', KEYS[2], 86400000)\n"
     "return {free, 0}\n";
 
 /* One configured endpoint as the agent sees it. */
@@ -86,13 +90,14 @@ struct aep {
     const struct rp_endpoint_config *cfg;
     struct rp_shm_endpoint *row;
     struct rp_shm_fleet_ep *cell;
-    uint64_t key;                    /* rp_fleet_ep_key() */
-    char gcra_key[RP_AGENT_KEY_MAX]; /* PREFIX "gcra:" hex(key) */
-    struct rp_lease lease;           /* demand average */
-    struct rp_verdict_watch watch;   /* breaker / hold words last seen */
-    int inflight;                    /* a lease request is out */
-    uint64_t want;                   /* tokens that request asked for */
-    uint64_t next_ms;                /* no lease request before (agent clock) */
+    uint64_t key;                       /* rp_fleet_ep_key() */
+    char gcra_key[RP_AGENT_KEY_MAX];    /* PREFIX "gcra:" hex(key) */
+    char granted_key[RP_AGENT_KEY_MAX]; /* PREFIX "granted:" hex(key) */
+    struct rp_lease lease;              /* demand average */
+    struct rp_verdict_watch watch;      /* breaker / hold words last seen */
+    int inflight;                       /* a lease request is out */
+    uint64_t want;                      /* tokens that request asked for */
+    uint64_t next_ms;                   /* no lease request before (agent clock) */
 };
 
 static struct {
@@ -395,11 +400,11 @@ static int agent_send_lease(struct aep *e, int force_eval)
     snprintf(want, sizeof want, "%" PRIu64, e->want);
     int rc;
     if (A.sha[0] && !force_eval)
-        rc = agent_command(agent_on_lease, e, "EVALSHA %s 1 %s %s %s %s", A.sha, e->gcra_key,
-                           interval, burst, want);
+        rc = agent_command(agent_on_lease, e, "EVALSHA %s 2 %s %s %s %s %s", A.sha, e->gcra_key,
+                           e->granted_key, interval, burst, want);
     else
-        rc = agent_command(agent_on_lease, e, "EVAL %s 1 %s %s %s %s", agent_script, e->gcra_key,
-                           interval, burst, want);
+        rc = agent_command(agent_on_lease, e, "EVAL %s 2 %s %s %s %s %s", agent_script, e->gcra_key,
+                           e->granted_key, interval, burst, want);
     e->inflight = rc == 0;
     return rc;
 }
@@ -583,6 +588,8 @@ static int agent_setup_endpoints(void)
         e->row = row;
         e->cell = &A.fleet->eps[row->id % RP_SHM_MAX_ENDPOINTS];
         e->key = rp_fleet_ep_key(A.cfg->fleet_prefix, ec->url);
+        snprintf(e->granted_key, sizeof e->granted_key, "%sgranted:%016" PRIx64,
+                 A.cfg->fleet_prefix, e->key);
         snprintf(e->gcra_key, sizeof e->gcra_key, "%sgcra:%016" PRIx64, A.cfg->fleet_prefix,
                  e->key);
         rp_lease_init(&e->lease);
