@@ -317,6 +317,41 @@ test('SIGKILL of the fleet agent loses at most a lease, and it comes back', asyn
   await redis.stop();
 });
 
+test('a reload adds and removes the fleet: the agent starts and stops, nothing else restarts', async () => {
+  const fs = require('node:fs');
+  const redis = await lib.startRedis();
+  const fault = await lib.startFault();
+  const prefix = `rpcpool:test${process.pid}x${++prefixSeq}:`;
+  const pool = await lib.startPool({ endpoints: [fault], workers: 1, server: { queue_timeout_ms: 300 },
+    settings: fleetSettings(redis, { prefix }) });
+  await waitConnected(pool);
+  const withFleet = fs.readFileSync(pool.conf, 'utf8');
+  const without = withFleet.replace(/^fleet = \{[\s\S]*?\n\};\n/m, '');
+  assert.notEqual(without, withFleet);
+  const c = await lib.ipcClient(pool.socket);
+
+  fs.writeFileSync(pool.conf, without);
+  assert.equal((await pool.ctl('reload')).ok, true);
+  await lib.waitFor(async () => {
+    const st = await pool.ctl('status');
+    return !st.fleet && !(st.workers || []).some((w) => w.kind === 'fleet');
+  }, { timeout: 10000, message: 'no fleet after the reload' });
+  assert.match((await pool.ctl('metrics')).text, /rpcpool_fleet_connected 0/);
+  // served on the host's own bucket now
+  const r1 = await c.call({ method: 'eth_gasPrice', params: [] });
+  assert.ok(r1.result !== undefined, JSON.stringify(r1));
+
+  fs.writeFileSync(pool.conf, withFleet);
+  assert.equal((await pool.ctl('reload')).ok, true);
+  await waitConnected(pool);
+  const r2 = await c.call({ method: 'eth_gasPrice', params: [] });
+  assert.ok(r2.result !== undefined, JSON.stringify(r2));
+  c.destroy();
+  assert.equal(await pool.stop(), 0);
+  lib.assertNoErrors(pool);
+  await redis.stop();
+});
+
 // Two network namespaces, each joined to this one by a veth pair
 // (10.213.K.1/30 here, .2 there; .5/.6 for B): {wrapA, wrapB, hostAddr,
 // linkA, cleanup()}, or {skip: why} when this machine does not allow it.
