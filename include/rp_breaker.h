@@ -101,6 +101,13 @@ void rp_breaker_release(const struct rp_trial_cells *cells, struct rp_breaker_ti
  * on, so trials still out count for nothing and their verdicts are ignored. */
 void rp_breaker_reset(_Atomic uint64_t *word);
 
+/* Open the breaker until UNTIL_MS (segment ms): a verdict another host
+ * reached (fleet mode). Next period, so trials out count for nothing; an
+ * OPEN breaker already open until then or later is left alone, and nothing
+ * happens when UNTIL_MS is not after NOW_MS. Once it passes, the breaker
+ * turns HALF_OPEN and this host's own trial decides. Returns 1 when opened. */
+int rp_breaker_open_until(_Atomic uint64_t *word, uint64_t until_ms, uint64_t now_ms);
+
 /* Trials in flight in WORD's current half-open period (0 in other states). */
 uint32_t rp_breaker_trials(uint64_t word, const struct rp_trial_cells *cells);
 

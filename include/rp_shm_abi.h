@@ -57,6 +57,16 @@
  *   header.best_head_block    prober: its probe, lowering
  *                             only a value no worker raised
  *                             since its last store
+ *   fleet.eps[i].credited     fleet agent only: fetch_add of a whole credit or
+ *                             a lease Redis granted          none (a lease
+ *                                                            granted, not yet
+ *                                                            credited, is lost)
+ *   fleet.eps[i].spent        takers: one CAS per take, only a whole take or
+ *                             while spent + n <= credited;   none
+ *                             the agent: CAS to credited for
+ *                             a row that changed endpoints
+ *   fleet counters, mode      agent / takers, relaxed        one update or
+ *                             (advisory: display, demand)    none
  */
 #ifndef RP_SHM_ABI_H
 #define RP_SHM_ABI_H
@@ -83,6 +93,10 @@
 #define RP_SHM_URL_MAX       128
 #define RP_SHM_ERROR_MAX     96 /* bytes of an endpoint's last probe error, NUL included */
 #define RP_LAT_BUCKETS       42 /* half-octave latency histogram, see below */
+
+static_assert(sizeof(((struct rp_shm_fleet *)0)->eps) / sizeof(struct rp_shm_fleet_ep) ==
+                  RP_SHM_MAX_ENDPOINTS,
+              "one fleet cell per endpoint row");
 
 static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free across processes");
 static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free across processes");

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rp_fleet_view.h"
 #include "rp_shm_abi.h"
 
 struct rp_shm_view {
@@ -68,6 +69,7 @@ struct rp_snapshot {
     struct rp_ep_snapshot eps[RP_SHM_MAX_ENDPOINTS];
     int worker_count;
     struct rp_worker_snapshot workers[RP_SHM_MAX_WORKERS];
+    struct rp_fleet_snapshot fleet; /* fleet mode (rp_fleet_view.h) */
 };
 
 /* Map NAME read-only and check it. Returns 0, or -1 with a clear message in

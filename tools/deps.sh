@@ -30,6 +30,7 @@ have_pc libcurl || add libcurl4-openssl-dev
 have_pc libconfig || add libconfig-dev
 have_pc openssl || add libssl-dev   # the workers' TLS client
 have_pc libcares || add libc-ares-dev # the workers' resolver
+have_pc hiredis || add libhiredis-dev   # the fleet agent's Redis client
 have openssl || add openssl         # the tests make their own CA
 # Header-only or pkg-config-less libraries: their headers.
 [ -f /usr/include/jsmn.h ] || add libjsmn-dev
@@ -50,6 +51,7 @@ have curl || add curl
 have groff || add groff-base
 have strace || add strace       # rpcpoolstat's read-only check
 have valgrind || add valgrind   # one integration run under memcheck
+have redis-server || add redis-server # the fleet tests' own Redis
 
 # node and npm for the integration tests.
 have node || add nodejs
@@ -103,7 +105,7 @@ fi
 
 if [ "${DEPS_DRY_RUN:-0}" != 1 ]; then
     # Check what the installs should have brought.
-    for pc in libcurl libconfig openssl libcares; do
+    for pc in libcurl libconfig openssl libcares hiredis; do
         have_pc "$pc" || die "pkg-config cannot find $pc after installing"
     done
     for h in /usr/include/jsmn.h /usr/include/CUnit/CUnit.h /usr/include/http_parser.h; do

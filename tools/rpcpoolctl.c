@@ -382,6 +382,26 @@ static const char *field(const struct json *j, int obj, const char *key, char *o
 /* printing                                                            */
 /* ------------------------------------------------------------------ */
 
+/* The fleet line of status (fleet mode only). */
+static void print_fleet(const struct json *j)
+{
+    int f = json_member(j, 0, "fleet");
+    if (f < 0 || j->t[f].type != JSMN_OBJECT)
+        return;
+    char con[16], mode[24], pol[24], hosts[16], leased[24], spent[24], bal[24], vr[24], vs[24];
+    field(j, f, "connected", con, sizeof con);
+    printf("\nfleet: %s, mode %s (on_redis_down %s, hosts %s); tokens leased %s, spent %s, on "
+           "hand %s; verdicts received %s, sent %s\n",
+           strcmp(con, "true") == 0 ? "connected" : "NOT connected",
+           field(j, f, "mode", mode, sizeof mode), field(j, f, "on_redis_down", pol, sizeof pol),
+           field(j, f, "hosts", hosts, sizeof hosts),
+           field(j, f, "tokens_leased", leased, sizeof leased),
+           field(j, f, "tokens_spent", spent, sizeof spent),
+           field(j, f, "tokens_balance", bal, sizeof bal),
+           field(j, f, "verdicts_received", vr, sizeof vr),
+           field(j, f, "verdicts_sent", vs, sizeof vs));
+}
+
 static void print_status(const struct json *j)
 {
     char name[64], pid[32], up[32], gen[32];
@@ -438,6 +458,7 @@ static void print_status(const struct json *j)
     }
     if (nwk == 0)
         printf("(no workers)\n");
+    print_fleet(j);
 }
 
 /* Every member but "ok" as "key: value" lines (stats). */

@@ -43,6 +43,7 @@
 
 #include "rp_buf.h"
 #include "rp_child.h"
+#include "rp_fleet.h"
 #include "rp_health.h"
 #include "rp_hold.h"
 #include "rp_jsonrpc.h"
@@ -311,6 +312,9 @@ static int prober_take_token(struct pep *e)
         gp.interval_ns = 1;
     if (gp.burst < 1)
         gp.burst = 1;
+    if (P.cfg->fleet_redis) /* fleet mode: leased tokens (rp_fleet.h) */
+        return rp_fleet_take(rp_shm_fleet_of(P.shm), e->row->id, &e->row->gcra_tat_ns, &gp, 1,
+                             rp_shm_now_ns(P.shm)) == 0;
     return rp_gcra_take(&e->row->gcra_tat_ns, &gp, 1, rp_shm_now_ns(P.shm)) == 0;
 }
 

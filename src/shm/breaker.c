@@ -301,6 +301,25 @@ void rp_breaker_reset(_Atomic uint64_t *word)
         ;
 }
 
+/* An OPEN breaker already open at least that long is left alone; else it
+ * opens (next period, failure count kept) until UNTIL_MS. Returns 1 when
+ * this call opened it, 0 when it was left as it was. */
+int rp_breaker_open_until(_Atomic uint64_t *word, uint64_t until_ms, uint64_t now_ms)
+{
+    if (until_ms <= now_ms)
+        return 0;
+    uint64_t old = atomic_load_explicit(word, memory_order_acquire);
+    for (;;) {
+        if (rp_breaker_word_state(old) == RP_BREAKER_OPEN &&
+            rp_breaker_word_open_until_ms(old) >= until_ms)
+            return 0;
+        uint64_t desired = brk_pack(RP_BREAKER_OPEN, rp_breaker_word_failures(old),
+                                    (uint64_t)rp_breaker_word_period(old) + 1, until_ms);
+        if (brk_cas(word, &old, desired))
+            return 1;
+    }
+}
+
 /* Mirrors rp_breaker_acquire() without claiming anything or reading trial
  * cells: 1 when acquire at now_ms may grant ALLOW or TRIAL, else 0. */
 int rp_breaker_would_allow(uint64_t word, uint64_t now_ms)

@@ -190,6 +190,7 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
     family(b, "rpcpool_lookup_retries_total", "counter",
            "Lookups by hash answered null by a lagging endpoint and asked again at the best head.");
     rp_buf_appendf(b, "rpcpool_lookup_retries_total %" PRIu64 "\n", s->lookup_retries);
+    rp_fleet_metrics(b, &s->fleet);
 
     histogram(b, s, &l);
 

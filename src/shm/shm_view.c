@@ -431,6 +431,8 @@ int rp_shm_view_snapshot(const struct rp_shm_view *v, struct rp_snapshot *out, c
     for (int tries = 0; tries < VIEW_SNAPSHOT_TRIES; tries++) {
         uint64_t seq = rp_seq_read_begin(&h->layout_seq);
         view_snap_once(h, &l, out);
+        rp_fleet_snap(v->base, v->size, out->now_ms, &out->fleet);
+        rp_fleet_snap_tokens(v->base, v->size, out);
         if (!rp_seq_read_retry(&h->layout_seq, seq)) {
             out->consistent = 1;
             break;

@@ -117,6 +117,7 @@ int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
     rp_status_append_workers(b, s);
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
+    rp_fleet_status_append(b, &s->fleet);
     return rp_buf_appendf(b,
                           ",\"best_head_block\":%" PRIu64 ",\"client_requests\":{\"ok\":%" PRIu64
                           ",\"error\":%" PRIu64 "},\"consistency\":{\"waits\":%" PRIu64
@@ -142,6 +143,7 @@ int rp_status_control_json(struct rp_buf *b, const struct rp_snapshot *s, uint64
     rp_status_append_workers(b, s);
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
+    rp_fleet_status_append(b, &s->fleet);
     return rp_buf_puts(b, "}");
 }
 
@@ -234,4 +236,5 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
         fprintf(f, "(no workers)\n");
     fprintf(f, "\nclient requests: ok %" PRIu64 ", error %" PRIu64 "; best head %" PRIu64 "\n",
             s->client_ok, s->client_error, s->best_head);
+    rp_fleet_table(f, &s->fleet);
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "rp_clock.h"
+#include "rp_fleet.h"
 #include "rp_hold.h"
 #include "rp_log.h"
 #include "rp_route.h"
@@ -558,7 +559,10 @@ static void req_route(struct rp_req *r)
         if (t.grant == RP_BREAKER_DENY)
             continue;
         struct rp_gcra_params gp = {w->shm->rl_interval_ns, w->shm->rl_burst};
-        uint64_t wait = rp_gcra_take(&w->shm->gcra_tat_ns, &gp, (uint64_t)r->ncalls, seg_ns);
+        uint64_t wait = rp_w.cfg->fleet_redis
+                            ? rp_fleet_take(rp_shm_fleet_of(rp_w.shm), w->shm->id,
+                                            &w->shm->gcra_tat_ns, &gp, (uint64_t)r->ncalls, seg_ns)
+                            : rp_gcra_take(&w->shm->gcra_tat_ns, &gp, (uint64_t)r->ncalls, seg_ns);
         if (wait) {
             rp_breaker_release(&cells, t);
             if (wait == RP_GCRA_NEVER)

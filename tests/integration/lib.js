@@ -422,6 +422,7 @@ async function startFault(opts = {}) {
   if (opts.mode) argv.push('--mode', String(opts.mode));
   if (opts.chainId !== undefined) argv.push('--chain-id', String(opts.chainId));
   if (opts.block !== undefined) argv.push('--block', String(opts.block));
+  if (opts.alsoListen) argv.push('--also-listen', opts.alsoListen);
   const flags = { delay_ms: '--delay-ms', retry_after: '--retry-after', drip_ms: '--drip-ms',
     big_bytes: '--big-bytes', status: '--status', times: '--times' };
   for (const [k, f] of Object.entries(flags)) if (opts[k] !== undefined) argv.push(f, String(opts[k]));
@@ -466,6 +467,50 @@ async function startFault(opts = {}) {
     setBlock: (block) => ctl('POST', '/_control/block', { block }),
     setTls: (files) => ctl('POST', '/_control/tls', { cert: files.cert, key: files.key }),
     stop: () => stopProc(proc, { timeout: 10000 }),
+  };
+}
+
+/* ------------------------------------------------------------------ */
+/* redis-server (fleet mode)                                           */
+/* ------------------------------------------------------------------ */
+
+// 1 when something accepts TCP connections on 127.0.0.1:PORT.
+function canConnectTcp(port, timeout = 1000) {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    const t = setTimeout(() => { s.destroy(); resolve(false); }, timeout);
+    s.once('connect', () => { clearTimeout(t); s.destroy(); resolve(true); });
+    s.once('error', () => { clearTimeout(t); resolve(false); });
+  });
+}
+
+// Start a redis-server of our own on 127.0.0.1:PORT (a free port when not
+// given; BIND: more addresses, e.g. a veth's), persistence off, in a fresh directory; resolves once it accepts
+// connections. Returns {port, addr, proc, log, stop(), kill(sig)}; stopped by
+// pid (tracked like every process started here).
+async function startRedis({ port, bind = [], args = [] } = {}) {
+  port = port || await freePort();
+  const dir = tmpDir('rpcpool-redis-');
+  const proc = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...bind,
+    '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning', ...args],
+  { name: 'redis-server' });
+  const log = [];
+  captureLines(proc.stdout, log, null, '[redis] ');
+  captureLines(proc.stderr, log, null, '[redis] ');
+  await waitFor(async () => {
+    if (!isRunning(proc)) throw new Error(`redis-server exited: ${log.join('\n')}`);
+    return canConnectTcp(port, 500);
+  }, { timeout: 15000, message: `redis-server on port ${port}` });
+  return {
+    port,
+    addr: `127.0.0.1:${port}`,
+    proc,
+    log,
+    stop: () => stopProc(proc, { timeout: 10000 }),
+    kill(sig = 'SIGKILL') {
+      if (isRunning(proc)) proc.kill(sig);
+      return proc.exited;
+    },
   };
 }
 
@@ -595,9 +640,11 @@ function endpointsText(eps) {
 
 // Spawn `rpcpoold ARGS` (its own process group) with its stderr and stdout
 // captured as lines. Returns {proc, log, exited}.
-function spawnDaemon(args, { env } = {}) {
+function spawnDaemon(args, { env, wrap } = {}) {
   const bin = daemonBin('rpcpoold');
-  const proc = spawnTracked(bin, args, { group: true, name: 'rpcpoold', env: env ? { ...CHILD_ENV, ...env } : CHILD_ENV });
+  // WRAP: a command that execs the daemon in place (e.g. ip netns exec NS)
+  const [cmd, argv] = wrap && wrap.length ? [wrap[0], [...wrap.slice(1), bin, ...args]] : [bin, args];
+  const proc = spawnTracked(cmd, argv, { group: true, name: 'rpcpoold', env: env ? { ...CHILD_ENV, ...env } : CHILD_ENV });
   const log = [];
   captureLines(proc.stderr, log, null, '[rpcpoold] ');
   captureLines(proc.stdout, log, null, '[rpcpoold] ');
@@ -636,7 +683,7 @@ function tail(lines, n = 60) {
 async function startPool(opts = {}) {
   const cfg = writePoolConfig(opts);
   const args = ['-c', cfg.conf, ...(opts.args || [])];
-  const d = spawnDaemon(args, { env: opts.env });
+  const d = spawnDaemon(args, { env: opts.env, wrap: opts.wrap });
   const pool = {
     ...cfg,
     proc: d.proc,
@@ -1051,6 +1098,7 @@ module.exports = {
   freePort,
   tmpDir,
   waitFor,
+  delay,
   withTimeout,
   run,
   cast,
@@ -1058,6 +1106,7 @@ module.exports = {
   httpRpc,
   startAnvil,
   startFault,
+  startRedis,
   makeTls,
   toLibconfig,
   writePoolConfig,

@@ -4,10 +4,11 @@
 //
 //   node tests/upstream/fault.js [--port P] [--mode MODE] [--chain-id N] [--block N]
 //        [--delay-ms N] [--retry-after S] [--drip-ms N] [--big-bytes N] [--status N]
-//        [--times N] [--control-port Q] [--exit-with-stdin]
+//        [--times N] [--control-port Q] [--also-listen ADDR] [--exit-with-stdin]
 //        [--tls-cert FILE --tls-key FILE]
 //
-// Listens on 127.0.0.1:P (P = 0 picks a free port) and prints one JSON line
+// Listens on 127.0.0.1:P (P = 0 picks a free port; with --also-listen, on
+// ADDR:P too, for a network namespace's veth) and prints one JSON line
 // {"port":P[,"control_port":Q]} on stdout once it is listening. With
 // --tls-cert/--tls-key the upstream port speaks HTTPS (HTTP/1.1 over TLS,
 // keep-alive) with that certificate chain (PEM); the control port, when
@@ -86,7 +87,7 @@ function usage(msg) {
 function parseArgs(argv) {
   const o = {
     port: 0, controlPort: null, mode: 'ok', params: {}, chainId: 31337, block: 1, exitWithStdin: false,
-    tlsCert: null, tlsKey: null,
+    tlsCert: null, tlsKey: null, alsoListen: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -98,6 +99,11 @@ function parseArgs(argv) {
     };
     if (a === '--port') o.port = num();
     else if (a === '--control-port') o.controlPort = num();
+    else if (a === '--also-listen') {
+      if (v === undefined) usage(`${a} needs an address`);
+      o.alsoListen = v;
+      i++;
+    }
     else if (a === '--chain-id') o.chainId = num();
     else if (a === '--block') o.block = num();
     else if (a === '--exit-with-stdin') o.exitWithStdin = true;
@@ -516,10 +522,10 @@ function makeServer(controlOnly) {
   return srv;
 }
 
-function listen(srv, port) {
+function listen(srv, port, host = '127.0.0.1') {
   return new Promise((resolve, reject) => {
     srv.once('error', reject);
-    srv.listen(port, '127.0.0.1', () => resolve(srv.address().port));
+    srv.listen(port, host, () => resolve(srv.address().port));
   });
 }
 
@@ -540,6 +546,11 @@ if (args.controlPort !== null) servers.push(makeServer(true));
     const port = await listen(servers[0], args.port);
     const out = { port };
     if (servers[1]) out.control_port = await listen(servers[1], args.controlPort);
+    if (args.alsoListen) {
+      const also = makeServer(false);
+      servers.push(also);
+      await listen(also, port, args.alsoListen);
+    }
     process.stdout.write(JSON.stringify(out) + '\n');
   } catch (e) {
     process.stderr.write(`fault.js: listen: ${e.message}\n`);
