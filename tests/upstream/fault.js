@@ -3,7 +3,7 @@
 // integration tests. Plain Node (http module), no dependencies, loopback only.
 //
 //   node tests/upstream/fault.js [--port P] [--mode MODE] [--chain-id N] [--block N]
-//        [--delay-ms N] [--retry-after S] [--drip-ms N] [--big-bytes N] [--status N]
+//        [--delay-ms N] [--delay-every N] [--retry-after S] [--drip-ms N] [--big-bytes N] [--status N]
 //        [--times N] [--control-port Q] [--exit-with-stdin]
 //        [--tls-cert FILE --tls-key FILE]
 //
@@ -18,7 +18,8 @@
 //              chain id, net_version -> chain id (decimal), anything else ->
 //              the method name as result; batches answered as arrays;
 //              notifications are not answered (204 when nothing is left)
-//   delay      wait delay_ms, then as ok
+//   delay      wait delay_ms, then as ok; with delay_every = N > 0 only every
+//              Nth request in this mode waits (the others are answered at once)
 //   http500    HTTP `status` (default 500) with a text body
 //   429        HTTP 429 with `Retry-After: retry_after` (seconds, default 1)
 //   reset      read the request, then reset the connection without answering
@@ -67,6 +68,7 @@ const DEFAULTS = {
   big_bytes: 1 << 20,
   status: 500,
   times: 0,
+  delay_every: 0,
 };
 const PARAM_FLAGS = {
   '--delay-ms': 'delay_ms',
@@ -75,6 +77,7 @@ const PARAM_FLAGS = {
   '--big-bytes': 'big_bytes',
   '--status': 'status',
   '--times': 'times',
+  '--delay-every': 'delay_every',
 };
 
 function usage(msg) {
@@ -301,6 +304,11 @@ function deliver(req, res, a, m) {
       return;
     }
     case 'delay': {
+      st.delayed = (st.delayed || 0) + 1;
+      if (p.delay_every > 0 && st.delayed % p.delay_every !== 0) {
+        send(res, a);
+        return;
+      }
       const t = setTimeout(() => send(res, a), p.delay_ms);
       sock.once('close', () => clearTimeout(t));
       return;
@@ -403,6 +411,7 @@ function control(req, res, path) {
         reply(200, { ok: true, ...snapshot() });
       } else if (req.method === 'POST' && path === '/_control/reset') {
         st.requests = 0;
+        st.delayed = 0;
         st.httpRequests = 0;
         st.healthRequests = 0;
         st.byMethod = {};
