@@ -1046,6 +1046,11 @@ static void hedge_tick(uint64_t now_ms)
         double ep_q = rp_hedge_quantile_us(hedge_view.lat[i].recent, q, RP_HEDGE_MIN_SAMPLES);
         hedge_view.delay_us[i] = rp_hedge_delay_us(ep_q, pool_q, rp_w.cfg->attempt_timeout_ms);
     }
+    /* the budget's ring gets a sample per tick while calls flow, so its
+     * window starts about RP_HEDGE_WINDOW_MS back when a hedge is asked for */
+    uint64_t calls = 0, hedges = 0;
+    rp_hedge_host_counts(rp_w.shm, &calls, &hedges);
+    rp_hedge_budget_sample(&hedge_view.budget, now_ms, calls, hedges);
 }
 
 /* Count a hedge's outcome on the endpoint it went to. */

@@ -9,6 +9,8 @@
  *   request.c  a client request: validation result -> routing, retries, answer
  *   route.c    routing as a pure function of an endpoint snapshot (rp_route.h)
  *   balancer.c the endpoint pick order (rp_balancer.h)
+ *   hedge.c    hedged reads' decisions: recent latency, delay, budget
+ *              (rp_hedge.h, pure); request.c runs the race
  *   warm.c     warm-up of idle endpoints (min_connections)
  *   transport_h1.c  the native HTTP/1.1 client, plain and over TLS
  *              (transport_h1.h; its pure half is src/proto/h1.c), for every
