@@ -25,6 +25,7 @@
 'use strict';
 
 process.env.RPCPOOL_BUILD = process.env.RPCPOOL_BUILD || 'build/bench';
+process.env.RPCPOOL_LIB_NO_TEST = '1'; // lib.js outside the test runner
 
 const fs = require('node:fs');
 const path = require('node:path');

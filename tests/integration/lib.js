@@ -105,8 +105,10 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.exit(128 + os.constants.signals[sig]);
   });
 }
-// Runs after the last test of the file that loaded this module.
-nodeTest.after(() => cleanupAll());
+// Runs after the last test of the file that loaded this module (not for a
+// script outside the test runner, e.g. bench/hedge.js: the exit handler
+// above cleans up, and no empty TAP report is printed).
+if (process.env.RPCPOOL_LIB_NO_TEST !== '1') nodeTest.after(() => cleanupAll());
 
 // Spawn CMD ARGS tracked; GROUP makes it a process-group leader (the daemon,
 // so its workers can be killed with it). Returns the ChildProcess, which has
