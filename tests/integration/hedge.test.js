@@ -11,6 +11,11 @@
 // - no_retry_methods (eth_sendRawTransaction and a configured custom method)
 //   are never hedged even when the endpoint they went to is slow: each is
 //   seen exactly once at the upstreams, while reads in the same pool are.
+// - An error answer does not beat a good one still coming: one endpoint
+//   fails after 100 ms, the other answers after 300 ms; every read is
+//   answered, hedges both win (after the first attempt failed) and lose
+//   (failing while the first still runs). Cancelled attempts give back their
+//   in-flight counts and connections (rpcpoolstat shows 0 afterwards).
 // - The budget: with every other call of one endpoint slow and quantile 0.5
 //   (half the calls would want a hedge), the upstreams see at most
 //   budget_percent of the client calls as extra calls (plus one per worker,
@@ -140,6 +145,7 @@ test('a slow endpoint: hedges are sent and win, the client tail drops', { timeou
       `${runs[label].p99.toFixed(1)} ms, calls >= 400 ms ${runs[label].slow} of ${CALLS}, ` +
       `extra upstream calls ${runs[label].extra}, hedges sent ${runs[label].sent} won ${runs[label].won}`);
     if (label === 'on') {
+      await holdsReturned(p);
       // status (rpcpoolctl) and rpcpoolstat -j show them
       const st = await p.ctl('status', { timeout: 10000 });
       assert.ok(st.hedges && st.hedges.sent > 0 && st.hedges.won > 0, JSON.stringify(st.hedges));
@@ -226,4 +232,43 @@ test('the budget holds, and budget_percent = 0 sends no hedges', { timeout: TEST
     assert.equal(await p.stop(), 0);
     lib.assertNoErrors(p);
   }
+});
+
+// Every endpoint's in-flight attempts and active connections, as rpcpoolstat
+// shows them, are back at 0 (cancelled attempts gave theirs back).
+async function holdsReturned(p) {
+  await lib.waitFor(async () => {
+    const s = await lib.shmStat(p);
+    return s.endpoints.every((e) => e.inflight === 0 && e.connections.active === 0);
+  }, { timeout: 10000, message: 'in-flight and active connection counts back at 0' });
+}
+
+test('an error from one attempt does not beat the other one still running', { timeout: TEST_MS }, async (t) => {
+  const faults = await upstreams(t, ['a', 'b']);
+  const p = await pool(t, faults, { quantile: 0.95, budget_percent: 100 },
+    { circuit_breaker: { failure_threshold: 65535 } });
+  await warm(p);
+  // a fails after 100 ms, b answers after 300 ms: a read whose first attempt
+  // went to a has its hedge at b when a fails (it must wait for b: there is
+  // no third endpoint to retry on), and a read that went to b sees its
+  // hedge fail at a (b's answer must still come through)
+  await faults[0].setMode('http500', { fail_delay_ms: 100 });
+  await faults[1].setMode('delay', { delay_ms: 300 });
+  for (const f of faults) await f.resetCounters();
+  const won0 = await metric(p, 'rpcpool_hedges_total', { outcome: 'won' });
+  const lost0 = await metric(p, 'rpcpool_hedges_total', { outcome: 'lost' });
+  const CALLS = 16;
+  const lat = await load(p, { count: CALLS, conc: 4 }); // every call must get a result
+  const won = (await metric(p, 'rpcpool_hedges_total', { outcome: 'won' })) - won0;
+  const lost = (await metric(p, 'rpcpool_hedges_total', { outcome: 'lost' })) - lost0;
+  const atA = (await faults[0].state()).by_method[READ] || 0;
+  const atB = (await faults[1].state()).by_method[READ] || 0;
+  figure(`${CALLS} reads, all answered (p50 ${pct(lat, 50).toFixed(1)} ms): ${atA} calls at the failing ` +
+    `endpoint, ${atB} at the slow one; hedges won ${won}, lost ${lost}`);
+  assert.ok(won > 0, 'no hedge answered after its first attempt failed');
+  assert.ok(lost > 0, 'no hedge failed while its first attempt was still running');
+  assert.equal(atB, CALLS, 'each read reached the slow endpoint once');
+  await holdsReturned(p);
+  assert.equal(await p.stop(), 0);
+  lib.assertNoErrors(p, [/attempt failed|HTTP 500|breaker/i]);
 });

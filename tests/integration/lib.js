@@ -425,7 +425,8 @@ async function startFault(opts = {}) {
   if (opts.chainId !== undefined) argv.push('--chain-id', String(opts.chainId));
   if (opts.block !== undefined) argv.push('--block', String(opts.block));
   const flags = { delay_ms: '--delay-ms', retry_after: '--retry-after', drip_ms: '--drip-ms',
-    big_bytes: '--big-bytes', status: '--status', times: '--times', delay_every: '--delay-every' };
+    big_bytes: '--big-bytes', status: '--status', times: '--times', delay_every: '--delay-every',
+    fail_delay_ms: '--fail-delay-ms' };
   for (const [k, f] of Object.entries(flags)) if (opts[k] !== undefined) argv.push(f, String(opts[k]));
   const proc = spawnTracked(process.execPath, argv, { name: 'fault' });
   const out = [];

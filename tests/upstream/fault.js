@@ -3,7 +3,7 @@
 // integration tests. Plain Node (http module), no dependencies, loopback only.
 //
 //   node tests/upstream/fault.js [--port P] [--mode MODE] [--chain-id N] [--block N]
-//        [--delay-ms N] [--delay-every N] [--retry-after S] [--drip-ms N] [--big-bytes N] [--status N]
+//        [--delay-ms N] [--delay-every N] [--fail-delay-ms N] [--retry-after S] [--drip-ms N] [--big-bytes N] [--status N]
 //        [--times N] [--control-port Q] [--exit-with-stdin]
 //        [--tls-cert FILE --tls-key FILE]
 //
@@ -20,7 +20,8 @@
 //              notifications are not answered (204 when nothing is left)
 //   delay      wait delay_ms, then as ok; with delay_every = N > 0 only every
 //              Nth request in this mode waits (the others are answered at once)
-//   http500    HTTP `status` (default 500) with a text body
+//   http500    HTTP `status` (default 500) with a text body, fail_delay_ms
+//              (default 0) after the request
 //   429        HTTP 429 with `Retry-After: retry_after` (seconds, default 1)
 //   reset      read the request, then reset the connection without answering
 //   hang       read the request and never answer
@@ -69,6 +70,7 @@ const DEFAULTS = {
   status: 500,
   times: 0,
   delay_every: 0,
+  fail_delay_ms: 0,
 };
 const PARAM_FLAGS = {
   '--delay-ms': 'delay_ms',
@@ -78,6 +80,7 @@ const PARAM_FLAGS = {
   '--status': 'status',
   '--times': 'times',
   '--delay-every': 'delay_every',
+  '--fail-delay-ms': 'fail_delay_ms',
 };
 
 function usage(msg) {
@@ -313,13 +316,20 @@ function deliver(req, res, a, m) {
       sock.once('close', () => clearTimeout(t));
       return;
     }
-    case 'http500':
-      send(res, {
+    case 'http500': {
+      const a500 = {
         status: p.status,
         headers: { 'Content-Type': 'text/plain' },
         body: Buffer.from('Internal Server Error\n'),
-      });
+      };
+      if (!p.fail_delay_ms) {
+        send(res, a500);
+        return;
+      }
+      const t = setTimeout(() => send(res, a500), p.fail_delay_ms);
+      sock.once('close', () => clearTimeout(t));
       return;
+    }
     case '429':
       send(res, {
         status: 429,
