@@ -55,10 +55,16 @@ async function rpcbench(socket, seconds, label) {
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
+// Calls of METHOD the upstreams saw, and connections they accepted.
 async function upstreamCalls(faults) {
   let n = 0;
-  for (const f of faults) n += (await f.state()).by_method[METHOD] || 0;
-  return n;
+  let conns = 0;
+  for (const f of faults) {
+    const st = await f.state();
+    n += st.by_method[METHOD] || 0;
+    conns += st.connections_total || 0;
+  }
+  return { n, conns };
 }
 
 async function hedgeCounts(pool) {
@@ -98,7 +104,7 @@ async function runCase(faults, { label, slow, budget }) {
       label, slow, budget,
       p50_ms: r.latency_us.p50 / 1000, p99_ms: r.latency_us.p99 / 1000, max_ms: r.latency_us.max / 1000,
       calls: r.sent, ok: r.ok, errors: r.errors, rps: r.ok_rps,
-      upstream: up, extra: up - r.sent,
+      upstream: up.n, extra: up.n - r.sent, conns: up.conns,
       hedges_sent: h1.sent - h0.sent, hedges_won: h1.won - h0.won,
     };
     await pool.stop();
@@ -130,13 +136,13 @@ async function main() {
     const lines = [];
     lines.push(`${'case'.padEnd(20)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)} ` +
       `${'calls'.padStart(8)} ${'errors'.padStart(6)} ${'upstream'.padStart(9)} ${'extra'.padStart(7)} ` +
-      `${'budget'.padStart(7)} ${'hedges sent/won'.padStart(16)}`);
+      `${'budget'.padStart(7)} ${'hedges sent/won'.padStart(16)} ${'conns'.padStart(6)}`);
     for (const r of rows) {
       const budget = r.budget ? String(Math.floor((r.calls * r.budget) / 100)) : '-';
       lines.push(`${r.label.padEnd(20)} ${r.p50_ms.toFixed(2).padStart(8)} ${r.p99_ms.toFixed(2).padStart(8)} ` +
         `${r.max_ms.toFixed(1).padStart(8)} ${String(r.calls).padStart(8)} ${String(r.errors).padStart(6)} ` +
         `${String(r.upstream).padStart(9)} ${String(r.extra).padStart(7)} ${budget.padStart(7)} ` +
-        `${`${r.hedges_sent}/${r.hedges_won}`.padStart(16)}`);
+        `${`${r.hedges_sent}/${r.hedges_won}`.padStart(16)} ${String(r.conns).padStart(6)}`);
     }
     const healthy = rows[0];
     const off = rows[2];

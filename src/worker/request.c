@@ -29,7 +29,7 @@ static uint64_t up_seq; /* the last upstream id given out by this worker */
 static void req_wait_fired(struct rp_timer *t, void *arg);
 static void hedge_fired(struct rp_timer *t, void *arg);
 static void hedge_arm(struct rp_req *r, int ep);
-static void hedge_cancel(struct rp_req *r);
+static void hedge_release(struct rp_req *r);
 static void hedge_won(struct rp_req *t, int ep);
 static void hedge_gone(struct rp_req *t, int ep, const char *why, int final);
 
@@ -93,7 +93,7 @@ static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
     rp_timer_cancel(&rp_w.timers, &r->timer);
     rp_timer_cancel(&rp_w.timers, &r->hedge_timer);
     if (r->hedge)
-        hedge_cancel(r); /* the race is over: its hedge lost */
+        hedge_release(r); /* the race is over: its hedge lost */
     struct rp_conn *c = r->conn;
     if (answer && r->answer) {
         rp_worker_count_answer(ok);
@@ -919,13 +919,6 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     int sent = res->sent;
     w->active--;
     ep_inflight(ep, -1);
-    if (r->cancelling) { /* the other attempt of a hedged read answered first */
-        struct rp_trial_cells cells = ep_cells(ep);
-        rp_breaker_release(&cells, r->at.ticket);
-        r->at.ep = -1;
-        rp_req_ep_slot_free(ep);
-        return;
-    }
     rp_timer_cancel(&rp_w.timers, &r->hedge_timer);
     uint64_t latency_us = (rp_clock_mono_ns() - r->at.start_ns) / 1000ull;
 
@@ -947,11 +940,8 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
             hedge_won(r, ep);
             return;
         }
-        if (r->hedge) { /* answered first: its hedge lost */
-            hedge_cancel(r);
-            rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, 0, r->up_id,
-                                      r->up_id_len);
-        }
+        if (r->hedge)
+            hedge_release(r); /* answered first: its hedge lost */
         req_answered(r, ep);
         return;
     }
@@ -1006,11 +996,13 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
  * A read's first attempt that has waited longer than its endpoint's recent
  * quantile gets a hedge: a request of its own, without a client, sent as
  * the same bytes to another endpoint (taking tokens and a breaker grant
- * like any attempt, never waiting for either). The first answer wins: a
- * hedge's answer is moved into its primary, whose own attempt is cancelled
- * (its connection closed, its in-flight count, connection slot and trial
- * given back), and the other way round. A failed attempt does not end the
- * race while the other still runs and the retry rules would retry.
+ * like any attempt, never waiting for either). The first answer wins and
+ * the client gets it (a hedge that wins takes over the client); the other
+ * attempt runs on without a client, its answer discarded when it comes, so
+ * its keep-alive connection is not lost, and it gives back its in-flight
+ * count, connection slot and breaker trial as any attempt does when it ends
+ * (bounded by the attempt timeout). A failed attempt does not end the race
+ * while the other still runs and the retry rules would retry.
  * ------------------------------------------------------------------- */
 
 /* This worker's view for the decisions: recent latency and the delay per
@@ -1129,26 +1121,44 @@ static void hedge_fired(struct rp_timer *tm, void *arg)
     rp_debug("hedge sent", "method=%s endpoint=%s", r->method, rp_w.eps[t->at.ep].cfg->name);
 }
 
-/* End attempt R's in-flight attempt now, for the other attempt's answer. */
-static void hedge_cancel_attempt(struct rp_req *r)
-{
-    if (r->at.ep < 0)
-        return;
-    r->cancelling = 1;
-    rp_w.eps[r->at.ep].tr->cancel(r); /* reported before it returns: given back there */
-    r->cancelling = 0;
-}
-
-/* Primary R's race is over (it was answered, or it ends): its hedge lost. */
-static void hedge_cancel(struct rp_req *r)
+/* Primary R's race is over (it was answered, or it ends): its hedge lost.
+ * The hedge runs on alone, without a client: its answer, when it comes, is
+ * discarded (the connection stays for reuse, its verdict and latency are
+ * recorded as for any attempt) and it gives back what it holds then. */
+static void hedge_release(struct rp_req *r)
 {
     struct rp_req *t = r->hedge;
     r->hedge = NULL;
     t->hedge_of = NULL;
     if (t->hedge_ep >= 0)
         hedge_count(t->hedge_ep, 0);
-    hedge_cancel_attempt(t);
-    req_finish(t, NULL, 0, 0);
+}
+
+/* Hedge T answers for primary R, whose own attempt still runs: T takes R's
+ * client (and what the answer needs of R: its trail, attempts, lookup
+ * state), R runs on alone as T would have (its answer discarded). */
+static void hedge_take_over(struct rp_req *r, struct rp_req *t)
+{
+    req_body_release(r); /* held on the client: R's body is nobody's now */
+    req_body_release(t); /* held on the worker only */
+    t->conn = r->conn;   /* the client's counts (refs, pending) move with it */
+    r->conn = NULL;
+    rp_req_body_account(t);
+    struct rp_buf trail = t->trail;
+    t->trail = r->trail;
+    r->trail = trail;
+    t->tries = r->tries;
+    t->tried_mask = r->tried_mask;
+    t->start_ns = r->start_ns;
+    t->floor_until_ms = r->floor_until_ms;
+    t->lookup_null = r->lookup_null;
+    t->lookup_null_len = r->lookup_null_len;
+    r->lookup_null = NULL;
+    t->is_hedge = 0;
+    t->hedge_ep = -1;
+    r->is_hedge = 1;
+    r->hedge_ep = -1;
+    r->hedge_of = NULL;
 }
 
 /* Hedge T's attempt on EP answered first: its answer is its primary's. */
@@ -1156,23 +1166,27 @@ static void hedge_won(struct rp_req *t, int ep)
 {
     struct rp_req *r = t->hedge_of;
     t->hedge_of = NULL;
-    if (!r) {
+    if (!r) { /* a hedge that lost the race: its answer is discarded */
         req_finish(t, NULL, 0, 0);
         return;
     }
     r->hedge = NULL;
-    r->hedge_waiting = 0;
     hedge_count(ep, 1);
     rp_timer_cancel(&rp_w.timers, &r->hedge_timer);
-    hedge_cancel_attempt(r);
-    /* the answer moves to the primary, counted on its client */
+    rp_debug("hedge won", "method=%s endpoint=%s", r->method, rp_w.eps[ep].cfg->name);
+    if (r->at.ep >= 0) { /* R's attempt still runs: it goes on without the client */
+        hedge_take_over(r, t);
+        req_answered(t, ep);
+        return;
+    }
+    /* R's attempt failed and waited for this one: the answer moves to R */
+    r->hedge_waiting = 0;
     req_body_release(r);
     struct rp_buf body = r->at.body;
     r->at.body = t->at.body;
     t->at.body = body;
     rp_req_body_account(r);
     req_finish(t, NULL, 0, 0);
-    rp_debug("hedge won", "method=%s endpoint=%s", r->method, rp_w.eps[ep].cfg->name);
     /* the answer's id span for the restore: checked again in its new place */
     rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, 0, r->up_id,
                               r->up_id_len);

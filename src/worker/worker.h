@@ -225,14 +225,14 @@ struct rp_req {
     struct rp_timer timer; /* wait for a connection slot or a token */
     struct rp_attempt at;
     /* hedged reads (request.c, rp_hedge.h): a hedge is a request of its
-     * own (no client) racing for its primary; the first answer wins */
+     * own (no client) racing for its primary; the first answer wins, the
+     * loser runs on without a client (is_hedge, hedge_of NULL) */
     struct rp_req *hedge;        /* primary: its hedge in flight, else NULL */
     struct rp_req *hedge_of;     /* a hedge: the request it races for, NULL once over */
     struct rp_timer hedge_timer; /* primary: its first attempt has waited long enough */
     int is_hedge;                /* this request is a hedge */
     int hedge_ep;                /* a hedge: the endpoint it went to, -1 before */
     int hedge_waiting;           /* primary: its attempt failed, its hedge still runs */
-    int cancelling;              /* its attempt is being cancelled: the report gives back only */
 };
 
 /* Per-worker view of one configured endpoint. */
