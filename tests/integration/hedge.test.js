@@ -268,6 +268,17 @@ test('an error from one attempt does not beat the other one still running', { ti
   assert.ok(won > 0, 'no hedge answered after its first attempt failed');
   assert.ok(lost > 0, 'no hedge failed while its first attempt was still running');
   assert.equal(atB, CALLS, 'each read reached the slow endpoint once');
+  // the same over HTTP on the socket (an HTTP request's stand-in client)
+  const hw0 = await metric(p, 'rpcpool_hedges_total', { outcome: 'won' });
+  for (let i = 0; i < 6; i++) {
+    const r = await lib.httpRequest({ socketPath: p.socket }, {
+      method: 'POST', body: { jsonrpc: '2.0', id: `h${i}`, method: READ, params: [] }, timeout: 15000,
+    });
+    assert.equal(r.status, 200, r.body);
+    const v = JSON.parse(r.body);
+    assert.deepEqual([v.id, v.result], [`h${i}`, READ], r.body);
+  }
+  assert.ok((await metric(p, 'rpcpool_hedges_total', { outcome: 'won' })) > hw0, 'no HTTP call was hedged');
   await holdsReturned(p);
   assert.equal(await p.stop(), 0);
   lib.assertNoErrors(p, [/attempt failed|HTTP 500|breaker/i]);
