@@ -84,6 +84,7 @@ TEST_DEPS_control := src/core/buf.c src/shm/status.c src/shm/shm_view.c src/shm/
 TEST_DEPS_h1 := src/core/buf.c
 TEST_DEPS_route := src/worker/balancer.c src/shm/breaker.c
 TEST_DEPS_metrics := src/core/buf.c src/shm/shm_view.c src/shm/breaker.c src/shm/ratelimit.c src/core/proc.c src/shm/fleet_view.c
+TEST_DEPS_hedge := src/core/clock.c
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/*/$$*.c) $$(TEST_DEPS_$$*) $(wildcard tests/unit/*.h) \
 		$(wildcard include/*.h src/*/*.h) | $(BUILD)/tests

@@ -53,6 +53,10 @@
  *                             before fork into a slot
  *   endpoint.last_error       prober only, inside its own    the seq stays odd:
  *                             last_error_seq seqlock         readers show ""
+ *   epstats.hedge_calls,      owner: relaxed fetch_add, one  own cells: a count
+ *   epstats.hedges_sent/won/  word per event; the budget is  or none; a hedge
+ *   lost                      only their sum over slots      sent dies unjudged
+ *                             (rp_hedge.h)                   (sent > won + lost)
  *   endpoint.head_block,      workers: CAS to the max; the   a raise or none
  *   header.best_head_block    prober: its probe, lowering
  *                             only a value no worker raised
@@ -276,6 +280,13 @@ struct rp_shm_epstats {
     _Atomic uint32_t trial_held;        /* half-open trials: period << 16 | count, rp_breaker.h */
     _Atomic uint32_t conns_open_held;   /* upstream sockets open */
     _Atomic uint32_t conns_active_held; /* of those, carrying a request */
+    /* Hedged reads (rp_hedge.h): only this worker adds (relaxed), readers
+     * sum; history, never zeroed by the repair. The host-wide budget is
+     * counted from these sums only. */
+    _Atomic uint64_t hedge_calls; /* endpoint 0 row only: calls that could be hedged */
+    _Atomic uint64_t hedges_sent; /* second attempts sent to this endpoint */
+    _Atomic uint64_t hedges_won;  /* ... that answered first (the client got theirs) */
+    _Atomic uint64_t hedges_lost; /* ... cancelled, failed, or beaten by the first */
 } __attribute__((aligned(64)));
 
 static_assert(offsetof(struct rp_shm_endpoint, in_use) == 128, "hot line is exactly 128 bytes");

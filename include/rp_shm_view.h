@@ -36,6 +36,7 @@ struct rp_ep_snapshot {
     uint32_t inflight;
     uint32_t conns_active, conns_idle;
     uint64_t ok, failed, retried;
+    uint64_t hedges_sent, hedges_won, hedges_lost; /* hedges sent to it (rp_hedge.h) */
     uint64_t lat_count, lat_sum_us;
     uint64_t hist[RP_LAT_BUCKETS];
     double avg_ms, p50_ms, p99_ms;
@@ -64,7 +65,8 @@ struct rp_snapshot {
     uint64_t now_ms; /* segment clock at snapshot time */
     uint64_t best_head;
     uint64_t client_ok, client_error;
-    uint64_t consistency_waits, affinity_hits, lookup_retries; /* summed over worker rows */
+    uint64_t consistency_waits, affinity_hits, lookup_retries;  /* summed over worker rows */
+    uint64_t hedge_calls, hedges_sent, hedges_won, hedges_lost; /* summed over stats rows */
     int ep_count;
     struct rp_ep_snapshot eps[RP_SHM_MAX_ENDPOINTS];
     int worker_count;

@@ -4,7 +4,9 @@
 #
 #   make bench            deps, an optimised build in $(BENCH_BUILD) (no
 #                         sanitizers), then bench/run.sh: nginx (installed if
-#                         missing) vs rpcpoold, the shm hot path, idle clients
+#                         missing) vs rpcpoold, the shm hot path, idle clients;
+#                         then bench/hedge.js: hedged reads with one slow endpoint
+#   make bench-hedge      only bench/hedge.js (on the same optimised build)
 #   make $(BUILD)/rpcbench $(BUILD)/shm_hotpath   just the tools
 
 BENCH_BUILD ?= build/bench
@@ -26,5 +28,12 @@ bench: deps
 	$(BENCH_MAKE) BUILD=$(BENCH_BUILD) SAN= CFLAGS="-O2 -g" all $(BENCH_BUILD)/rpcbench \
 		$(BENCH_BUILD)/shm_hotpath
 	@RPCPOOL_BUILD=$(BENCH_BUILD) bash bench/run.sh
+	@RPCPOOL_BUILD=$(BENCH_BUILD) node bench/hedge.js
 
-.PHONY: bench
+# Hedged reads alone (bench/hedge.js): one slow endpoint of three, hedging
+# off and on, side by side.
+bench-hedge: deps
+	$(BENCH_MAKE) BUILD=$(BENCH_BUILD) SAN= CFLAGS="-O2 -g" all $(BENCH_BUILD)/rpcbench
+	@RPCPOOL_BUILD=$(BENCH_BUILD) node bench/hedge.js
+
+.PHONY: bench bench-hedge

@@ -408,9 +408,9 @@ static void print_status(const struct json *j)
     printf("pool %s  pid %s  uptime %ss  generation %s\n\n", field(j, 0, "name", name, sizeof name),
            field(j, 0, "pid", pid, sizeof pid), field(j, 0, "uptime_s", up, sizeof up),
            field(j, 0, "generation", gen, sizeof gen));
-    printf("%-3s %-16s %-34s %-11s %-9s %7s %4s %9s %10s %8s %8s %8s %8s %8s %10s %5s\n", "ID",
+    printf("%-3s %-16s %-34s %-11s %-9s %7s %4s %9s %10s %8s %8s %8s %8s %8s %10s %5s %13s\n", "ID",
            "NAME", "URL", "STATE", "BREAKER", "TOKENS", "INFL", "CONN A/I", "OK", "FAILED",
-           "RETRIED", "AVGms", "P50ms", "P99ms", "HEAD", "LAG");
+           "RETRIED", "AVGms", "P50ms", "P99ms", "HEAD", "LAG", "HEDGES S/W");
     int eps = json_member(j, 0, "endpoints");
     int neps = eps >= 0 && j->t[eps].type == JSMN_ARRAY ? j->t[eps].size : 0;
     for (int k = 0; k < neps; k++) {
@@ -420,6 +420,10 @@ static void print_status(const struct json *j)
         int lat = json_member(j, e, "latency_ms");
         char id[16], nm[64], url[160], st[16], br[16], tok[32], infl[16], ca[16], ci[16];
         char ok[24], fl[24], rt[24], avg[24], p50[24], p99[24], head[24], lag[24], conn[40];
+        char hs[24], hw[24], hedges[56];
+        int hj = json_member(j, e, "hedges");
+        snprintf(hedges, sizeof hedges, "%s/%s", field(j, hj, "sent", hs, sizeof hs),
+                 field(j, hj, "won", hw, sizeof hw));
         field(j, conns, "active", ca, sizeof ca);
         field(j, conns, "idle", ci, sizeof ci);
         snprintf(conn, sizeof conn, "%s/%s", ca, ci);
@@ -430,7 +434,7 @@ static void print_status(const struct json *j)
         if (strcmp(head, "0") == 0)
             snprintf(head, sizeof head, "-");
         printf("%-3s %-16.16s %-34.34s %-11s %-9s %7s %4s %9s %10s %8s %8s %8s %8s %8s %10s "
-               "%5s\n",
+               "%5s %13s\n",
                field(j, e, "id", id, sizeof id), field(j, e, "name", nm, sizeof nm),
                field(j, e, "url", url, sizeof url), field(j, e, "state", st, sizeof st),
                field(j, e, "breaker", br, sizeof br), tok,
@@ -438,7 +442,7 @@ static void print_status(const struct json *j)
                field(j, reqs, "ok", ok, sizeof ok), field(j, reqs, "failed", fl, sizeof fl),
                field(j, reqs, "retried", rt, sizeof rt), field(j, lat, "avg", avg, sizeof avg),
                field(j, lat, "p50", p50, sizeof p50), field(j, lat, "p99", p99, sizeof p99), head,
-               field(j, e, "lag", lag, sizeof lag));
+               field(j, e, "lag", lag, sizeof lag), hedges);
     }
     if (neps == 0)
         printf("(no endpoints configured)\n");
@@ -459,6 +463,13 @@ static void print_status(const struct json *j)
     if (nwk == 0)
         printf("(no workers)\n");
     print_fleet(j);
+    int hj = json_member(j, 0, "hedges");
+    if (hj >= 0) {
+        char hc[24], hs[24], hw[24], hl[24];
+        printf("\nhedges: sent %s, won %s, lost %s (of %s calls that could be hedged)\n",
+               field(j, hj, "sent", hs, sizeof hs), field(j, hj, "won", hw, sizeof hw),
+               field(j, hj, "lost", hl, sizeof hl), field(j, hj, "calls", hc, sizeof hc));
+    }
 }
 
 /* Every member but "ok" as "key: value" lines (stats). */

@@ -192,6 +192,18 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
     rp_buf_appendf(b, "rpcpool_lookup_retries_total %" PRIu64 "\n", s->lookup_retries);
     rp_fleet_metrics(b, &s->fleet);
 
+    family(b, "rpcpool_hedges_total", "counter",
+           "Hedged reads: second attempts that answered first (won) or were cancelled, failed "
+           "or answered second (lost).");
+    rp_buf_appendf(b, "rpcpool_hedges_total{outcome=\"won\"} %" PRIu64 "\n", s->hedges_won);
+    rp_buf_appendf(b, "rpcpool_hedges_total{outcome=\"lost\"} %" PRIu64 "\n", s->hedges_lost);
+    family(b, "rpcpool_hedges_sent_total", "counter",
+           "Hedged reads: second attempts sent (host-wide, within hedge.budget_percent).");
+    rp_buf_appendf(b, "rpcpool_hedges_sent_total %" PRIu64 "\n", s->hedges_sent);
+    family(b, "rpcpool_hedge_eligible_calls_total", "counter",
+           "Calls that could have been hedged: what hedge.budget_percent is a share of.");
+    rp_buf_appendf(b, "rpcpool_hedge_eligible_calls_total %" PRIu64 "\n", s->hedge_calls);
+
     histogram(b, s, &l);
 
     family(b, "rpcpool_endpoint_info", "gauge",

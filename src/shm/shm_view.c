@@ -325,6 +325,9 @@ static void view_snap_endpoint(const struct rp_shm_header *h, const struct view_
         e->ok += atomic_load_explicit(&c->ok, memory_order_relaxed);
         e->failed += atomic_load_explicit(&c->failed, memory_order_relaxed);
         e->retried += atomic_load_explicit(&c->retried, memory_order_relaxed);
+        e->hedges_sent += atomic_load_explicit(&c->hedges_sent, memory_order_relaxed);
+        e->hedges_won += atomic_load_explicit(&c->hedges_won, memory_order_relaxed);
+        e->hedges_lost += atomic_load_explicit(&c->hedges_lost, memory_order_relaxed);
         e->lat_sum_us += atomic_load_explicit(&c->lat_sum_us, memory_order_relaxed);
         e->lat_count += atomic_load_explicit(&c->lat_count, memory_order_relaxed);
         for (int b = 0; b < RP_LAT_BUCKETS; b++)
@@ -416,6 +419,10 @@ static void view_snap_once(const struct rp_shm_header *h, const struct view_layo
             (const void *)((const char *)h + l->st.offset + idx * l->st.stride);
         out->client_ok += atomic_load_explicit(&c->client_ok, memory_order_relaxed);
         out->client_error += atomic_load_explicit(&c->client_error, memory_order_relaxed);
+        out->hedge_calls += atomic_load_explicit(&c->hedge_calls, memory_order_relaxed);
+        out->hedges_sent += atomic_load_explicit(&c->hedges_sent, memory_order_relaxed);
+        out->hedges_won += atomic_load_explicit(&c->hedges_won, memory_order_relaxed);
+        out->hedges_lost += atomic_load_explicit(&c->hedges_lost, memory_order_relaxed);
     }
 }
 

@@ -46,6 +46,8 @@ int rp_status_append_endpoint(struct rp_buf *b, const struct rp_ep_snapshot *e)
     rp_buf_puts(b, ",\"p99\":");
     rp_buf_append_num(b, e->p99_ms);
     rp_buf_appendf(b, "},\"head_block\":%" PRIu64 ",\"lag\":%" PRId64, e->head_block, e->lag);
+    rp_buf_appendf(b, ",\"hedges\":{\"sent\":%" PRIu64 ",\"won\":%" PRIu64 ",\"lost\":%" PRIu64 "}",
+                   e->hedges_sent, e->hedges_won, e->hedges_lost);
     if (e->last_error[0]) { /* why it is down, e.g. a refused certificate */
         rp_buf_puts(b, ",\"last_error\":");
         rp_buf_append_json_strn(b, e->last_error, strnlen(e->last_error, sizeof e->last_error));
@@ -118,12 +120,14 @@ int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
     rp_fleet_status_append(b, &s->fleet);
-    return rp_buf_appendf(b,
-                          ",\"best_head_block\":%" PRIu64 ",\"client_requests\":{\"ok\":%" PRIu64
-                          ",\"error\":%" PRIu64 "},\"consistency\":{\"waits\":%" PRIu64
-                          ",\"affinity_hits\":%" PRIu64 ",\"lookup_retries\":%" PRIu64 "}}",
-                          s->best_head, s->client_ok, s->client_error, s->consistency_waits,
-                          s->affinity_hits, s->lookup_retries);
+    return rp_buf_appendf(
+        b,
+        ",\"best_head_block\":%" PRIu64 ",\"client_requests\":{\"ok\":%" PRIu64
+        ",\"error\":%" PRIu64 "},\"consistency\":{\"waits\":%" PRIu64 ",\"affinity_hits\":%" PRIu64
+        ",\"lookup_retries\":%" PRIu64 "},\"hedges\":{\"calls\":%" PRIu64 ",\"sent\":%" PRIu64
+        ",\"won\":%" PRIu64 ",\"lost\":%" PRIu64 "}}",
+        s->best_head, s->client_ok, s->client_error, s->consistency_waits, s->affinity_hits,
+        s->lookup_retries, s->hedge_calls, s->hedges_sent, s->hedges_won, s->hedges_lost);
 }
 
 uint64_t rp_status_uptime_s(const struct rp_snapshot *s, uint64_t now_realtime_ns)
@@ -144,7 +148,10 @@ int rp_status_control_json(struct rp_buf *b, const struct rp_snapshot *s, uint64
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
     rp_fleet_status_append(b, &s->fleet);
-    return rp_buf_puts(b, "}");
+    return rp_buf_appendf(b,
+                          ",\"hedges\":{\"calls\":%" PRIu64 ",\"sent\":%" PRIu64 ",\"won\":%" PRIu64
+                          ",\"lost\":%" PRIu64 "}}",
+                          s->hedge_calls, s->hedges_sent, s->hedges_won, s->hedges_lost);
 }
 
 /* Copy SRC (at most SRCLEN bytes) into DST for a terminal: control bytes,
@@ -191,12 +198,12 @@ static void table_age(char *out, size_t outlen, uint64_t ms)
 void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snapshot *prev,
                      double interval_s)
 {
-    fprintf(f, "%-3s %-16s %-34s %-11s %-9s %7s %4s %9s %10s %8s %8s %8s %8s %8s %10s %5s\n", "ID",
-            "NAME", "URL", "STATE", "BREAKER", "TOKENS", "INFL", "CONN A/I", "OK", "FAILED",
-            "RETRIED", "REQ/S", "P50ms", "P99ms", "HEAD", "LAG");
+    fprintf(f, "%-3s %-16s %-34s %-11s %-9s %7s %4s %9s %10s %8s %8s %8s %8s %8s %10s %5s %13s\n",
+            "ID", "NAME", "URL", "STATE", "BREAKER", "TOKENS", "INFL", "CONN A/I", "OK", "FAILED",
+            "RETRIED", "REQ/S", "P50ms", "P99ms", "HEAD", "LAG", "HEDGES S/W");
     for (int i = 0; i < s->ep_count && i < RP_SHM_MAX_ENDPOINTS; i++) {
         const struct rp_ep_snapshot *e = &s->eps[i];
-        char name[RP_SHM_NAME_MAX], url[RP_SHM_URL_MAX], conns[32], rate[32], head[32];
+        char name[RP_SHM_NAME_MAX], url[RP_SHM_URL_MAX], conns[32], rate[32], head[32], hedges[48];
         table_clean(name, sizeof name, e->name, sizeof e->name);
         table_clean(url, sizeof url, e->url, sizeof e->url);
         snprintf(conns, sizeof conns, "%" PRIu32 "/%" PRIu32, e->conns_active, e->conns_idle);
@@ -206,16 +213,17 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
             snprintf(rate, sizeof rate, "%.1f", (double)(done - (p->ok + p->failed)) / interval_s);
         else
             snprintf(rate, sizeof rate, "-");
+        snprintf(hedges, sizeof hedges, "%" PRIu64 "/%" PRIu64, e->hedges_sent, e->hedges_won);
         if (e->head_block)
             snprintf(head, sizeof head, "%" PRIu64, e->head_block);
         else
             snprintf(head, sizeof head, "-");
         fprintf(f,
                 "%-3" PRIu32 " %-16.16s %-34.34s %-11s %-9s %7.1f %4" PRIu32 " %9s %10" PRIu64
-                " %8" PRIu64 " %8" PRIu64 " %8s %8.1f %8.1f %10s %5" PRId64 "\n",
+                " %8" PRIu64 " %8" PRIu64 " %8s %8.1f %8.1f %10s %5" PRId64 " %13s\n",
                 e->id, name, url, rp_ep_state_name(e->state), breaker_name(e->breaker), e->tokens,
                 e->inflight, conns, e->ok, e->failed, e->retried, rate, e->p50_ms, e->p99_ms, head,
-                e->lag);
+                e->lag, hedges);
     }
     if (s->ep_count == 0)
         fprintf(f, "(no endpoints configured)\n");
@@ -237,4 +245,8 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
     fprintf(f, "\nclient requests: ok %" PRIu64 ", error %" PRIu64 "; best head %" PRIu64 "\n",
             s->client_ok, s->client_error, s->best_head);
     rp_fleet_table(f, &s->fleet);
+    fprintf(f,
+            "hedges: sent %" PRIu64 ", won %" PRIu64 ", lost %" PRIu64 " (of %" PRIu64
+            " calls that could be hedged)\n",
+            s->hedges_sent, s->hedges_won, s->hedges_lost, s->hedge_calls);
 }

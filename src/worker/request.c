@@ -18,6 +18,7 @@
 
 #include "rp_clock.h"
 #include "rp_fleet.h"
+#include "rp_hedge.h"
 #include "rp_hold.h"
 #include "rp_log.h"
 #include "rp_route.h"
@@ -27,6 +28,11 @@ static_assert(RP_REQ_NO_PIN == RP_ROUTE_NONE, "a request pinned nowhere routes a
 static void req_route(struct rp_req *r);
 static uint64_t up_seq; /* the last upstream id given out by this worker */
 static void req_wait_fired(struct rp_timer *t, void *arg);
+static void hedge_fired(struct rp_timer *t, void *arg);
+static void hedge_arm(struct rp_req *r, int ep);
+static void hedge_release(struct rp_req *r);
+static void hedge_won(struct rp_req *t, int ep);
+static void hedge_gone(struct rp_req *t, int ep, const char *why, int final);
 
 /* ---------------------------------------------------------------------
  * lifecycle
@@ -48,6 +54,8 @@ static struct rp_req *req_new(struct rp_conn *c)
     r->start_ns = rp_clock_mono_ns();
     r->deadline_ms = r->start_ns / 1000000ull + (uint64_t)rp_w.cfg->request_timeout_ms;
     rp_timer_init(&r->timer, req_wait_fired, r);
+    rp_timer_init(&r->hedge_timer, hedge_fired, r);
+    r->hedge_ep = -1;
     rp_buf_init(&r->extra);
     rp_buf_init(&r->ids);
     rp_buf_init(&r->up_ids);
@@ -84,6 +92,9 @@ int rp_req_body_account(struct rp_req *r)
 static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
 {
     rp_timer_cancel(&rp_w.timers, &r->timer);
+    rp_timer_cancel(&rp_w.timers, &r->hedge_timer);
+    if (r->hedge)
+        hedge_release(r); /* the race is over: its hedge lost */
     struct rp_conn *c = r->conn;
     if (answer && r->answer) {
         rp_worker_count_answer(ok);
@@ -116,6 +127,10 @@ static void req_answer_success(struct rp_req *r, int ep);
 
 static void req_fail(struct rp_req *r, int code, const char *msg, const char *data)
 {
+    if (r->is_hedge) { /* a hedge answers nobody: its primary goes on */
+        hedge_gone(r, -1, msg, 0);
+        return;
+    }
     if (r->lookup_null) {
         /* asking again at the best head came to nothing: the null it had
          * is the answer (its id put back as for any answer) */
@@ -491,7 +506,10 @@ static void req_launch(struct rp_req *r, int ep)
         req_give_back(r, ep);
         req_trail(r, ep, "cannot start request");
         req_fail_upstream(r, "cannot start request");
+        return;
     }
+    if (r->tries == 1 && !r->is_hedge)
+        hedge_arm(r, ep);
 }
 
 /* Pick an endpoint for R and start (or queue) its attempt. */
@@ -541,7 +559,7 @@ static void req_route(struct rp_req *r)
                                  .prefer_mask = r->prefer_mask,
                                  .min_head = r->min_head};
     struct rp_route_plan plan;
-    if (rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms) == 0 && call.min_head) {
+    if (rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms) == 0 && call.min_head && !r->is_hedge) {
         if (req_floor_wait(r, snap, &call, now_ms, seg_ms))
             return;
         rp_route_plan(&plan, snap, rp_w.nep, &call, seg_ms); /* at the best head there is */
@@ -553,6 +571,8 @@ static void req_route(struct rp_req *r)
         uint64_t rnd = ((uint64_t)random() << 31) ^ (uint64_t)random();
         int ep = rp_route_next(&plan, &rp_w.balancer, rp_w.cfg->balance, seq, rnd);
         struct rp_wep *w = &rp_w.eps[ep];
+        if (r->is_hedge && w->active >= w->share)
+            continue; /* a hedge never waits for a connection */
         struct rp_trial_cells cells = ep_cells(ep);
         struct rp_breaker_ticket t =
             rp_breaker_acquire(&w->shm->breaker, &rp_w.breaker, &cells, seg_ms);
@@ -588,6 +608,10 @@ static void req_route(struct rp_req *r)
         r->queued_ep = ep;
         uint64_t until = now_ms + (uint64_t)rp_w.cfg->connection_timeout_ms;
         rp_timer_arm(&rp_w.timers, &r->timer, until < r->deadline_ms ? until : r->deadline_ms);
+        return;
+    }
+    if (r->is_hedge) { /* nothing usable right now: no hedge */
+        hedge_gone(r, -1, "no endpoint for a hedge", 0);
         return;
     }
     if (r->pin_ep != RP_REQ_NO_PIN) { /* a warm-up that cannot run now is simply dropped */
@@ -878,6 +902,17 @@ static const char *attempt_verdict(struct rp_req *r, const struct rp_xfer_result
     return NULL;
 }
 
+/* R was answered by endpoint EP (its body holds the answer, just checked):
+ * chain bookkeeping, then the client's answer, or one more ask. */
+static void req_answered(struct rp_req *r, int ep)
+{
+    if (rp_consist_answer(r, ep) == RP_CONSIST_ASK_AGAIN) {
+        req_route(r); /* its endpoint is tried: the next one at the best head */
+        return;
+    }
+    req_answer_success(r, ep);
+}
+
 /* The upstream layer reports a finished attempt of R (its transfer handle
  * already released). */
 void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
@@ -888,6 +923,7 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     int sent = res->sent;
     w->active--;
     ep_inflight(ep, -1);
+    rp_timer_cancel(&rp_w.timers, &r->hedge_timer);
     uint64_t latency_us = (rp_clock_mono_ns() - r->at.start_ns) / 1000ull;
 
     char why[160];
@@ -904,11 +940,13 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
     if (!fail) {
         rp_breaker_success(&w->shm->breaker, &cells, t);
         ep_record_latency(ep, latency_us);
-        if (rp_consist_answer(r, ep) == RP_CONSIST_ASK_AGAIN) {
-            req_route(r); /* its endpoint is tried: the next one at the best head */
+        if (r->is_hedge) {
+            hedge_won(r, ep);
             return;
         }
-        req_answer_success(r, ep);
+        if (r->hedge)
+            hedge_release(r); /* answered first: its hedge lost */
+        req_answered(r, ep);
         return;
     }
     if (http == 429 && r->at.retry_after_s > 0) {
@@ -924,6 +962,10 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
         rp_breaker_release(&cells, t);
     }
     rp_debug("attempt failed", "endpoint=%s error=\"%s\" sent=%d", w->cfg->name, why, sent);
+    if (r->is_hedge) {
+        hedge_gone(r, ep, why, !counts);
+        return;
+    }
     req_trail(r, ep, why);
     /* too large: another endpoint would send the same; a warm-up is never
      * retried */
@@ -939,10 +981,253 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
         req_fail_upstream(r, "request timeout");
         return;
     }
+    if (r->hedge) { /* its hedge, already running, is the retry: wait for it */
+        atomic_fetch_add_explicit(&st->retried, 1, memory_order_relaxed);
+        r->hedge_waiting = 1;
+        return;
+    }
     if (r->tries >= 1 + rp_w.cfg->retries) {
         req_fail_upstream(r, "retries spent");
         return;
     }
     atomic_fetch_add_explicit(&st->retried, 1, memory_order_relaxed);
+    req_route(r);
+}
+
+/* ---------------------------------------------------------------------
+ * hedged reads (rp_hedge.h)
+ *
+ * A read's first attempt that has waited longer than its endpoint's recent
+ * quantile gets a hedge: a request of its own, without a client, sent as
+ * the same bytes to another endpoint (taking tokens and a breaker grant
+ * like any attempt, never waiting for either). The first answer wins and
+ * the client gets it (a hedge that wins takes over the client); the other
+ * attempt runs on without a client, its answer discarded when it comes, so
+ * its keep-alive connection is not lost, and it gives back its in-flight
+ * count, connection slot and breaker trial as any attempt does when it ends
+ * (bounded by the attempt timeout). A failed attempt does not end the race
+ * while the other still runs and the retry rules would retry.
+ * ------------------------------------------------------------------- */
+
+/* This worker's view for the decisions: recent latency and the delay per
+ * endpoint (refreshed once per RP_HEDGE_TICK_MS), the budget's samples. */
+static struct {
+    struct rp_hedge_lat lat[RP_MAX_ENDPOINTS];
+    uint64_t delay_us[RP_MAX_ENDPOINTS];
+    struct rp_hedge_budget budget;
+    uint64_t tick_ms; /* worker clock of the last refresh, 0 = never */
+} hedge_view;
+
+/* Refresh the recent latency and the hedge delays when a tick has passed. */
+static void hedge_tick(uint64_t now_ms)
+{
+    if (hedge_view.tick_ms && now_ms < hedge_view.tick_ms + RP_HEDGE_TICK_MS)
+        return;
+    unsigned ticks =
+        hedge_view.tick_ms ? (unsigned)((now_ms - hedge_view.tick_ms) / RP_HEDGE_TICK_MS) : 0;
+    hedge_view.tick_ms = now_ms;
+    double pool[RP_LAT_BUCKETS] = {0};
+    uint64_t cum[RP_LAT_BUCKETS];
+    for (int i = 0; i < rp_w.nep; i++) {
+        if (!rp_w.eps[i].in_use)
+            continue;
+        rp_hedge_host_hist(rp_w.shm, rp_w.eps[i].shm->id, cum);
+        rp_hedge_lat_fold(&hedge_view.lat[i], cum, ticks);
+        for (int b = 0; b < RP_LAT_BUCKETS; b++)
+            pool[b] += hedge_view.lat[i].recent[b];
+    }
+    double q = rp_w.cfg->hedge_quantile;
+    double pool_q = rp_hedge_quantile_us(pool, q, RP_HEDGE_MIN_SAMPLES);
+    for (int i = 0; i < rp_w.nep; i++) {
+        double ep_q = rp_hedge_quantile_us(hedge_view.lat[i].recent, q, RP_HEDGE_MIN_SAMPLES);
+        hedge_view.delay_us[i] = rp_hedge_delay_us(ep_q, pool_q, rp_w.cfg->attempt_timeout_ms);
+    }
+    /* the budget's ring gets a sample per tick while calls flow, so its
+     * window starts about RP_HEDGE_WINDOW_MS back when a hedge is asked for */
+    uint64_t calls = 0, hedges = 0;
+    rp_hedge_host_counts(rp_w.shm, &calls, &hedges);
+    rp_hedge_budget_sample(&hedge_view.budget, now_ms, calls, hedges);
+}
+
+/* Count a hedge's outcome on the endpoint it went to. */
+static void hedge_count(int ep, int won)
+{
+    struct rp_shm_epstats *st = rp_w.eps[ep].stats;
+    atomic_fetch_add_explicit(won ? &st->hedges_won : &st->hedges_lost, 1, memory_order_relaxed);
+}
+
+/* R's first attempt started on EP: when R may be hedged, count it among
+ * the calls the budget is a share of and arm its hedge timer. */
+static void hedge_arm(struct rp_req *r, int ep)
+{
+    if (rp_w.cfg->hedge_budget_percent <= 0 || rp_w.nep < 2 || r->conn == NULL)
+        return;
+    if (!rp_hedge_eligible(r->is_batch, r->answer, r->no_retry, r->pin_ep != RP_REQ_NO_PIN,
+                           r->only_mask, r->prefer_mask, (int)r->chain.kind))
+        return;
+    atomic_fetch_add_explicit(&rp_shm_stats(rp_w.shm, rp_w.slot, 0)->hedge_calls,
+                              (uint64_t)r->ncalls, memory_order_relaxed);
+    uint64_t now = rp_worker_now_ms();
+    hedge_tick(now);
+    uint64_t wait_ms = (hedge_view.delay_us[ep] + 999u) / 1000u;
+    if (now + wait_ms < r->deadline_ms)
+        rp_timer_arm(&rp_w.timers, &r->hedge_timer, now + wait_ms);
+}
+
+/* R's first attempt has waited long enough: send its hedge when the host's
+ * budget allows one and another endpoint can take it now. */
+static void hedge_fired(struct rp_timer *tm, void *arg)
+{
+    (void)tm;
+    struct rp_req *r = arg;
+    uint64_t now = rp_worker_now_ms();
+    if (r->hedge || r->at.ep < 0 || now >= r->deadline_ms)
+        return;
+    uint64_t calls = 0, hedges = 0;
+    rp_hedge_host_counts(rp_w.shm, &calls, &hedges);
+    rp_hedge_budget_sample(&hedge_view.budget, now, calls, hedges);
+    if (!rp_hedge_budget_allows(&hedge_view.budget, now, calls, hedges, (unsigned)r->ncalls,
+                                rp_w.cfg->hedge_budget_percent))
+        return;
+    struct rp_req *t = req_new(NULL);
+    if (!t)
+        return;
+    t->send = malloc(r->send_len);
+    t->id = r->id_len ? malloc(r->id_len) : NULL;
+    if (!t->send || (r->id_len && !t->id)) {
+        req_finish(t, NULL, 0, 0);
+        return;
+    }
+    memcpy(t->send, r->send, r->send_len);
+    t->send_len = r->send_len;
+    if (r->id_len)
+        memcpy(t->id, r->id, r->id_len);
+    t->id_len = r->id_len;
+    memcpy(t->method, r->method, sizeof t->method);
+    memcpy(t->up_id, r->up_id, sizeof t->up_id);
+    t->up_id_len = r->up_id_len;
+    t->answer = r->answer;
+    t->ncalls = r->ncalls;
+    t->chain = r->chain;
+    t->min_head = r->min_head;
+    t->tried_mask = r->tried_mask;
+    t->deadline_ms = r->deadline_ms;
+    t->is_hedge = 1;
+    t->hedge_of = r;
+    r->hedge = t;
+    req_route(t);
+    if (r->hedge != t)
+        return; /* not sent: nothing usable took it now */
+    t->hedge_ep = t->at.ep;
+    r->tried_mask |= 1ull << t->at.ep;
+    r->tries++; /* a hedge is an attempt of R's: retries count it */
+    atomic_fetch_add_explicit(&rp_w.eps[t->at.ep].stats->hedges_sent, 1, memory_order_relaxed);
+    rp_debug("hedge sent", "method=%s endpoint=%s", r->method, rp_w.eps[t->at.ep].cfg->name);
+}
+
+/* Primary R's race is over (it was answered, or it ends): its hedge lost.
+ * The hedge runs on alone, without a client: its answer, when it comes, is
+ * discarded (the connection stays for reuse, its verdict and latency are
+ * recorded as for any attempt) and it gives back what it holds then. */
+static void hedge_release(struct rp_req *r)
+{
+    struct rp_req *t = r->hedge;
+    r->hedge = NULL;
+    t->hedge_of = NULL;
+    if (t->hedge_ep >= 0)
+        hedge_count(t->hedge_ep, 0);
+}
+
+/* Hedge T answers for primary R, whose own attempt still runs: T takes R's
+ * client (and what the answer needs of R: its trail, attempts, lookup
+ * state), R runs on alone as T would have (its answer discarded). */
+static void hedge_take_over(struct rp_req *r, struct rp_req *t)
+{
+    req_body_release(r); /* held on the client: R's body is nobody's now */
+    req_body_release(t); /* held on the worker only */
+    t->conn = r->conn;   /* the client's counts (refs, pending) move with it */
+    r->conn = NULL;
+    rp_req_body_account(t);
+    struct rp_buf trail = t->trail;
+    t->trail = r->trail;
+    r->trail = trail;
+    t->tries = r->tries;
+    t->tried_mask = r->tried_mask;
+    t->start_ns = r->start_ns;
+    t->floor_until_ms = r->floor_until_ms;
+    t->lookup_null = r->lookup_null;
+    t->lookup_null_len = r->lookup_null_len;
+    r->lookup_null = NULL;
+    t->is_hedge = 0;
+    t->hedge_ep = -1;
+    r->is_hedge = 1;
+    r->hedge_ep = -1;
+    r->hedge_of = NULL;
+}
+
+/* Hedge T's attempt on EP answered first: its answer is its primary's. */
+static void hedge_won(struct rp_req *t, int ep)
+{
+    struct rp_req *r = t->hedge_of;
+    t->hedge_of = NULL;
+    if (!r) { /* a hedge that lost the race: its answer is discarded */
+        req_finish(t, NULL, 0, 0);
+        return;
+    }
+    r->hedge = NULL;
+    hedge_count(ep, 1);
+    rp_timer_cancel(&rp_w.timers, &r->hedge_timer);
+    rp_debug("hedge won", "method=%s endpoint=%s", r->method, rp_w.eps[ep].cfg->name);
+    if (r->at.ep >= 0) { /* R's attempt still runs: it goes on without the client */
+        hedge_take_over(r, t);
+        req_answered(t, ep);
+        return;
+    }
+    /* R's attempt failed and waited for this one: the answer moves to R */
+    r->hedge_waiting = 0;
+    req_body_release(r);
+    struct rp_buf body = r->at.body;
+    r->at.body = t->at.body;
+    t->at.body = body;
+    rp_req_body_account(r);
+    req_finish(t, NULL, 0, 0);
+    /* the answer's id span for the restore: checked again in its new place */
+    rp_jsonrpc_check_response(&rp_w.parser, r->at.body.data, r->at.body.len, 0, r->up_id,
+                              r->up_id_len);
+    req_answered(r, ep);
+}
+
+/* Hedge T ends without an answer: its attempt on EP (-1: none began) failed
+ * with WHY (FINAL: no endpoint would answer better), or it found nowhere to
+ * go. Its primary goes on; one that was waiting for it retries or fails by
+ * the usual rules. */
+static void hedge_gone(struct rp_req *t, int ep, const char *why, int final)
+{
+    struct rp_req *r = t->hedge_of;
+    t->hedge_of = NULL;
+    if (r) {
+        r->hedge = NULL;
+        if (t->hedge_ep >= 0)
+            hedge_count(t->hedge_ep, 0);
+    }
+    req_finish(t, NULL, 0, 0);
+    if (!r || ep < 0)
+        return;
+    req_trail(r, ep, why);
+    if (!r->hedge_waiting)
+        return;
+    r->hedge_waiting = 0;
+    if (final) {
+        req_fail_upstream(r, why);
+        return;
+    }
+    if (rp_worker_now_ms() >= r->deadline_ms) {
+        req_fail_upstream(r, "request timeout");
+        return;
+    }
+    if (r->tries >= 1 + rp_w.cfg->retries) {
+        req_fail_upstream(r, "retries spent");
+        return;
+    }
     req_route(r);
 }

@@ -9,6 +9,8 @@
  *   request.c  a client request: validation result -> routing, retries, answer
  *   route.c    routing as a pure function of an endpoint snapshot (rp_route.h)
  *   balancer.c the endpoint pick order (rp_balancer.h)
+ *   hedge.c    hedged reads' decisions: recent latency, delay, budget
+ *              (rp_hedge.h, pure); request.c runs the race
  *   warm.c     warm-up of idle endpoints (min_connections)
  *   transport_h1.c  the native HTTP/1.1 client, plain and over TLS
  *              (transport_h1.h; its pure half is src/proto/h1.c), for every
@@ -222,6 +224,15 @@ struct rp_req {
     size_t lookup_null_len;
     struct rp_timer timer; /* wait for a connection slot or a token */
     struct rp_attempt at;
+    /* hedged reads (request.c, rp_hedge.h): a hedge is a request of its
+     * own (no client) racing for its primary; the first answer wins, the
+     * loser runs on without a client (is_hedge, hedge_of NULL) */
+    struct rp_req *hedge;        /* primary: its hedge in flight, else NULL */
+    struct rp_req *hedge_of;     /* a hedge: the request it races for, NULL once over */
+    struct rp_timer hedge_timer; /* primary: its first attempt has waited long enough */
+    int is_hedge;                /* this request is a hedge */
+    int hedge_ep;                /* a hedge: the endpoint it went to, -1 before */
+    int hedge_waiting;           /* primary: its attempt failed, its hedge still runs */
 };
 
 /* Per-worker view of one configured endpoint. */

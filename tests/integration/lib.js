@@ -105,8 +105,10 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.exit(128 + os.constants.signals[sig]);
   });
 }
-// Runs after the last test of the file that loaded this module.
-nodeTest.after(() => cleanupAll());
+// Runs after the last test of the file that loaded this module (not for a
+// script outside the test runner, e.g. bench/hedge.js: the exit handler
+// above cleans up, and no empty TAP report is printed).
+if (process.env.RPCPOOL_LIB_NO_TEST !== '1') nodeTest.after(() => cleanupAll());
 
 // Spawn CMD ARGS tracked; GROUP makes it a process-group leader (the daemon,
 // so its workers can be killed with it). Returns the ChildProcess, which has
@@ -424,7 +426,8 @@ async function startFault(opts = {}) {
   if (opts.block !== undefined) argv.push('--block', String(opts.block));
   if (opts.alsoListen) argv.push('--also-listen', opts.alsoListen);
   const flags = { delay_ms: '--delay-ms', retry_after: '--retry-after', drip_ms: '--drip-ms',
-    big_bytes: '--big-bytes', status: '--status', times: '--times' };
+    big_bytes: '--big-bytes', status: '--status', times: '--times', delay_every: '--delay-every',
+    fail_delay_ms: '--fail-delay-ms' };
   for (const [k, f] of Object.entries(flags)) if (opts[k] !== undefined) argv.push(f, String(opts[k]));
   const proc = spawnTracked(process.execPath, argv, { name: 'fault' });
   const out = [];

@@ -593,6 +593,10 @@ static void make_known_snapshot(struct rp_snapshot *s)
     s->supervisor_birth_ns = 1000ull * 1000000000ull;
     s->best_head = 21000000;
     s->client_ok = 5;
+    s->hedge_calls = 90;
+    s->hedges_sent = 6;
+    s->hedges_won = 4;
+    s->hedges_lost = 2;
     s->client_error = 1;
     s->ep_count = 2;
     struct rp_ep_snapshot *e = &s->eps[0];
@@ -607,6 +611,9 @@ static void make_known_snapshot(struct rp_snapshot *s)
     e->ok = 120;
     e->failed = 1;
     e->retried = 1;
+    e->hedges_sent = 6;
+    e->hedges_won = 4;
+    e->hedges_lost = 2;
     e->avg_ms = 12.3;
     e->p50_ms = 10.1;
     e->p99_ms = 40.2;
@@ -652,7 +659,7 @@ static void test_status_json(void)
             "\"state\":\"up\",\"breaker\":\"closed\",\"tokens\":9.5,\"inflight\":0,"
             "\"connections\":{\"active\":0,\"idle\":2},\"requests\":{\"ok\":120,\"failed\":1,"
             "\"retried\":1},\"latency_ms\":{\"avg\":12.3,\"p50\":10.1,\"p99\":40.2},"
-            "\"head_block\":21000000,\"lag\":0}"));
+            "\"head_block\":21000000,\"lag\":0,\"hedges\":{\"sent\":6,\"won\":4,\"lost\":2}}"));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "{\"name\":\"eth \\\"main\\\"\\n\",\"version\":\"1.0\","
                                       "\"generation\":4,\"supervisor_pid\":321,"
                                       "\"supervisor_alive\":true,\"workers\":[{\"pid\":400,"
@@ -661,12 +668,13 @@ static void test_status_json(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"state\":\"quarantined\",\"breaker\":\"half_open\","
                                       "\"tokens\":0,\"inflight\":7,"));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"avg\":0,\"p50\":0,\"p99\":0},\"head_block\":20999990,"
-                                      "\"lag\":10}"));
+                                      "\"lag\":10,\"hedges\":{\"sent\":0,\"won\":0,\"lost\":0}}"));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"kind\":\"prober\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"state\":\"draining\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"client_requests\":{\"ok\":5,\"error\":1},"
                                       "\"consistency\":{\"waits\":0,\"affinity_hits\":0,"
-                                      "\"lookup_retries\":0}}"));
+                                      "\"lookup_retries\":0},\"hedges\":{\"calls\":90,"
+                                      "\"sent\":6,\"won\":4,\"lost\":2}}"));
     CU_ASSERT_PTR_NULL(strstr(js, "consistent"));
     /* a copy the seqlock could not make whole says so */
     g_snap.consistent = 0;

@@ -3,8 +3,9 @@
 // integration tests. Plain Node (http module), no dependencies, loopback only.
 //
 //   node tests/upstream/fault.js [--port P] [--mode MODE] [--chain-id N] [--block N]
-//        [--delay-ms N] [--retry-after S] [--drip-ms N] [--big-bytes N] [--status N]
-//        [--times N] [--control-port Q] [--also-listen ADDR] [--exit-with-stdin]
+//        [--delay-ms N] [--delay-every N] [--fail-delay-ms N] [--retry-after S] [--drip-ms N]
+//        [--big-bytes N] [--status N] [--times N] [--control-port Q] [--also-listen ADDR]
+//        [--exit-with-stdin]
 //        [--tls-cert FILE --tls-key FILE]
 //
 // Listens on 127.0.0.1:P (P = 0 picks a free port; with --also-listen, on
@@ -19,8 +20,10 @@
 //              chain id, net_version -> chain id (decimal), anything else ->
 //              the method name as result; batches answered as arrays;
 //              notifications are not answered (204 when nothing is left)
-//   delay      wait delay_ms, then as ok
-//   http500    HTTP `status` (default 500) with a text body
+//   delay      wait delay_ms, then as ok; with delay_every = N > 0 only every
+//              Nth request in this mode waits (the others are answered at once)
+//   http500    HTTP `status` (default 500) with a text body, fail_delay_ms
+//              (default 0) after the request
 //   429        HTTP 429 with `Retry-After: retry_after` (seconds, default 1)
 //   reset      read the request, then reset the connection without answering
 //   hang       read the request and never answer
@@ -68,6 +71,8 @@ const DEFAULTS = {
   big_bytes: 1 << 20,
   status: 500,
   times: 0,
+  delay_every: 0,
+  fail_delay_ms: 0,
 };
 const PARAM_FLAGS = {
   '--delay-ms': 'delay_ms',
@@ -76,6 +81,8 @@ const PARAM_FLAGS = {
   '--big-bytes': 'big_bytes',
   '--status': 'status',
   '--times': 'times',
+  '--delay-every': 'delay_every',
+  '--fail-delay-ms': 'fail_delay_ms',
 };
 
 function usage(msg) {
@@ -307,17 +314,29 @@ function deliver(req, res, a, m) {
       return;
     }
     case 'delay': {
+      st.delayed = (st.delayed || 0) + 1;
+      if (p.delay_every > 0 && st.delayed % p.delay_every !== 0) {
+        send(res, a);
+        return;
+      }
       const t = setTimeout(() => send(res, a), p.delay_ms);
       sock.once('close', () => clearTimeout(t));
       return;
     }
-    case 'http500':
-      send(res, {
+    case 'http500': {
+      const a500 = {
         status: p.status,
         headers: { 'Content-Type': 'text/plain' },
         body: Buffer.from('Internal Server Error\n'),
-      });
+      };
+      if (!p.fail_delay_ms) {
+        send(res, a500);
+        return;
+      }
+      const t = setTimeout(() => send(res, a500), p.fail_delay_ms);
+      sock.once('close', () => clearTimeout(t));
       return;
+    }
     case '429':
       send(res, {
         status: 429,
@@ -409,6 +428,7 @@ function control(req, res, path) {
         reply(200, { ok: true, ...snapshot() });
       } else if (req.method === 'POST' && path === '/_control/reset') {
         st.requests = 0;
+        st.delayed = 0;
         st.httpRequests = 0;
         st.healthRequests = 0;
         st.byMethod = {};
