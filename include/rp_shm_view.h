@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rp_cache_abi.h"
 #include "rp_shm_abi.h"
 
 struct rp_shm_view {
@@ -64,6 +65,7 @@ struct rp_snapshot {
     uint64_t best_head;
     uint64_t client_ok, client_error;
     uint64_t consistency_waits, affinity_hits, lookup_retries; /* summed over worker rows */
+    struct rp_cache_totals cache; /* response cache and coalescing (rp_cache_abi.h) */
     int ep_count;
     struct rp_ep_snapshot eps[RP_SHM_MAX_ENDPOINTS];
     int worker_count;

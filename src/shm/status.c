@@ -103,6 +103,19 @@ int rp_status_append_workers(struct rp_buf *b, const struct rp_snapshot *s)
     return rp_buf_puts(b, "]");
 }
 
+/* ,"cache":{...}: the response cache and coalescing counters. */
+static int status_append_cache(struct rp_buf *b, const struct rp_snapshot *s)
+{
+    const struct rp_cache_totals *c = &s->cache;
+    return rp_buf_appendf(b,
+                          ",\"cache\":{\"enabled\":%s,\"region\":%s,\"hits\":%" PRIu64
+                          ",\"misses\":%" PRIu64 ",\"coalesced\":%" PRIu64
+                          ",\"entries\":%" PRIu64 ",\"bytes_used\":%" PRIu64
+                          ",\"bytes_total\":%" PRIu64 "}",
+                          c->cache_on ? "true" : "false", c->present ? "true" : "false", c->hits,
+                          c->misses, c->coalesced, c->entries, c->bytes_used, c->bytes_total);
+}
+
 int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
 {
     rp_buf_puts(b, "{\"name\":");
@@ -117,6 +130,7 @@ int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
     rp_status_append_workers(b, s);
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
+    status_append_cache(b, s);
     return rp_buf_appendf(b,
                           ",\"best_head_block\":%" PRIu64 ",\"client_requests\":{\"ok\":%" PRIu64
                           ",\"error\":%" PRIu64 "},\"consistency\":{\"waits\":%" PRIu64
@@ -142,6 +156,7 @@ int rp_status_control_json(struct rp_buf *b, const struct rp_snapshot *s, uint64
     rp_status_append_workers(b, s);
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
+    status_append_cache(b, s);
     return rp_buf_puts(b, "}");
 }
 
@@ -234,4 +249,10 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
         fprintf(f, "(no workers)\n");
     fprintf(f, "\nclient requests: ok %" PRIu64 ", error %" PRIu64 "; best head %" PRIu64 "\n",
             s->client_ok, s->client_error, s->best_head);
+    if (s->cache.present)
+        fprintf(f,
+                "cache: %s  hits %" PRIu64 "  misses %" PRIu64 "  coalesced %" PRIu64
+                "  entries %" PRIu64 "  bytes %" PRIu64 "/%" PRIu64 "\n",
+                s->cache.cache_on ? "on" : "off (coalescing only)", s->cache.hits, s->cache.misses,
+                s->cache.coalesced, s->cache.entries, s->cache.bytes_used, s->cache.bytes_total);
 }

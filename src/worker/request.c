@@ -82,6 +82,7 @@ int rp_req_body_account(struct rp_req *r)
 /* Deliver ANSWER (may be NULL: nothing to write) and free the request. */
 static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
 {
+    rp_cache_req_end(r);
     rp_timer_cancel(&rp_w.timers, &r->timer);
     struct rp_conn *c = r->conn;
     if (answer && r->answer) {
@@ -314,6 +315,8 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
             req_fail(r, RP_JSONRPC_SERVER_ERROR, "filter not found", NULL); /* as a node says */
             return;
         }
+        if (rp_cache_dispatch(r) != RP_CACHE_GO)
+            return; /* answered from the cache, or following an identical call */
         req_route(r);
         return;
     }
@@ -342,6 +345,7 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
             rp_buf_append(&r->extra, err, n);
             continue;
         }
+        rp_cache_note_method(buf + call->method_start, call->method_len);
         if (valid == 0)
             copy_method(r, buf, call);
         else if (call_no_retry(buf, call))
@@ -622,12 +626,26 @@ static void req_route(struct rp_req *r)
     req_fail_upstream(r, "no other endpoint to retry on");
 }
 
+void rp_req_answer_now(struct rp_req *r, const char *answer, size_t len)
+{
+    req_finish(r, answer, len, 1);
+}
+
+void rp_req_route(struct rp_req *r)
+{
+    req_route(r);
+}
+
 /* The wait timer fired: for tokens (route again) or for a connection slot
  * (give up on this endpoint, as a failure that sent nothing). */
 static void req_wait_fired(struct rp_timer *t, void *arg)
 {
     (void)t;
     struct rp_req *r = arg;
+    if (r->queued_ep == RP_REQ_WAIT_FLIGHT) {
+        rp_cache_wait_fired(r);
+        return;
+    }
     if (r->queued_ep == RP_REQ_WAIT_TOKENS || r->queued_ep == RP_REQ_WAIT_FLOOR) {
         r->queued_ep = RP_REQ_NOT_QUEUED;
         req_route(r);
@@ -904,6 +922,7 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
             req_route(r); /* its endpoint is tried: the next one at the best head */
             return;
         }
+        rp_cache_answered(r, ep);
         req_answer_success(r, ep);
         return;
     }
