@@ -85,9 +85,10 @@ int rp_flight_has_waiters(struct rp_shm_cache *c, const struct rp_flight_ticket 
 int rp_flight_register(struct rp_shm_cache *c, const struct rp_flight_ticket *t, unsigned slot);
 
 /* Where T's flight is: RUNNING (keep waiting), DONE (*REF set) or FAILED
- * (ended without an answer, taken over, or its leader died). */
+ * (ended without an answer, taken over, or, with CHECK_LEADER, its leader
+ * is dead or never named itself; NOW_MS: segment clock). */
 enum rp_flight_state rp_flight_poll(struct rp_shm_cache *c, const struct rp_flight_ticket *t,
-                                    int check_leader, uint64_t *ref);
+                                    int check_leader, uint64_t now_ms, uint64_t *ref);
 
 /* The per-slot counters of SLOT. */
 struct rp_cache_wstats *rp_cache_wstats(struct rp_shm_cache *c, unsigned slot);

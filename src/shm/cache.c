@@ -302,19 +302,23 @@ static struct rp_cache_flight *flight_row(struct rp_shm_cache *c, uint32_t i)
     return (struct rp_cache_flight *)((char *)c + c->flights_offset) + i;
 }
 
+/* A claimer writes its pid within microseconds of its CAS: a running flight
+ * still without it after this long lost its leader in between. */
+#define FLIGHT_NAME_GRACE_MS 1000
+
 /* Is the running flight F (word W) abandoned: its leader dead, or older
- * than STALE_MS? */
+ * than STALE_MS, or never named by a leader killed right after its claim? */
 static int flight_stale(struct rp_cache_flight *f, uint64_t w, uint64_t now_ms, uint64_t stale_ms)
 {
     uint64_t l = atomic_load_explicit(&f->leader, memory_order_acquire);
+    uint64_t at = atomic_load_explicit(&f->started_ms, memory_order_relaxed);
     if ((l & 0xfffff) == FL_SEQ(w)) {
         pid_t pid = (pid_t)(l >> 32);
         if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH)
             return 1;
-        uint64_t at = atomic_load_explicit(&f->started_ms, memory_order_relaxed);
         return now_ms > at + stale_ms;
     }
-    return 0; /* its leader is still writing its name */
+    return now_ms > at + FLIGHT_NAME_GRACE_MS; /* (started_ms is written before the claim) */
 }
 
 enum rp_flight_role rp_flight_join(struct rp_shm_cache *c, uint64_t fhash, pid_t pid,
@@ -335,6 +339,9 @@ enum rp_flight_role rp_flight_join(struct rp_shm_cache *c, uint64_t fhash, pid_t
             }
             uint64_t seq = (FL_SEQ(w) + 1) & 0xfffff;
             uint64_t nw = tag << 24 | seq << 4 | RP_FLIGHT_RUNNING;
+            /* the time first: a claimer killed before it names itself
+             * leaves a flight that ages (flight_stale) */
+            atomic_store_explicit(&f->started_ms, now_ms, memory_order_relaxed);
             if (atomic_compare_exchange_strong_explicit(&f->word, &w, nw, memory_order_seq_cst,
                                                         memory_order_relaxed)) {
                 atomic_store_explicit(&f->started_ms, now_ms, memory_order_relaxed);
@@ -381,13 +388,13 @@ int rp_flight_register(struct rp_shm_cache *c, const struct rp_flight_ticket *t,
 }
 
 enum rp_flight_state rp_flight_poll(struct rp_shm_cache *c, const struct rp_flight_ticket *t,
-                                    int check_leader, uint64_t *ref)
+                                    int check_leader, uint64_t now_ms, uint64_t *ref)
 {
     struct rp_cache_flight *f = flight_row(c, t->idx);
     uint64_t seq = FL_SEQ(t->word);
     uint64_t w = atomic_load_explicit(&f->word, memory_order_acquire);
     if (w == t->word) {
-        if (check_leader && flight_stale(f, w, 0, UINT64_MAX / 2))
+        if (check_leader && flight_stale(f, w, now_ms, UINT64_MAX / 2))
             return RP_FLIGHT_FAILED;
         return RP_FLIGHT_RUNNING;
     }

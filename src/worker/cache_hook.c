@@ -177,7 +177,8 @@ static void hook_follow_end(struct rp_req *r, enum rp_flight_state state, uint64
 void rp_cache_wait_fired(struct rp_req *r)
 {
     uint64_t ref = 0;
-    enum rp_flight_state st = rp_flight_poll(ch.c, &r->ck.ticket, 1, &ref);
+    enum rp_flight_state st =
+        rp_flight_poll(ch.c, &r->ck.ticket, 1, rp_shm_now_ms(rp_w.shm), &ref);
     uint64_t now = rp_worker_now_ms();
     if (st == RP_FLIGHT_RUNNING && now < r->ck.wait_until_ms) {
         uint64_t when = now + FOLLOW_POLL_MS;
@@ -197,7 +198,7 @@ static void hook_on_wake(struct rp_ev *ev, uint32_t events)
     while (r) {
         struct rp_req *next = r->ck.fnext;
         uint64_t ref = 0;
-        enum rp_flight_state st = rp_flight_poll(ch.c, &r->ck.ticket, 0, &ref);
+        enum rp_flight_state st = rp_flight_poll(ch.c, &r->ck.ticket, 0, 0, &ref);
         if (st != RP_FLIGHT_RUNNING)
             hook_follow_end(r, st, ref);
         r = next;
