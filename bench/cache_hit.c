@@ -66,8 +66,9 @@ int main(int argc, char **argv)
 
     /* a block object answer of about 1.5 KB */
     static char block[2048];
-    int bl = snprintf(block, sizeof block, "{\"jsonrpc\":\"2.0\",\"id\":,\"result\":{\"hash\":\"0x%064d\","
-                                           "\"number\":\"0x1234\",\"logsBloom\":\"0x",
+    int bl = snprintf(block, sizeof block,
+                      "{\"jsonrpc\":\"2.0\",\"id\":,\"result\":{\"hash\":\"0x%064d\","
+                      "\"number\":\"0x1234\",\"logsBloom\":\"0x",
                       7);
     for (int i = 0; i < 512 && bl < (int)sizeof block - 64; i++)
         block[bl++] = '0';
@@ -77,10 +78,12 @@ int main(int argc, char **argv)
         {"eth_chainId", "{\"jsonrpc\":\"2.0\",\"id\":17,\"method\":\"eth_chainId\",\"params\":[]}",
          "eth_chainId"},
         {"eth_blockNumber",
-         "{\"jsonrpc\":\"2.0\",\"id\":\"a-client-id\",\"method\":\"eth_blockNumber\",\"params\":[]}",
+         "{\"jsonrpc\":\"2.0\",\"id\":\"a-client-id\",\"method\":\"eth_blockNumber\",\"params\":[]"
+         "}",
          "eth_blockNumber"},
         {"eth_getBlockByNumber",
-         "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"eth_getBlockByNumber\",\"params\":[\"0x1234\","
+         "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"eth_getBlockByNumber\",\"params\":["
+         "\"0x1234\","
          "false]}",
          "eth_getBlockByNumber"},
     };
@@ -119,7 +122,8 @@ int main(int argc, char **argv)
         uint64_t dt = cpu_ns() - t0;
         double ns = hits ? (double)dt / (double)hits : 0.0;
         if (json)
-            printf("%s{\"shape\":\"%s\",\"ops\":%ld,\"hits\":%ld,\"answer_bytes\":%zu,\"cpu_ns_per_hit\":%.1f}",
+            printf("%s{\"shape\":\"%s\",\"ops\":%ld,\"hits\":%ld,\"answer_bytes\":%zu,\"cpu_ns_per_"
+                   "hit\":%.1f}",
                    s ? "," : "", sh->name, ops, hits, out.len, ns);
         else
             printf("cache hit %-22s %8.1f ns CPU per hit (%ld hits, answer %zu bytes)\n", sh->name,

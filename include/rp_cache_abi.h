@@ -58,9 +58,9 @@ enum rp_flight_state {
 };
 
 struct rp_cache_class {
-    uint64_t offset;     /* of slot 0, from the region start */
-    uint32_t slots;      /* 0: no entry of this size can be kept */
-    uint32_t slot_bytes; /* header included */
+    uint64_t offset;       /* of slot 0, from the region start */
+    uint32_t slots;        /* 0: no entry of this size can be kept */
+    uint32_t slot_bytes;   /* header included */
     _Atomic uint64_t hand; /* CLOCK hand: relaxed fetch_add by writers */
     uint64_t pad;
 };
@@ -131,12 +131,12 @@ _Static_assert(RP_SHM_MAX_WORKERS <= 128, "two waiter words");
 
 /* Totals for status, rpcpoolstat and metrics. */
 struct rp_cache_totals {
-    int present;   /* the segment has a cache region */
-    int cache_on;  /* entries are kept (else coalescing only) */
+    int present;  /* the segment has a cache region */
+    int cache_on; /* entries are kept (else coalescing only) */
     uint64_t hits, misses, coalesced, stores;
-    uint64_t entries;       /* valid slots (not counting coalescing-only answers) */
-    uint64_t bytes_used;    /* their key and value bytes */
-    uint64_t bytes_total;   /* the region */
+    uint64_t entries;     /* valid slots (not counting coalescing-only answers) */
+    uint64_t bytes_used;  /* their key and value bytes */
+    uint64_t bytes_total; /* the region */
 };
 
 /* The region of segment H mapped over SIZE bytes, or NULL (none, or a

@@ -47,11 +47,11 @@ size_t rp_cachekey_classify(const char *call, size_t len, const char *method, si
 int rp_cachekey_mutates(const char *method, size_t mlen);
 
 struct rp_ck_answer {
-    int ok;                 /* a response with a result member and no error member */
-    int null;               /* its result is null */
-    long id_start, id_end;  /* the id value, body offsets; -1 when absent */
-    uint64_t number;        /* the block it shows (0 none) */
-    uint64_t hash_fp;       /* 64 bits of the block hash it shows (0 none) */
+    int ok;                /* a response with a result member and no error member */
+    int null;              /* its result is null */
+    long id_start, id_end; /* the id value, body offsets; -1 when absent */
+    uint64_t number;       /* the block it shows (0 none) */
+    uint64_t hash_fp;      /* 64 bits of the block hash it shows (0 none) */
 };
 
 /* Read an answer BODY[0, LEN) to a call classified with SHOWS. Returns 0,

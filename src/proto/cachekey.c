@@ -231,7 +231,7 @@ static int ck_emit(struct ck_out *o, const char *buf, const jsmntok_t *t, int n,
 static enum rp_ck_class ck_tag(const char *buf, const jsmntok_t *t, int n, int i, uint64_t *block)
 {
     if (i < 0)
-        return RP_CK_HEAD; /* omitted: latest */
+        return RP_CK_HEAD;          /* omitted: latest */
     if (t[i].type == JSMN_OBJECT) { /* EIP-1898 */
         int bh = ck_member(buf, t, n, i, "blockHash");
         if (bh >= 0)
@@ -241,8 +241,7 @@ static enum rp_ck_class ck_tag(const char *buf, const jsmntok_t *t, int n, int i
     }
     if (t[i].type != JSMN_STRING)
         return RP_CK_NONE;
-    if (ck_is(buf, &t[i], "latest") || ck_is(buf, &t[i], "safe") ||
-        ck_is(buf, &t[i], "finalized"))
+    if (ck_is(buf, &t[i], "latest") || ck_is(buf, &t[i], "safe") || ck_is(buf, &t[i], "finalized"))
         return RP_CK_HEAD;
     if (ck_is(buf, &t[i], "pending"))
         return RP_CK_PENDING;
@@ -344,8 +343,9 @@ size_t rp_cachekey_classify(const char *call, size_t len, const char *method, si
 
 int rp_cachekey_mutates(const char *m, size_t n)
 {
-    static const char *const prefixes[] = {"eth_send", "evm_", "anvil_", "hardhat_", "miner_",
-                                           "debug_setHead", "personal_send", "eth_sign"};
+    static const char *const prefixes[] = {"eth_send",      "evm_",    "anvil_",
+                                           "hardhat_",      "miner_",  "debug_setHead",
+                                           "personal_send", "eth_sign"};
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
         size_t pl = strlen(prefixes[i]);
         if (n >= pl && memcmp(m, prefixes[i], pl) == 0)

@@ -32,7 +32,7 @@ size_t rp_cache_region_bytes(int64_t max_bytes, int coalesce)
 {
     if (max_bytes > 0) /* at least what coalescing alone would have */
         return align128((size_t)max_bytes > RP_CACHE_COALESCE_MIN ? (size_t)max_bytes
-                                                                   : RP_CACHE_COALESCE_MIN);
+                                                                  : RP_CACHE_COALESCE_MIN);
     return coalesce ? RP_CACHE_COALESCE_MIN : 0;
 }
 
@@ -84,7 +84,8 @@ struct rp_cache_wstats *rp_cache_wstats(struct rp_shm_cache *c, unsigned slot)
 
 static struct rp_cache_slot *cache_slot(struct rp_shm_cache *c, unsigned k, uint32_t i)
 {
-    return (struct rp_cache_slot *)((char *)c + c->cls[k].offset + (size_t)i * c->cls[k].slot_bytes);
+    return (struct rp_cache_slot *)((char *)c + c->cls[k].offset +
+                                    (size_t)i * c->cls[k].slot_bytes);
 }
 
 static _Atomic uint64_t *cache_index_set(struct rp_shm_cache *c, uint64_t khash)
@@ -96,9 +97,9 @@ static _Atomic uint64_t *cache_index_set(struct rp_shm_cache *c, uint64_t khash)
 /* Checksum of a slot header's covered fields and its bytes DATA[0, N). */
 static uint64_t cache_sum(const struct rp_cache_slot *h, const char *data, size_t n)
 {
-    uint64_t f = rp_cachekey_hash(&h->kind, offsetof(struct rp_cache_slot, sum) -
-                                                offsetof(struct rp_cache_slot, kind),
-                                  CACHE_SUM_SEED);
+    uint64_t f = rp_cachekey_hash(
+        &h->kind, offsetof(struct rp_cache_slot, sum) - offsetof(struct rp_cache_slot, kind),
+        CACHE_SUM_SEED);
     return rp_cachekey_hash(data, n, f);
 }
 
@@ -185,8 +186,8 @@ static struct rp_cache_slot *cache_take(struct rp_shm_cache *c, unsigned k, uint
 {
     struct rp_cache_class *cl = &c->cls[k];
     for (int step = 0; step < CACHE_SWEEP; step++) {
-        uint32_t i = (uint32_t)(atomic_fetch_add_explicit(&cl->hand, 1, memory_order_relaxed) %
-                                cl->slots);
+        uint32_t i =
+            (uint32_t)(atomic_fetch_add_explicit(&cl->hand, 1, memory_order_relaxed) % cl->slots);
         struct rp_cache_slot *s = cache_slot(c, k, i);
         uint64_t l = atomic_load_explicit(&s->lock, memory_order_acquire);
         if (l && !cache_lock_stale(l, now_ms))
@@ -247,9 +248,8 @@ uint64_t rp_cache_put(struct rp_shm_cache *c, const char *key, size_t klen, uint
     s->sum = cache_sum(s, data, klen + vlen);
     atomic_store_explicit(&s->ref, 1, memory_order_relaxed);
     uint64_t want = odd;
-    int published = atomic_compare_exchange_strong_explicit(&s->seq, &want, odd + 1,
-                                                             memory_order_release,
-                                                             memory_order_relaxed);
+    int published = atomic_compare_exchange_strong_explicit(
+        &s->seq, &want, odd + 1, memory_order_release, memory_order_relaxed);
     atomic_compare_exchange_strong_explicit(&s->lock, &mine, 0, memory_order_release,
                                             memory_order_relaxed);
     if (!published)
@@ -293,7 +293,7 @@ int rp_cache_note_block(struct rp_shm_cache *c, uint64_t number, uint64_t fp)
 
 /* ---- flights ---- */
 
-#define FL_STATE(w) ((unsigned)((w) & 0xf))
+#define FL_STATE(w) ((unsigned)((w)&0xf))
 #define FL_SEQ(w)   (((w) >> 4) & 0xfffff)
 #define FL_TAG(w)   ((w) >> 24)
 

@@ -109,9 +109,8 @@ static int status_append_cache(struct rp_buf *b, const struct rp_snapshot *s)
     const struct rp_cache_totals *c = &s->cache;
     return rp_buf_appendf(b,
                           ",\"cache\":{\"enabled\":%s,\"region\":%s,\"hits\":%" PRIu64
-                          ",\"misses\":%" PRIu64 ",\"coalesced\":%" PRIu64
-                          ",\"entries\":%" PRIu64 ",\"bytes_used\":%" PRIu64
-                          ",\"bytes_total\":%" PRIu64 "}",
+                          ",\"misses\":%" PRIu64 ",\"coalesced\":%" PRIu64 ",\"entries\":%" PRIu64
+                          ",\"bytes_used\":%" PRIu64 ",\"bytes_total\":%" PRIu64 "}",
                           c->cache_on ? "true" : "false", c->present ? "true" : "false", c->hits,
                           c->misses, c->coalesced, c->entries, c->bytes_used, c->bytes_total);
 }

@@ -177,8 +177,7 @@ static void hook_follow_end(struct rp_req *r, enum rp_flight_state state, uint64
 void rp_cache_wait_fired(struct rp_req *r)
 {
     uint64_t ref = 0;
-    enum rp_flight_state st =
-        rp_flight_poll(ch.c, &r->ck.ticket, 1, rp_shm_now_ms(rp_w.shm), &ref);
+    enum rp_flight_state st = rp_flight_poll(ch.c, &r->ck.ticket, 1, rp_shm_now_ms(rp_w.shm), &ref);
     uint64_t now = rp_worker_now_ms();
     if (st == RP_FLIGHT_RUNNING && now < r->ck.wait_until_ms) {
         uint64_t when = now + FOLLOW_POLL_MS;
@@ -231,8 +230,8 @@ int rp_cache_dispatch(struct rp_req *r)
         (!cache_on && !coal))
         return RP_CACHE_GO;
     struct rp_ck ck;
-    size_t klen = rp_cachekey_classify(r->send, r->send_len, r->method, mlen, &ck, ch.key,
-                                       sizeof ch.key);
+    size_t klen =
+        rp_cachekey_classify(r->send, r->send_len, r->method, mlen, &ck, ch.key, sizeof ch.key);
     if (!klen)
         return RP_CACHE_GO;
     uint64_t khash = rp_cachekey_hash(ch.key, klen, 0);
@@ -264,8 +263,7 @@ int rp_cache_dispatch(struct rp_req *r)
     if (ck.cls != RP_CK_STATIC && ck.cls != RP_CK_HASH)
         fhash = rp_cachekey_hash(&(uint64_t[2]){best, epoch}, 16, khash);
     uint64_t stale_ms = (uint64_t)rp_w.cfg->request_timeout_ms + 1000;
-    r->ck.role =
-        (int)rp_flight_join(ch.c, fhash, ch.pid, now_ms, stale_ms, &r->ck.ticket);
+    r->ck.role = (int)rp_flight_join(ch.c, fhash, ch.pid, now_ms, stale_ms, &r->ck.ticket);
     if (r->ck.role != RP_FLIGHT_FOLLOWER)
         return RP_CACHE_GO;
     /* follow: wait for the leader's answer, at most one attempt's time */
@@ -356,7 +354,8 @@ void rp_cache_answered(struct rp_req *r, int ep)
             break;
         }
         case RP_CK_HEAD: {
-            uint64_t eph = atomic_load_explicit(&rp_w.eps[ep].shm->head_block, memory_order_relaxed);
+            uint64_t eph =
+                atomic_load_explicit(&rp_w.eps[ep].shm->head_block, memory_order_relaxed);
             if (a.number ? a.number == best : (best == r->ck.head && eph >= best))
                 m.kind = RP_CENT_HEAD, keep = 1;
             m.shown = a.number;
@@ -376,8 +375,8 @@ void rp_cache_answered(struct rp_req *r, int ep)
     if (keep || (leader && rp_flight_has_waiters(ch.c, &r->ck.ticket))) {
         m.origin = leader ? r->ck.ticket.word : 0;
         if (hook_value(b->data, b->len, a.id_start, a.id_end, &m.id_off) == 0) {
-            ref = rp_cache_put(ch.c, r->ck.key, r->ck.key_len, r->ck.khash, ch.out.data,
-                               ch.out.len, &m, keep, ch.pid, rp_shm_now_ms(rp_w.shm));
+            ref = rp_cache_put(ch.c, r->ck.key, r->ck.key_len, r->ck.khash, ch.out.data, ch.out.len,
+                               &m, keep, ch.pid, rp_shm_now_ms(rp_w.shm));
             if (ref && keep)
                 hook_count(&hook_stats()->stores);
         }

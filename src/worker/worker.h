@@ -188,10 +188,10 @@ struct rp_attempt {
 /* What the response cache and coalescing know of a request (cache_hook.c
  * alone reads or writes it). */
 struct rp_req_cache {
-    int cls;              /* enum rp_ck_class; 0: neither cached nor coalesced */
-    int shows;            /* enum rp_ck_shows */
-    uint64_t block;       /* RP_CK_NUMBER: the block asked for */
-    char *key;            /* canonical key, owned; NULL when none */
+    int cls;        /* enum rp_ck_class; 0: neither cached nor coalesced */
+    int shows;      /* enum rp_ck_shows */
+    uint64_t block; /* RP_CK_NUMBER: the block asked for */
+    char *key;      /* canonical key, owned; NULL when none */
     size_t key_len;
     uint64_t khash;
     uint64_t head, epoch; /* best head and cache epoch at dispatch */

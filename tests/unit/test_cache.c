@@ -294,8 +294,8 @@ static pid_t spawn(struct rp_shm_cache *c, struct stress_shared *sh, int writer,
 static void test_stress_kills(void)
 {
     struct rp_shm_cache *c = region(REGION_BYTES);
-    struct stress_shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE,
-                                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct stress_shared *sh =
+        mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     CU_ASSERT_FATAL(sh != MAP_FAILED);
     memset(sh, 0, sizeof *sh);
     enum { NW = 3, NR = 2 };
@@ -303,7 +303,8 @@ static void test_stress_kills(void)
     uint64_t seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 20;
     for (int i = 0; i < NW + NR; i++)
         pids[i] = spawn(c, sh, i < NW, seed + (uint64_t)i * 7919);
-    long secs = env_long("RP_CACHE_STRESS_SECONDS", 4), max_kills = env_long("RP_CACHE_STRESS_KILLS", 3000);
+    long secs = env_long("RP_CACHE_STRESS_SECONDS", 4),
+         max_kills = env_long("RP_CACHE_STRESS_KILLS", 3000);
     uint64_t until = now_ms() + (uint64_t)secs * 1000;
     long kills = 0;
     while (now_ms() < until && kills < max_kills) {
@@ -320,10 +321,10 @@ static void test_stress_kills(void)
         waitpid(pids[i], NULL, 0);
     }
     uint64_t hits = atomic_load(&sh->hits), viol = atomic_load(&sh->violations);
-    printf("\nCACHE kills=%ld hits=%" PRIu64 " misses=%" PRIu64 " puts=%" PRIu64
-           " flights=%" PRIu64 " violations=%" PRIu64 "\n",
-           kills, hits, atomic_load(&sh->misses), atomic_load(&sh->puts),
-           atomic_load(&sh->flights), viol);
+    printf("\nCACHE kills=%ld hits=%" PRIu64 " misses=%" PRIu64 " puts=%" PRIu64 " flights=%" PRIu64
+           " violations=%" PRIu64 "\n",
+           kills, hits, atomic_load(&sh->misses), atomic_load(&sh->puts), atomic_load(&sh->flights),
+           viol);
     CU_ASSERT_EQUAL(viol, 0);
     CU_ASSERT(hits > 0);
     /* afterwards: every slot can be written again (dead writers' locks
@@ -357,9 +358,9 @@ static void test_stress_kills(void)
             struct rp_cache_meta m = {.kind = RP_CENT_STATIC};
             atomic_store(&cl->hand, i);
             atomic_store(&s->ref, 0);
-            uint64_t ref = rp_cache_put(c, key, kl, rp_cachekey_hash(key, kl, 0), val,
-                                        cl->slot_bytes - RP_CACHE_SLOT_HDR - kl, &m, 1, getpid(),
-                                        now_ms());
+            uint64_t ref =
+                rp_cache_put(c, key, kl, rp_cachekey_hash(key, kl, 0), val,
+                             cl->slot_bytes - RP_CACHE_SLOT_HDR - kl, &m, 1, getpid(), now_ms());
             reclaimed += ref == ((uint64_t)k << 28 | i) + 1 && !(atomic_load(&s->seq) & 1) &&
                          !atomic_load(&s->lock);
         }

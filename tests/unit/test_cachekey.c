@@ -23,11 +23,13 @@ static void test_classes(void)
     CU_ASSERT_STRING_EQUAL(key, "eth_chainId\n[]");
     CU_ASSERT(cls("{\"id\":1,\"method\":\"net_version\",\"params\":[]}", "net_version", &ck) > 0);
     CU_ASSERT_EQUAL(ck.cls, RP_CK_STATIC);
-    CU_ASSERT(cls("{\"id\":1,\"method\":\"eth_blockNumber\",\"params\":[]}", "eth_blockNumber", &ck) > 0);
+    CU_ASSERT(
+        cls("{\"id\":1,\"method\":\"eth_blockNumber\",\"params\":[]}", "eth_blockNumber", &ck) > 0);
     CU_ASSERT_EQUAL(ck.cls, RP_CK_HEAD);
     CU_ASSERT_EQUAL(ck.shows, RP_CK_SHOWS_QUANTITY);
 
-    const char *latest = "{\"id\":1,\"method\":\"eth_getBlockByNumber\",\"params\":[\"latest\",false]}";
+    const char *latest =
+        "{\"id\":1,\"method\":\"eth_getBlockByNumber\",\"params\":[\"latest\",false]}";
     CU_ASSERT(cls(latest, "eth_getBlockByNumber", &ck) > 0);
     CU_ASSERT_EQUAL(ck.cls, RP_CK_HEAD);
     CU_ASSERT_EQUAL(ck.shows, RP_CK_SHOWS_BLOCK);
@@ -35,7 +37,8 @@ static void test_classes(void)
     CU_ASSERT(cls(num, "eth_getBlockByNumber", &ck) > 0);
     CU_ASSERT_EQUAL(ck.cls, RP_CK_NUMBER);
     CU_ASSERT_EQUAL(ck.block, 26);
-    const char *earliest = "{\"id\":1,\"method\":\"eth_getBlockByNumber\",\"params\":[\"earliest\",true]}";
+    const char *earliest =
+        "{\"id\":1,\"method\":\"eth_getBlockByNumber\",\"params\":[\"earliest\",true]}";
     CU_ASSERT(cls(earliest, "eth_getBlockByNumber", &ck) > 0);
     CU_ASSERT_EQUAL(ck.cls, RP_CK_NUMBER);
     CU_ASSERT_EQUAL(ck.block, 0);
@@ -48,12 +51,14 @@ static void test_classes(void)
     const char *safe = "{\"id\":1,\"method\":\"eth_call\",\"params\":[{\"to\":\"0x1\"},\"safe\"]}";
     CU_ASSERT(cls(safe, "eth_call", &ck) > 0);
     CU_ASSERT_EQUAL(ck.cls, RP_CK_HEAD);
-    const char *h1898 = "{\"id\":1,\"method\":\"eth_call\",\"params\":[{\"to\":\"0x1\"},{\"blockHash\":"
-                        "\"0xaa\"}]}";
+    const char *h1898 =
+        "{\"id\":1,\"method\":\"eth_call\",\"params\":[{\"to\":\"0x1\"},{\"blockHash\":"
+        "\"0xaa\"}]}";
     CU_ASSERT(cls(h1898, "eth_call", &ck) > 0);
     CU_ASSERT_EQUAL(ck.cls, RP_CK_HASH);
-    const char *n1898 = "{\"id\":1,\"method\":\"eth_call\",\"params\":[{\"to\":\"0x1\"},{\"blockNumber\":"
-                        "\"0x10\"}]}";
+    const char *n1898 =
+        "{\"id\":1,\"method\":\"eth_call\",\"params\":[{\"to\":\"0x1\"},{\"blockNumber\":"
+        "\"0x10\"}]}";
     CU_ASSERT(cls(n1898, "eth_call", &ck) > 0);
     CU_ASSERT_EQUAL(ck.cls, RP_CK_NUMBER);
     CU_ASSERT_EQUAL(ck.block, 16);
@@ -82,8 +87,8 @@ static void test_classes(void)
     CU_ASSERT_EQUAL(ck.cls, RP_CK_PENDING);
     /* eth_getBlockReceipts: a block hash or a tag */
     char rh[200];
-    snprintf(rh, sizeof rh, "{\"id\":1,\"method\":\"eth_getBlockReceipts\",\"params\":[\"0x%064d\"]}",
-             7);
+    snprintf(rh, sizeof rh,
+             "{\"id\":1,\"method\":\"eth_getBlockReceipts\",\"params\":[\"0x%064d\"]}", 7);
     CU_ASSERT(cls(rh, "eth_getBlockReceipts", &ck) > 0);
     CU_ASSERT_EQUAL(ck.cls, RP_CK_HASH);
     const char *rn = "{\"id\":1,\"method\":\"eth_getBlockReceipts\",\"params\":[\"0x7\"]}";
@@ -140,8 +145,9 @@ static void test_canonical(void)
     char a[512], b[512];
     const char *x = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_call\",\"params\":[{\"to\":"
                     "\"0xAbCd\",\"data\":\"0x70A08231\"},\"latest\"]}";
-    const char *y = "{ \"params\" : [ { \"data\" : \"0x70a08231\" ,\n \"to\":\"0xabcd\" } , "
-                    "\"latest\" ], \"method\":\"eth_call\", \"id\":\"other\", \"jsonrpc\":\"2.0\" }";
+    const char *y =
+        "{ \"params\" : [ { \"data\" : \"0x70a08231\" ,\n \"to\":\"0xabcd\" } , "
+        "\"latest\" ], \"method\":\"eth_call\", \"id\":\"other\", \"jsonrpc\":\"2.0\" }";
     size_t n = cls(x, "eth_call", &ck);
     CU_ASSERT(n > 0);
     memcpy(a, key, n);
@@ -187,15 +193,17 @@ static void test_answers(void)
     CU_ASSERT_EQUAL(a.number, 42);
     CU_ASSERT_EQUAL(a.hash_fp, 0xab00000000000000ull);
     CU_ASSERT(memcmp(blk + a.id_start, "7", 1) == 0 && a.id_end - a.id_start == 1);
-    const char *rc = "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"blockHash\":\"0x1200000000000000\","
-                     "\"blockNumber\":\"0x3\"}}";
+    const char *rc =
+        "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"blockHash\":\"0x1200000000000000\","
+        "\"blockNumber\":\"0x3\"}}";
     CU_ASSERT_EQUAL(rp_cachekey_answer(rc, strlen(rc), RP_CK_SHOWS_TX, &a), 0);
     CU_ASSERT_EQUAL(a.number, 3);
     CU_ASSERT_EQUAL(a.hash_fp, 0x1200000000000000ull);
     const char *nul = "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":null}";
     CU_ASSERT_EQUAL(rp_cachekey_answer(nul, strlen(nul), RP_CK_SHOWS_TX, &a), 0);
     CU_ASSERT(a.ok && a.null);
-    const char *err = "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":3,\"message\":\"reverted\"}}";
+    const char *err =
+        "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":3,\"message\":\"reverted\"}}";
     CU_ASSERT_EQUAL(rp_cachekey_answer(err, strlen(err), RP_CK_SHOWS_NONE, &a), 0);
     CU_ASSERT(!a.ok);
     const char *both = "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":1,\"error\":{}}";
