@@ -99,10 +99,12 @@ void rp_cache_hook_cleanup(void)
     rp_buf_free(&ch.out);
 }
 
-void rp_cache_note_method(const char *method, size_t mlen)
+void rp_cache_note_call(struct rp_req *r, const char *method, size_t mlen)
 {
-    if (ch.c && rp_cachekey_mutates(method, mlen))
+    if (ch.c && rp_cachekey_mutates(method, mlen)) {
         rp_cache_invalidate(ch.c, 0);
+        r->ck.mutates = 1; /* and again when it is answered (rp_cache_req_end) */
+    }
 }
 
 /* Is the entry (meta M) good for R now? */
@@ -217,13 +219,12 @@ static int hook_keep_key(struct rp_req *r, size_t klen)
 
 int rp_cache_dispatch(struct rp_req *r)
 {
-    if (!ch.c || r->is_batch || !r->answer || !r->send || !r->id)
+    if (!ch.c || r->is_batch)
         return RP_CACHE_GO;
     size_t mlen = strlen(r->method);
-    if (rp_cachekey_mutates(r->method, mlen)) {
-        rp_cache_invalidate(ch.c, 0);
+    rp_cache_note_call(r, r->method, mlen);
+    if (r->ck.mutates || !r->answer || !r->send || !r->id)
         return RP_CACHE_GO;
-    }
     int cache_on = hook_cache_on(), coal = rp_w.cfg->coalesce != 0;
     if (r->no_retry || r->chain.kind == RP_CHAIN_FILTER_NEW ||
         r->chain.kind == RP_CHAIN_FILTER_USE || r->chain.kind == RP_CHAIN_TX_FLOW ||
@@ -338,6 +339,7 @@ void rp_cache_answered(struct rp_req *r, int ep)
             break;
         case RP_CK_HASH:
             m.kind = RP_CENT_FINAL_HASH, keep = 1;
+            m.shown = r->ck.shows == RP_CK_SHOWS_BLOCK ? a.number : 0;
             break;
         case RP_CK_NUMBER:
         case RP_CK_TX: {
@@ -350,7 +352,8 @@ void rp_cache_answered(struct rp_req *r, int ep)
             } else if (n <= best && best == r->ck.head) {
                 m.kind = RP_CENT_HEAD, keep = 1;
             }
-            m.shown = n;
+            /* what the answer would have shown the connection (consistency.c) */
+            m.shown = r->ck.cls == RP_CK_NUMBER ? n : 0;
             break;
         }
         case RP_CK_HEAD: {
@@ -391,6 +394,10 @@ void rp_cache_answered(struct rp_req *r, int ep)
 
 void rp_cache_req_end(struct rp_req *r)
 {
+    /* a state change is done: what was read while it ran is dead too */
+    if (r->ck.mutates && ch.c)
+        rp_cache_invalidate(ch.c, 0);
+    r->ck.mutates = 0;
     if (r->ck.role == RP_FLIGHT_LEADER && ch.c) {
         uint64_t w[2];
         rp_flight_finish(ch.c, &r->ck.ticket, 0, w); /* nothing to share: they ask themselves */

@@ -345,7 +345,7 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
             rp_buf_append(&r->extra, err, n);
             continue;
         }
-        rp_cache_note_method(buf + call->method_start, call->method_len);
+        rp_cache_note_call(r, buf + call->method_start, call->method_len);
         if (valid == 0)
             copy_method(r, buf, call);
         else if (call_no_retry(buf, call))

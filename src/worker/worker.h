@@ -196,6 +196,7 @@ struct rp_req_cache {
     uint64_t khash;
     uint64_t head, epoch; /* best head and cache epoch at dispatch */
     int role;             /* enum rp_flight_role */
+    int mutates;          /* a state-changing call: the epoch moves at dispatch and at its end */
     struct rp_flight_ticket ticket;
     uint64_t wait_until_ms;       /* a follower makes its own call after this */
     struct rp_req *fprev, *fnext; /* the worker's followers */
@@ -366,9 +367,9 @@ void rp_cache_hook_cleanup(void);
 /* A single call R is about to be routed: answer it from the cache, make it
  * follow an identical call in flight, or let it go (maybe as the leader). */
 int rp_cache_dispatch(struct rp_req *r);
-/* A call of a batch (or any call) with METHOD[0, MLEN) passes: a state
- * change kills head-dependent entries. */
-void rp_cache_note_method(const char *method, size_t mlen);
+/* A call of R (one of a batch) with METHOD[0, MLEN) passes: a state change
+ * kills head-dependent entries, now and again when R is answered. */
+void rp_cache_note_call(struct rp_req *r, const char *method, size_t mlen);
 /* R's attempt on EP was answered (body in r->at.body): keep it, share it. */
 void rp_cache_answered(struct rp_req *r, int ep);
 /* R ends (any way): a leader that shared nothing lets its followers go. */
