@@ -781,6 +781,7 @@ static void req_answer_batch(struct rp_req *r, int ep)
  * own error objects merged in. */
 static void req_answer_success(struct rp_req *r, int ep)
 {
+    rp_cache_answered(r, ep); /* kept, and shared with identical calls waiting */
     struct rp_buf *b = &r->at.body;
     /* the id span from the verdict's check is an offset into the body as
      * it came: put the client's id back before the body is made one line */
@@ -922,7 +923,6 @@ void rp_req_attempt_done(struct rp_req *r, const struct rp_xfer_result *res)
             req_route(r); /* its endpoint is tried: the next one at the best head */
             return;
         }
-        rp_cache_answered(r, ep);
         req_answer_success(r, ep);
         return;
     }

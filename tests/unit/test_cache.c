@@ -168,6 +168,26 @@ static void test_torn_and_dead_writer(void)
     munmap(c, REGION_BYTES);
 }
 
+/* Block hashes seen at a number: another hash there is a reorg. */
+static void test_block_ring(void)
+{
+    struct rp_shm_cache *c = region(REGION_BYTES);
+    CU_ASSERT_EQUAL(rp_cache_note_block(c, 100, 0xaaaa), 0);
+    CU_ASSERT_EQUAL(rp_cache_note_block(c, 100, 0xaaaa), 0); /* the same again */
+    CU_ASSERT_EQUAL(rp_cache_note_block(c, 101, 0xbbbb), 0);
+    CU_ASSERT_EQUAL(rp_cache_note_block(c, 100, 0xcccc), 1); /* another hash at 100 */
+    CU_ASSERT_EQUAL(rp_cache_note_block(c, 100 + RP_CACHE_RING, 0xdddd), 0); /* another number */
+    CU_ASSERT_EQUAL(rp_cache_note_block(c, 5, 0), 0);                        /* no hash */
+    uint64_t e = atomic_load(&c->epoch), f = atomic_load(&c->final_epoch);
+    rp_cache_invalidate(c, 0);
+    CU_ASSERT_EQUAL(atomic_load(&c->epoch), e + 1);
+    CU_ASSERT_EQUAL(atomic_load(&c->final_epoch), f);
+    rp_cache_invalidate(c, 1);
+    CU_ASSERT_EQUAL(atomic_load(&c->epoch), e + 2);
+    CU_ASSERT_EQUAL(atomic_load(&c->final_epoch), f + 1);
+    munmap(c, REGION_BYTES);
+}
+
 static void test_flights(void)
 {
     struct rp_shm_cache *c = region(REGION_BYTES);
@@ -392,6 +412,7 @@ int main(void)
     static const struct rp_test_case cases[] = {
         {"put and get, bounded, by reference", test_put_get},
         {"torn entries and a dead writer's slot", test_torn_and_dead_writer},
+        {"block hashes and epochs", test_block_ring},
         {"flights: lead, follow, fail, dead and stale leaders", test_flights},
         {"stress: writers and readers SIGKILLed at random", test_stress_kills},
         {NULL, NULL},
