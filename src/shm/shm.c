@@ -116,6 +116,19 @@ int rp_shm_create(struct rp_shm *s, const char *name, const char *pool_name, mod
         shm_unlink(name);
         return -1;
     }
+    /* the pages now, not at the first write: a /dev/shm too small for the
+     * segment (the cache region is most of it) is an error at start, never
+     * a SIGBUS in a worker later */
+    int fe = posix_fallocate(fd, 0, (off_t)size);
+    if (fe != 0 && fe != EOPNOTSUPP && fe != EINVAL) {
+        snprintf(err, errlen,
+                 "shm %s: cannot reserve %zu bytes: %s (is /dev/shm smaller than the segment? "
+                 "cache.max_bytes is most of it)",
+                 name, size, strerror(fe));
+        close(fd);
+        shm_unlink(name);
+        return -1;
+    }
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (p == MAP_FAILED) {
