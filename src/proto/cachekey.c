@@ -379,8 +379,14 @@ int rp_cachekey_answer(const char *body, size_t len, enum rp_ck_shows shows,
     jsmntok_t t[CK_TOKENS];
     jsmn_init(&p);
     int n = jsmn_parse(&p, body, len, t, CK_TOKENS);
-    if (n == JSMN_ERROR_NOMEM)
-        n = CK_TOKENS; /* a long answer: its top members come first */
+    if (n == JSMN_ERROR_NOMEM) {
+        /* a long answer (a block with its transactions): what was read is
+         * kept, the containers still open end with the body */
+        n = CK_TOKENS;
+        for (int i = 0; i < n; i++)
+            if (t[i].end < 0)
+                t[i].end = (int)len;
+    }
     if (n < 1 || t[0].type != JSMN_OBJECT)
         return -1;
     int res = -1, err = -1, id = -1;

@@ -209,6 +209,20 @@ static void test_answers(void)
     const char *both = "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":1,\"error\":{}}";
     CU_ASSERT_EQUAL(rp_cachekey_answer(both, strlen(both), RP_CK_SHOWS_NONE, &a), 0);
     CU_ASSERT(!a.ok);
+    /* a long block (more tokens than are read): still an answer, its id and
+     * number found */
+    static char lng[262144];
+    int k = snprintf(lng, sizeof lng,
+                     "{\"jsonrpc\":\"2.0\",\"id\":\"q\",\"result\":{\"number\":"
+                     "\"0x99\",\"hash\":\"0x7700000000000000\",\"transactions\":[");
+    for (int i = 0; i < 3000; i++)
+        k += snprintf(lng + k, sizeof lng - (size_t)k, "%s\"0x%064d\"", i ? "," : "", i);
+    k += snprintf(lng + k, sizeof lng - (size_t)k, "]}}");
+    CU_ASSERT_EQUAL(rp_cachekey_answer(lng, (size_t)k, RP_CK_SHOWS_BLOCK, &a), 0);
+    CU_ASSERT(a.ok && !a.null);
+    CU_ASSERT_EQUAL(a.number, 0x99);
+    CU_ASSERT_EQUAL(a.hash_fp, 0x7700000000000000ull);
+    CU_ASSERT(a.id_start >= 0 && memcmp(lng + a.id_start, "\"q\"", 3) == 0);
     CU_ASSERT_EQUAL(rp_cachekey_answer("[1]", 3, RP_CK_SHOWS_NONE, &a), -1);
     CU_ASSERT_EQUAL(rp_cachekey_answer("garbage", 7, RP_CK_SHOWS_NONE, &a), -1);
 }
