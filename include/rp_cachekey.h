@@ -59,6 +59,19 @@ struct rp_ck_answer {
 int rp_cachekey_answer(const char *body, size_t len, enum rp_ck_shows shows,
                        struct rp_ck_answer *out);
 
+/* One element of a batch answer: its bytes, and its id value's (quotes
+ * included; id_start -1 when it has none). */
+struct rp_ck_elem {
+    uint32_t start, len;
+    int32_t id_start;
+    uint32_t id_len;
+};
+
+/* The object elements of a batch answer BODY[0, LEN) (a JSON array), at most
+ * MAX into OUT. Returns how many, or -1 when BODY is not an array (or out of
+ * memory). */
+int rp_cachekey_batch_elems(const char *body, size_t len, struct rp_ck_elem *out, int max);
+
 /* 64-bit hash of BUF[0, LEN) (keys, checksums; not keyed). */
 uint64_t rp_cachekey_hash(const void *buf, size_t len, uint64_t seed);
 

@@ -11,6 +11,7 @@
 #define JSMN_STRICT
 #include <jsmn.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "rp_jsonrpc.h"
@@ -99,7 +100,7 @@ static int ck_member(const char *buf, const jsmntok_t *t, int n, int obj, const 
 {
     for (int i = obj + 1; i + 1 < n && t[i].start < t[obj].end; i = ck_skip(t, n, i + 1))
         if (ck_is(buf, &t[i], key))
-            return i + 1;
+            return t[i + 1].parent == i ? i + 1 : -1; /* a name without a value: not JSON */
     return -1;
 }
 
@@ -150,7 +151,7 @@ static int ck_emit_object(struct ck_out *o, const char *buf, const jsmntok_t *t,
 {
     int keys[CK_MEMBERS], nk = 0;
     for (int k = i + 1; k + 1 < n && t[k].start < t[i].end; k = ck_skip(t, n, k + 1)) {
-        if (nk == CK_MEMBERS)
+        if (nk == CK_MEMBERS || t[k + 1].parent != k)
             return -1;
         keys[nk++] = k;
     }
@@ -430,6 +431,43 @@ int rp_cachekey_answer(const char *body, size_t len, enum rp_ck_shows shows,
     if (ht >= 0 && t[ht].type == JSMN_STRING)
         out->hash_fp = ck_hash_fp(body + t[ht].start, (size_t)(t[ht].end - t[ht].start));
     return 0;
+}
+
+int rp_cachekey_batch_elems(const char *body, size_t len, struct rp_ck_elem *out, int max)
+{
+    jsmn_parser p;
+    jsmn_init(&p);
+    int need = jsmn_parse(&p, body, len, NULL, 0);
+    if (need < 1)
+        return -1;
+    jsmntok_t *t = malloc((size_t)need * sizeof *t);
+    if (!t)
+        return -1;
+    jsmn_init(&p);
+    int n = jsmn_parse(&p, body, len, t, (unsigned)need);
+    int count = -1;
+    if (n >= 1 && t[0].type == JSMN_ARRAY) {
+        count = 0;
+        for (int i = 1; i < n && t[i].start < t[0].end && count < max; i = ck_skip(t, n, i)) {
+            if (t[i].type != JSMN_OBJECT)
+                continue;
+            struct rp_ck_elem *e = &out[count++];
+            e->start = (uint32_t)t[i].start;
+            e->len = (uint32_t)(t[i].end - t[i].start);
+            e->id_start = -1;
+            e->id_len = 0;
+            int id = ck_member(body, t, n, i, "id");
+            if (id >= 0 && t[id].start > t[i].start && t[id].end < t[i].end) {
+                int s = t[id].start, x = t[id].end;
+                if (t[id].type == JSMN_STRING)
+                    s--, x++;
+                e->id_start = s;
+                e->id_len = (uint32_t)(x - s);
+            }
+        }
+    }
+    free(t);
+    return count;
 }
 
 uint64_t rp_cachekey_hash(const void *buf, size_t len, uint64_t seed)

@@ -312,8 +312,77 @@ static int hook_value(const char *body, size_t len, long id_start, long id_end, 
     return 0;
 }
 
+/* An answer showed block NUMBER with hash FP: another hash there than
+ * recorded is a reorg, and the entries it may concern die. */
+static void hook_note_block(const struct rp_ck_answer *a, uint64_t best)
+{
+    uint64_t depth = (uint64_t)rp_w.cfg->cache_finality_depth;
+    if (a->ok && a->number && a->hash_fp && rp_cache_note_block(ch.c, a->number, a->hash_fp)) {
+        int deep = a->number + depth <= best;
+        rp_cache_invalidate(ch.c, deep);
+        rp_warn("cache: another block hash seen at a number: reorg, entries dropped",
+                "block=%llu final=%d", (unsigned long long)a->number, deep);
+    }
+}
+
+/* What answer A (to a call classified CLS/SHOWS/BLOCK, dispatched at best
+ * head HEAD in EPOCH, answered by EP) is worth: 1 with M's kind, head,
+ * epoch and shown set when it may be kept, else 0. */
+static int hook_kind(int cls, int shows, uint64_t block, uint64_t head, uint64_t epoch, int ep,
+                     const struct rp_ck_answer *a, uint64_t best, struct rp_cache_meta *m)
+{
+    uint64_t depth = (uint64_t)rp_w.cfg->cache_finality_depth;
+    int keep = 0;
+    if (!a->ok || a->null)
+        return 0;
+    switch (cls) {
+    case RP_CK_STATIC:
+        m->kind = RP_CENT_STATIC, keep = 1;
+        break;
+    case RP_CK_HASH:
+        m->kind = RP_CENT_FINAL_HASH, keep = 1;
+        m->shown = shows == RP_CK_SHOWS_BLOCK ? a->number : 0;
+        break;
+    case RP_CK_NUMBER:
+    case RP_CK_TX: {
+        uint64_t n = cls == RP_CK_NUMBER ? block : a->number;
+        if (cls == RP_CK_TX && !a->number)
+            break; /* a pending transaction */
+        if (n + depth <= best) {
+            m->kind = RP_CENT_FINAL_NUM, keep = 1;
+            m->epoch = atomic_load_explicit(&ch.c->final_epoch, memory_order_relaxed);
+        } else if (n <= best && best == head) {
+            m->kind = RP_CENT_HEAD, keep = 1;
+        }
+        /* what the answer would have shown the connection (consistency.c) */
+        m->shown = cls == RP_CK_NUMBER ? n : 0;
+        break;
+    }
+    case RP_CK_HEAD: {
+        uint64_t eph = atomic_load_explicit(&rp_w.eps[ep].shm->head_block, memory_order_relaxed);
+        if (a->number ? a->number == best : (best == head && eph >= best))
+            m->kind = RP_CENT_HEAD, keep = 1;
+        m->shown = a->number;
+        break;
+    }
+    default:
+        break;
+    }
+    if (keep && m->kind == RP_CENT_HEAD) {
+        m->head = best;
+        m->epoch = epoch;
+    }
+    return keep;
+}
+
+static void hook_answered_batch(struct rp_req *r, int ep);
+
 void rp_cache_answered(struct rp_req *r, int ep)
 {
+    if (r->ck.batch && ch.c) {
+        hook_answered_batch(r, ep);
+        return;
+    }
     if (!r->ck.key || !ch.c)
         return;
     struct rp_buf *b = &r->at.body;
@@ -321,58 +390,14 @@ void rp_cache_answered(struct rp_req *r, int ep)
     if (rp_cachekey_answer(b->data ? b->data : "", b->len, (enum rp_ck_shows)r->ck.shows, &a) != 0)
         return; /* not ours to judge: the leader ends without sharing (req_end) */
     uint64_t best = atomic_load_explicit(&rp_w.shm->best_head_block, memory_order_relaxed);
-    uint64_t depth = (uint64_t)rp_w.cfg->cache_finality_depth;
-    if (a.ok && a.number && a.hash_fp && rp_cache_note_block(ch.c, a.number, a.hash_fp)) {
-        int deep = a.number + depth <= best;
-        rp_cache_invalidate(ch.c, deep);
-        rp_warn("cache: another block hash seen at a number: reorg, entries dropped",
-                "block=%llu final=%d", (unsigned long long)a.number, deep);
-    }
+    hook_note_block(&a, best);
     if (!a.ok || a.id_start < 0 || a.id_end < a.id_start)
         return;
     struct rp_cache_meta m = {0};
-    int keep = 0; /* 1: indexed entry of kind m.kind; 0: for this flight's followers only */
-    if (!a.null) {
-        switch (r->ck.cls) {
-        case RP_CK_STATIC:
-            m.kind = RP_CENT_STATIC, keep = 1;
-            break;
-        case RP_CK_HASH:
-            m.kind = RP_CENT_FINAL_HASH, keep = 1;
-            m.shown = r->ck.shows == RP_CK_SHOWS_BLOCK ? a.number : 0;
-            break;
-        case RP_CK_NUMBER:
-        case RP_CK_TX: {
-            uint64_t n = r->ck.cls == RP_CK_NUMBER ? r->ck.block : a.number;
-            if (r->ck.cls == RP_CK_TX && !a.number)
-                break; /* a pending transaction */
-            if (n + depth <= best) {
-                m.kind = RP_CENT_FINAL_NUM, keep = 1;
-                m.epoch = atomic_load_explicit(&ch.c->final_epoch, memory_order_relaxed);
-            } else if (n <= best && best == r->ck.head) {
-                m.kind = RP_CENT_HEAD, keep = 1;
-            }
-            /* what the answer would have shown the connection (consistency.c) */
-            m.shown = r->ck.cls == RP_CK_NUMBER ? n : 0;
-            break;
-        }
-        case RP_CK_HEAD: {
-            uint64_t eph =
-                atomic_load_explicit(&rp_w.eps[ep].shm->head_block, memory_order_relaxed);
-            if (a.number ? a.number == best : (best == r->ck.head && eph >= best))
-                m.kind = RP_CENT_HEAD, keep = 1;
-            m.shown = a.number;
-            break;
-        }
-        default:
-            break;
-        }
-    }
-    if (m.kind == RP_CENT_HEAD) {
-        m.head = best;
-        m.epoch = r->ck.epoch;
-    }
-    keep = keep && hook_cache_on();
+    /* keep: an indexed entry of kind m.kind; else for this flight's followers only */
+    int keep =
+        hook_kind(r->ck.cls, r->ck.shows, r->ck.block, r->ck.head, r->ck.epoch, ep, &a, best, &m) &&
+        hook_cache_on();
     int leader = r->ck.role == RP_FLIGHT_LEADER;
     uint64_t ref = 0;
     if (keep || (leader && rp_flight_has_waiters(ch.c, &r->ck.ticket))) {
@@ -392,6 +417,166 @@ void rp_cache_answered(struct rp_req *r, int ep)
     }
 }
 
+/* ---- batches: answered from the cache when every call is a hit; else
+ * sent as they came, and their answers kept call by call ---- */
+
+/* A cacheable call of a batch, kept until the batch's answer. */
+struct hook_bcall {
+    char up_id[24];
+    size_t up_id_len;
+    char *key;
+    size_t key_len;
+    uint64_t khash;
+    int cls, shows;
+    uint64_t block;
+};
+
+static void hook_batch_free(struct rp_req *r)
+{
+    struct hook_bcall *bc = r->ck.batch;
+    for (int i = 0; bc && i < r->ck.nbatch; i++)
+        free(bc[i].key);
+    free(bc);
+    r->ck.batch = NULL;
+    r->ck.nbatch = 0;
+}
+
+int rp_cache_dispatch_batch(struct rp_req *r, const char *buf, const struct rp_jmsg *msg)
+{
+    if (!ch.c || !hook_cache_on() || !r->answer || msg->count <= 0)
+        return RP_CACHE_GO;
+    struct hook_bcall *bc = calloc((size_t)msg->count, sizeof *bc);
+    if (!bc)
+        return RP_CACHE_GO;
+    uint64_t best = atomic_load_explicit(&rp_w.shm->best_head_block, memory_order_relaxed);
+    uint64_t epoch = atomic_load_explicit(&ch.c->epoch, memory_order_relaxed);
+    uint64_t now_ms = rp_shm_now_ms(rp_w.shm);
+    int all = 1, hits = 0, nb = 0;
+    struct rp_buf out = RP_BUF_INIT;
+    const char *up = r->up_ids.data, *up_end = up ? up + r->up_ids.len : NULL;
+    rp_buf_append(&out, "[", 1);
+    for (int i = 0; i < msg->count; i++) {
+        const struct rp_jcall *call = &msg->calls[i];
+        if (call->code)
+            continue; /* its error object is in r->extra */
+        if (rp_jcall_is_notification(call)) {
+            all = 0; /* it must reach an endpoint */
+            continue;
+        }
+        /* the id this call went upstream with: the next line of up_ids */
+        const char *nl = up ? memchr(up, '\n', (size_t)(up_end - up)) : NULL;
+        size_t ul = nl ? (size_t)(nl - up) : 0;
+        const char *uid = up;
+        up = nl ? nl + 1 : up_end;
+        const char *m = buf + call->method_start;
+        struct rp_ck ck;
+        size_t klen = 0;
+        if (!memchr(m, '\\', call->method_len) &&
+            !rp_config_is_no_retry(rp_w.cfg, m, call->method_len) &&
+            !rp_cachekey_mutates(m, call->method_len))
+            klen = rp_cachekey_classify(buf + call->start, call->len, m, call->method_len, &ck,
+                                        ch.key, sizeof ch.key);
+        if (!klen || ck.cls == RP_CK_PENDING || ul == 0 || ul >= sizeof bc[nb].up_id) {
+            all = 0;
+            continue;
+        }
+        uint64_t khash = rp_cachekey_hash(ch.key, klen, 0);
+        struct rp_cache_meta meta;
+        if (all && rp_cache_get(ch.c, ch.key, klen, khash, &ch.val, &meta) &&
+            hook_valid(r, &meta, best, epoch, now_ms)) {
+            size_t off = meta.id_off <= ch.val.len ? meta.id_off : ch.val.len;
+            if (hits)
+                rp_buf_append(&out, ",", 1);
+            rp_buf_append(&out, ch.val.data, off);
+            rp_buf_append(&out, buf + call->id_start, call->id_len);
+            rp_buf_append(&out, ch.val.data + off, ch.val.len - off);
+            hits++;
+            continue;
+        }
+        all = 0;
+        struct hook_bcall *b = &bc[nb];
+        b->key = malloc(klen);
+        if (!b->key)
+            continue;
+        memcpy(b->key, ch.key, klen);
+        memcpy(b->up_id, uid, ul);
+        b->up_id_len = ul;
+        b->key_len = klen;
+        b->khash = khash;
+        b->cls = ck.cls;
+        b->shows = ck.shows;
+        b->block = ck.block;
+        nb++;
+    }
+    if (all && hits > 0) {
+        if (r->extra.len) {
+            rp_buf_append(&out, ",", 1);
+            rp_buf_append(&out, r->extra.data, r->extra.len);
+        }
+        rp_buf_append(&out, "]", 1);
+        free(bc);
+        if (!rp_buf_failed(&out)) {
+            for (int i = 0; i < hits; i++)
+                hook_count(&hook_stats()->hits);
+            rp_req_answer_now(r, out.data, out.len);
+            rp_buf_free(&out);
+            return RP_CACHE_ANSWERED;
+        }
+        rp_buf_free(&out);
+        return RP_CACHE_GO;
+    }
+    rp_buf_free(&out);
+    for (int i = 0; i < nb; i++)
+        hook_count(&hook_stats()->misses);
+    if (nb == 0) {
+        free(bc);
+        return RP_CACHE_GO;
+    }
+    r->ck.batch = bc;
+    r->ck.nbatch = nb;
+    r->ck.head = best;
+    r->ck.epoch = epoch;
+    return RP_CACHE_GO;
+}
+
+/* Keep the elements of batch R's answer (from EP) whose calls are
+ * cacheable, matched by the ids they went upstream with. */
+static void hook_answered_batch(struct rp_req *r, int ep)
+{
+    struct rp_buf *b = &r->at.body;
+    struct hook_bcall *bc = r->ck.batch;
+    enum { MAX_ELEMS = 1024 };
+    struct rp_ck_elem *el = malloc(MAX_ELEMS * sizeof *el);
+    int n = el && b->len ? rp_cachekey_batch_elems(b->data, b->len, el, MAX_ELEMS) : -1;
+    uint64_t best = atomic_load_explicit(&rp_w.shm->best_head_block, memory_order_relaxed);
+    for (int i = 0; i < n; i++) {
+        if (el[i].id_start < 0)
+            continue;
+        const char *id = b->data + el[i].id_start;
+        struct hook_bcall *c = NULL;
+        for (int k = 0; k < r->ck.nbatch && !c; k++)
+            if (bc[k].up_id_len == el[i].id_len && memcmp(bc[k].up_id, id, el[i].id_len) == 0)
+                c = &bc[k];
+        if (!c)
+            continue;
+        const char *e = b->data + el[i].start;
+        struct rp_ck_answer a;
+        if (rp_cachekey_answer(e, el[i].len, (enum rp_ck_shows)c->shows, &a) != 0)
+            continue;
+        hook_note_block(&a, best);
+        struct rp_cache_meta m = {0};
+        if (!a.ok || a.id_start < 0 ||
+            !hook_kind(c->cls, c->shows, c->block, r->ck.head, r->ck.epoch, ep, &a, best, &m))
+            continue;
+        if (hook_value(e, el[i].len, a.id_start, a.id_end, &m.id_off) != 0)
+            continue;
+        if (rp_cache_put(ch.c, c->key, c->key_len, c->khash, ch.out.data, ch.out.len, &m, 1, ch.pid,
+                         rp_shm_now_ms(rp_w.shm)))
+            hook_count(&hook_stats()->stores);
+    }
+    free(el);
+}
+
 void rp_cache_req_end(struct rp_req *r)
 {
     /* a state change is done: what was read while it ran is dead too */
@@ -408,4 +593,5 @@ void rp_cache_req_end(struct rp_req *r)
     r->ck.role = RP_FLIGHT_NONE;
     free(r->ck.key);
     r->ck.key = NULL;
+    hook_batch_free(r);
 }

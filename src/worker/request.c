@@ -385,6 +385,8 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
         req_fail(r, RP_JSONRPC_INTERNAL_ERROR, "Upstream error: out of memory", NULL);
         return;
     }
+    if (rp_cache_dispatch_batch(r, buf, &m) != RP_CACHE_GO)
+        return; /* every call answered from the cache */
     req_route(r);
 }
 

@@ -198,7 +198,9 @@ struct rp_req_cache {
     int role;             /* enum rp_flight_role */
     int mutates;          /* a state-changing call: the epoch moves at dispatch and at its end */
     struct rp_flight_ticket ticket;
-    uint64_t wait_until_ms;       /* a follower makes its own call after this */
+    uint64_t wait_until_ms; /* a follower makes its own call after this */
+    void *batch;            /* a batch's cacheable calls (cache_hook.c), owned */
+    int nbatch;
     struct rp_req *fprev, *fnext; /* the worker's followers */
 };
 
@@ -367,6 +369,10 @@ void rp_cache_hook_cleanup(void);
 /* A single call R is about to be routed: answer it from the cache, make it
  * follow an identical call in flight, or let it go (maybe as the leader). */
 int rp_cache_dispatch(struct rp_req *r);
+/* Batch R (its calls parsed in MSG over BUF) is about to be routed: answer
+ * it from the cache when every call is a hit, else note its cacheable calls
+ * so that their answers are kept. */
+int rp_cache_dispatch_batch(struct rp_req *r, const char *buf, const struct rp_jmsg *msg);
 /* A call of R (one of a batch) with METHOD[0, MLEN) passes: a state change
  * kills head-dependent entries, now and again when R is answered. */
 void rp_cache_note_call(struct rp_req *r, const char *method, size_t mlen);

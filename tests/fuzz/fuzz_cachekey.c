@@ -10,7 +10,8 @@
  *    a call that is classified has a key that is valid JSON after the
  *    method, and gives the same class and key when sent again with its
  *    params in their canonical form (a fixed point) and another id;
- *  - an answer's id span lies inside the body and is a JSON value there.
+ *  - an answer's id span lies inside the body and is a JSON value there;
+ *    a batch answer's elements and their ids lie inside it.
  */
 #include "rp_cachekey.h"
 #include "rp_frame.h"
@@ -77,6 +78,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rp_cachekey_answer(call, len, (enum rp_ck_shows)(data[0] % 4), &a) == 0 &&
         a.id_start >= 0) {
         CHECK(a.id_start < a.id_end && (size_t)a.id_end <= len);
+    }
+    /* a batch answer's elements lie inside it, their ids inside them */
+    static struct rp_ck_elem el[64];
+    int ne = rp_cachekey_batch_elems(call, len, el, 64);
+    CHECK(ne >= -1 && ne <= 64);
+    for (int i = 0; i < ne; i++) {
+        CHECK((size_t)el[i].start + el[i].len <= len);
+        if (el[i].id_start >= 0)
+            CHECK((uint32_t)el[i].id_start >= el[i].start &&
+                  el[i].id_start + el[i].id_len <= el[i].start + el[i].len);
     }
     (void)rp_cachekey_hash(call, len, data[0]);
     free(call);

@@ -329,3 +329,43 @@ test('status, rpcpoolstat -j and metrics show the cache', { timeout: TEST_MS }, 
     await cleanup();
   }
 });
+
+test('batches: all hits answered from the cache with each id; else sent whole, their answers kept', { timeout: TEST_MS }, async () => {
+  const { proxy, pool, cleanup } = await setup({ workers: 1 });
+  try {
+    const [c] = await clients(pool, 1);
+    const blk = ['0x0', false];
+    /* a batch of misses goes upstream as it came; its cacheable answers are kept */
+    const b1 = await c.call([{ id: 'a', method: 'eth_chainId' }, { id: 2, method: 'net_version' },
+      { id: 3, method: 'eth_getBalance', params: [ADDR, 'pending'] }]);
+    assert.deepEqual(b1.map((x) => x.id).sort(), [2, 3, 'a'].sort());
+    assert.equal(proxy.counts.eth_chainId, 1);
+    /* single calls now hit what the batch brought */
+    await c.call({ method: 'eth_chainId' });
+    await c.call({ method: 'net_version' });
+    assert.equal(proxy.counts.eth_chainId, 1);
+    assert.equal(proxy.counts.net_version, 1);
+    /* every call a hit (and an invalid one): no upstream call, each its own id */
+    await c.call({ method: 'eth_getBlockByHash', params: [(await c.call({ method: 'eth_getBlockByNumber', params: blk })).result.hash, false] });
+    const total = proxy.total();
+    const raw = await c.call([{ id: 'x', method: 'eth_chainId' }, { id: 7, method: 'net_version' },
+      { jsonrpc: '2.0', id: 8 }]);
+    assert.equal(proxy.total(), total, `answered from the cache: ${JSON.stringify(proxy.counts)}`);
+    const byId = Object.fromEntries(raw.map((x) => [JSON.stringify(x.id), x]));
+    assert.equal(byId['"x"'].result, '0x7a69');
+    assert.equal(byId['7'].result, '31337');
+    assert.equal(byId['8'].error.code, -32600);
+    /* one call not cacheable (pending), or a notification: the batch goes upstream */
+    await c.call([{ id: 10, method: 'eth_chainId' }, { id: 11, method: 'eth_getBalance', params: [ADDR, 'pending'] }]);
+    assert.equal(proxy.counts.eth_chainId, 2);
+    await c.send(JSON.stringify([{ jsonrpc: '2.0', id: 12, method: 'eth_chainId' }, { jsonrpc: '2.0', method: 'eth_chainId' }]) + '\n');
+    await lib.waitFor(() => proxy.counts.eth_chainId === 4, { timeout: 10000, message: 'the batch with a notification upstream' });
+    /* a write in a batch goes upstream and ends the head's entries */
+    const n0 = Number((await c.call({ method: 'eth_blockNumber' })).result);
+    await c.call([{ id: 20, method: 'evm_mine' }, { id: 21, method: 'eth_chainId' }]);
+    assert.equal(Number((await c.call({ method: 'eth_blockNumber' })).result), n0 + 1);
+    c.destroy();
+  } finally {
+    await cleanup();
+  }
+});
