@@ -20,7 +20,9 @@
  * or a different hash seen at a recent number ends an epoch), and for at
  * most HEAD_MAX_AGE_MS, so that a new block or a reorg that the pool has
  * not seen yet shows within that time. Never errors, never null results,
- * never "pending", never no_retry_methods, filters or batches.
+ * never "pending", never no_retry_methods or filters. A batch is answered
+ * here only when every call in it is a hit; else it goes upstream whole
+ * (never coalesced) and its cacheable answers are kept.
  */
 #include "worker.h"
 
