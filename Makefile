@@ -73,6 +73,8 @@ TEST_DEPS_crash := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/sh
 TEST_DEPS_publish := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c \
 	src/core/siphash.c
 TEST_DEPS_chain := src/proto/jsonrpc.c src/proto/frame.c
+TEST_DEPS_cachekey := src/proto/jsonrpc.c src/proto/frame.c
+TEST_DEPS_cache := src/proto/cachekey.c src/proto/jsonrpc.c src/proto/frame.c src/core/buf.c
 TEST_DEPS_health := src/proto/jsonrpc.c src/proto/frame.c
 TEST_DEPS_fleet := src/fleet/lease.c src/fleet/verdict.c src/shm/ratelimit.c src/shm/breaker.c src/core/siphash.c
 TEST_DEPS_timer :=

@@ -13,7 +13,8 @@
 #      pipelined) and a latency profile (one connection, one request at a time);
 #   3. the shm hot path alone (bench/shm_hotpath) with 1, 2, 4, 8 processes;
 #   4. 10,000 idle client connections held against rpcpoold, and their RSS;
-#   5. one comparison table and PASS/FAIL per target (bench/report.js); the
+#   5. the response cache and coalescing, on and off (bench/cache.sh);
+#   6. one comparison table and PASS/FAIL per target (bench/report.js); the
 #      exit status does not depend on the targets.
 # The https rows: the same upstream over TLS (two more ports, a certificate for
 # localhost from a CA made here with the openssl CLI); nginx proxy_pass https://
@@ -424,6 +425,11 @@ cat >"$OUT/idle.json" <<EOF
 {"idle":$IDLE,"ok":$IDLE_OK,"rss_kib_before":$RSS0,"rss_kib_connected":$RSS1,"rss_kib_after_one_call":$RSS2,"fds_before":$FD0,"fds_connected":$FD1,"answered":${ANSWERED:-0}}
 EOF
 say "idle: rss ${RSS0} -> ${RSS1} KiB connected, ${RSS2} KiB after one call each; fds ${FD0} -> ${FD1}; answered ${ANSWERED:-0}"
+
+# ---------------------------------------------------------------------
+# the response cache and coalescing (issue 19): bench/cache.sh
+# ---------------------------------------------------------------------
+RPCPOOL_BUILD=$BUILD BENCH_OUT=$OUT bash bench/cache.sh || say "warning: bench/cache.sh failed"
 
 # ---------------------------------------------------------------------
 # the machine, the table, the targets

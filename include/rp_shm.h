@@ -18,9 +18,11 @@ struct rp_shm {
 
 /* Create NAME (unlinking a stale segment whose supervisor is gone), size and
  * initialise it, publish the magic last. MODE is 0600 or 0640; GID (or -1) its
- * group. Returns 0, or -1 with ERR set (a live supervisor owns it: EEXIST). */
+ * group; CACHE_BYTES of cache region (rp_cache.h) go last (0: none; the
+ * caller lays the region out). Returns 0, or -1 with ERR set (a live
+ * supervisor owns it: EEXIST). */
 int rp_shm_create(struct rp_shm *s, const char *name, const char *pool_name, mode_t mode, gid_t gid,
-                  char *err, size_t errlen);
+                  size_t cache_bytes, char *err, size_t errlen);
 
 /* Unmap, and unlink the name (supervisor at exit). */
 void rp_shm_destroy(struct rp_shm *s, int unlink_name);

@@ -71,6 +71,36 @@
  *                             a row that changed endpoints
  *   fleet counters, mode      agent / takers, relaxed        one update or
  *                             (advisory: display, demand)    none
+ *   The response cache region (rp_cache_abi.h, src/shm/cache.c):
+ *   cache slot.lock           any writer: CAS 0 -> pid|ms;   a held lock: the
+ *                             a lock whose pid is dead or    next writer steals
+ *                             that is 2 s old is stolen by   it (CAS)
+ *                             the same CAS; CAS back to 0
+ *   cache slot.seq, header,   the lock holder: CAS even ->   seq odd: readers
+ *   key and value bytes       odd (odd -> odd + 2 when found skip the slot; a
+ *                             odd), bytes, checksum, CAS     stalled writer's
+ *                             odd -> even (a stolen slot's   late bytes fail
+ *                             first writer's CAS fails)      the checksum
+ *   cache index words         any writer, one store; only a  a lost or stale
+ *                             hint, the slot's key decides   hint: a miss
+ *   cache.epoch, final_epoch  any worker, fetch_add          a bump or none
+ *   cache block-hash ring     any worker, one exchange       a record or none
+ *   cache flight.word         one CAS per claim (tag, seq,   RUNNING, leader
+ *                             RUNNING) and per end (DONE or  dead: followers
+ *                             FAILED); a claim takes over a  see its pid gone
+ *                             flight whose leader is dead,   (or, unnamed, its
+ *                             unnamed after 1 s, or stale    age) and ask
+ *                                                            themselves; the
+ *                                                            next claim takes
+ *                                                            the row over
+ *   cache flight.started_ms,  the claimer: started_ms before -
+ *   leader, result            its CAS, leader after it; the
+ *                             result before the ending CAS
+ *   cache flight.waiters      followers fetch_or, then re-   a spurious wake-up
+ *                             read the word; the leader      at worst
+ *                             exchanges 0 after its end
+ *                             (seq_cst both: none missed)
+ *   cache wstats              own slot only, relaxed adds    totals, kept
  */
 #ifndef RP_SHM_ABI_H
 #define RP_SHM_ABI_H

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "rp_fleet_view.h"
+#include "rp_cache_abi.h"
 #include "rp_shm_abi.h"
 
 struct rp_shm_view {
@@ -67,6 +68,7 @@ struct rp_snapshot {
     uint64_t client_ok, client_error;
     uint64_t consistency_waits, affinity_hits, lookup_retries;  /* summed over worker rows */
     uint64_t hedge_calls, hedges_sent, hedges_won, hedges_lost; /* summed over stats rows */
+    struct rp_cache_totals cache; /* response cache and coalescing (rp_cache_abi.h) */
     int ep_count;
     struct rp_ep_snapshot eps[RP_SHM_MAX_ENDPOINTS];
     int worker_count;

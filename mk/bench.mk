@@ -23,10 +23,14 @@ $(BUILD)/shm_hotpath: bench/shm_hotpath.c src/shm/ratelimit.c src/shm/breaker.c 
 		$(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^)
 
+$(BUILD)/cache_hit: bench/cache_hit.c src/shm/cache.c src/proto/cachekey.c src/proto/jsonrpc.c \
+		src/proto/frame.c src/core/buf.c $(wildcard include/*.h) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^)
+
 # deps first, then a fresh make: pkg-config flags are read after the install.
 bench: deps
 	$(BENCH_MAKE) BUILD=$(BENCH_BUILD) SAN= CFLAGS="-O2 -g" all $(BENCH_BUILD)/rpcbench \
-		$(BENCH_BUILD)/shm_hotpath
+		$(BENCH_BUILD)/shm_hotpath $(BENCH_BUILD)/cache_hit
 	@RPCPOOL_BUILD=$(BENCH_BUILD) bash bench/run.sh
 	@RPCPOOL_BUILD=$(BENCH_BUILD) node bench/hedge.js
 

@@ -470,6 +470,18 @@ static void print_status(const struct json *j)
                field(j, hj, "sent", hs, sizeof hs), field(j, hj, "won", hw, sizeof hw),
                field(j, hj, "lost", hl, sizeof hl), field(j, hj, "calls", hc, sizeof hc));
     }
+    int ca = json_member(j, 0, "cache");
+    if (ca >= 0) {
+        char on[8], co[8], h[24], m[24], c[24], e[24], bu[24], bt[24];
+        field(j, ca, "enabled", on, sizeof on);
+        field(j, ca, "region", co, sizeof co);
+        printf("\ncache %s%s  hits %s  misses %s  coalesced %s  entries %s  bytes %s/%s\n",
+               strcmp(on, "true") == 0 ? "on" : "off",
+               strcmp(co, "true") == 0 ? "" : " (no region)", field(j, ca, "hits", h, sizeof h),
+               field(j, ca, "misses", m, sizeof m), field(j, ca, "coalesced", c, sizeof c),
+               field(j, ca, "entries", e, sizeof e), field(j, ca, "bytes_used", bu, sizeof bu),
+               field(j, ca, "bytes_total", bt, sizeof bt));
+    }
 }
 
 /* Every member but "ok" as "key: value" lines (stats). */

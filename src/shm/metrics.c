@@ -204,6 +204,21 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
            "Calls that could have been hedged: what hedge.budget_percent is a share of.");
     rp_buf_appendf(b, "rpcpool_hedge_eligible_calls_total %" PRIu64 "\n", s->hedge_calls);
 
+    family(b, "rpcpool_cache_requests_total", "counter",
+           "Cacheable calls looked up in the response cache, by result.");
+    rp_buf_appendf(b, "rpcpool_cache_requests_total{result=\"hit\"} %" PRIu64 "\n", s->cache.hits);
+    rp_buf_appendf(b, "rpcpool_cache_requests_total{result=\"miss\"} %" PRIu64 "\n",
+                   s->cache.misses);
+    family(b, "rpcpool_coalesced_total", "counter",
+           "Calls answered with an identical call's upstream answer (host-wide coalescing).");
+    rp_buf_appendf(b, "rpcpool_coalesced_total %" PRIu64 "\n", s->cache.coalesced);
+    family(b, "rpcpool_cache_entries", "gauge", "Entries in the response cache.");
+    rp_buf_appendf(b, "rpcpool_cache_entries %" PRIu64 "\n", s->cache.entries);
+    family(b, "rpcpool_cache_bytes", "gauge",
+           "Key and value bytes of the response cache entries (used), and its region (total).");
+    rp_buf_appendf(b, "rpcpool_cache_bytes{state=\"used\"} %" PRIu64 "\n", s->cache.bytes_used);
+    rp_buf_appendf(b, "rpcpool_cache_bytes{state=\"total\"} %" PRIu64 "\n", s->cache.bytes_total);
+
     histogram(b, s, &l);
 
     family(b, "rpcpool_endpoint_info", "gauge",

@@ -87,7 +87,7 @@ static int shm_owner_alive(const char *name)
 /* Create the segment: refuse a live owner, unlink a stale one, size it at
  * its largest, fill the header and publish the magic last (release). */
 int rp_shm_create(struct rp_shm *s, const char *name, const char *pool_name, mode_t mode, gid_t gid,
-                  char *err, size_t errlen)
+                  size_t cache_bytes, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->name, sizeof s->name, "%s", name);
@@ -109,9 +109,22 @@ int rp_shm_create(struct rp_shm *s, const char *name, const char *pool_name, mod
         shm_unlink(name);
         return -1;
     }
-    size_t size = RP_SHM_TOTAL_BYTES;
+    size_t size = RP_SHM_TOTAL_BYTES + cache_bytes; /* the cache region is last */
     if (ftruncate(fd, (off_t)size) != 0) {
         snprintf(err, errlen, "shm %s: ftruncate %zu: %s", name, size, strerror(errno));
+        close(fd);
+        shm_unlink(name);
+        return -1;
+    }
+    /* the pages now, not at the first write: a /dev/shm too small for the
+     * segment (the cache region is most of it) is an error at start, never
+     * a SIGBUS in a worker later */
+    int fe = posix_fallocate(fd, 0, (off_t)size);
+    if (fe != 0 && fe != EOPNOTSUPP && fe != EINVAL) {
+        snprintf(err, errlen,
+                 "shm %s: cannot reserve %zu bytes: %s (is /dev/shm smaller than the segment? "
+                 "cache.max_bytes is most of it)",
+                 name, size, strerror(fe));
         close(fd);
         shm_unlink(name);
         return -1;
@@ -125,6 +138,11 @@ int rp_shm_create(struct rp_shm *s, const char *name, const char *pool_name, mod
     }
     struct rp_shm_header *h = p;
     rp_shm_layout_init(h);
+    if (cache_bytes) {
+        h->total_size = size;
+        /* 128-byte rows: the region may pass 4 GiB */
+        h->cache = (struct rp_shm_table){RP_SHM_CACHE_OFFSET, (uint32_t)(cache_bytes / 128), 128};
+    }
     snprintf(h->name, sizeof h->name, "%s", pool_name);
     atomic_store_explicit(&h->clock_base_ns, rp_clock_mono_ns(), memory_order_relaxed);
     atomic_store_explicit(&h->supervisor_pid, getpid(), memory_order_relaxed);

@@ -448,6 +448,8 @@ int rp_shm_view_snapshot(const struct rp_shm_view *v, struct rp_snapshot *out, c
         struct timespec pause = {0, 1000000L << (tries < 6 ? tries : 6)};
         nanosleep(&pause, NULL);
     }
+    /* the cache's counters and entries: sums and a scan, no seqlock */
+    rp_cache_abi_totals(h, v->size, &out->cache);
     return 0;
 }
 

@@ -105,6 +105,18 @@ int rp_status_append_workers(struct rp_buf *b, const struct rp_snapshot *s)
     return rp_buf_puts(b, "]");
 }
 
+/* ,"cache":{...}: the response cache and coalescing counters. */
+static int status_append_cache(struct rp_buf *b, const struct rp_snapshot *s)
+{
+    const struct rp_cache_totals *c = &s->cache;
+    return rp_buf_appendf(b,
+                          ",\"cache\":{\"enabled\":%s,\"region\":%s,\"hits\":%" PRIu64
+                          ",\"misses\":%" PRIu64 ",\"coalesced\":%" PRIu64 ",\"entries\":%" PRIu64
+                          ",\"bytes_used\":%" PRIu64 ",\"bytes_total\":%" PRIu64 "}",
+                          c->cache_on ? "true" : "false", c->present ? "true" : "false", c->hits,
+                          c->misses, c->coalesced, c->entries, c->bytes_used, c->bytes_total);
+}
+
 int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
 {
     rp_buf_puts(b, "{\"name\":");
@@ -120,6 +132,7 @@ int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
     rp_fleet_status_append(b, &s->fleet);
+    status_append_cache(b, s);
     return rp_buf_appendf(
         b,
         ",\"best_head_block\":%" PRIu64 ",\"client_requests\":{\"ok\":%" PRIu64
@@ -148,6 +161,7 @@ int rp_status_control_json(struct rp_buf *b, const struct rp_snapshot *s, uint64
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
     rp_fleet_status_append(b, &s->fleet);
+    status_append_cache(b, s);
     return rp_buf_appendf(b,
                           ",\"hedges\":{\"calls\":%" PRIu64 ",\"sent\":%" PRIu64 ",\"won\":%" PRIu64
                           ",\"lost\":%" PRIu64 "}}",
@@ -249,4 +263,10 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
             "hedges: sent %" PRIu64 ", won %" PRIu64 ", lost %" PRIu64 " (of %" PRIu64
             " calls that could be hedged)\n",
             s->hedges_sent, s->hedges_won, s->hedges_lost, s->hedge_calls);
+    if (s->cache.present)
+        fprintf(f,
+                "cache: %s  hits %" PRIu64 "  misses %" PRIu64 "  coalesced %" PRIu64
+                "  entries %" PRIu64 "  bytes %" PRIu64 "/%" PRIu64 "\n",
+                s->cache.cache_on ? "on" : "off (coalescing only)", s->cache.hits, s->cache.misses,
+                s->cache.coalesced, s->cache.entries, s->cache.bytes_used, s->cache.bytes_total);
 }

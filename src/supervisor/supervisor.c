@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "rp_breaker.h"
+#include "rp_cache.h"
 #include "rp_clock.h"
 #include "rp_control.h"
 #include "rp_event.h"
@@ -492,6 +493,11 @@ static int sup_reload(uint64_t *generation, char *err, size_t errlen)
     }
     if (sup.workers_override > 0)
         n->workers = sup.workers_override;
+    if (rp_cache_region_bytes(n->cache_max_bytes, n->coalesce) !=
+        rp_cache_region_bytes(sup.cfg->cache_max_bytes, sup.cfg->coalesce))
+        rp_warn("reload: the cache region keeps its size until the next start",
+                "max_bytes=%lld in_force_bytes=%zu", (long long)n->cache_max_bytes,
+                rp_cache_region_bytes(sup.cfg->cache_max_bytes, sup.cfg->coalesce));
     char why[RP_ERR_MAX];
     if (rp_publish_endpoints(sup.shm.hdr, n, sup.generation + 1, sup_oldest_live_gen(), why,
                              sizeof why) != 0) {
@@ -664,11 +670,14 @@ static int sup_run(struct rp_config *cfg, int workers_override)
         chown(cfg->socket_path, run_uid, run_gid) != 0)
         rp_warn("cannot chown the client socket", "error=\"%s\"", strerror(errno));
     mode_t shm_mode = cfg->group ? 0640 : 0600;
+    size_t cache_bytes = rp_cache_region_bytes(cfg->cache_max_bytes, cfg->coalesce);
     if (rp_shm_create(&sup.shm, cfg->shm_name, cfg->name, shm_mode,
-                      geteuid() == 0 ? run_gid : (gid_t)-1, err, sizeof err) != 0) {
+                      geteuid() == 0 ? run_gid : (gid_t)-1, cache_bytes, err, sizeof err) != 0) {
         rp_error("cannot create the shm segment", "error=\"%s\"", err);
         goto out;
     }
+    if (cache_bytes) /* before any fork: every child sees it laid out */
+        rp_cache_region_init(rp_cache_of(sup.shm.hdr), cache_bytes, cfg->cache_max_bytes > 0);
     if (rp_publish_endpoints(sup.shm.hdr, cfg, sup.generation, UINT64_MAX, err, sizeof err) != 0) {
         char q[RP_ERR_MAX + 8];
         rp_error("cannot publish the endpoints", "error=%s", rp_log_quote(q, sizeof q, err));

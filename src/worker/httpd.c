@@ -218,7 +218,7 @@ static struct rp_snapshot *http_snapshot(void)
         return NULL;
     struct rp_shm_view v;
     char err[160];
-    if (rp_shm_view_wrap(&v, rp_w.shm, RP_SHM_TOTAL_BYTES, err, sizeof err) != 0 ||
+    if (rp_shm_view_wrap(&v, rp_w.shm, rp_w.shm->total_size, err, sizeof err) != 0 ||
         rp_shm_view_snapshot(&v, snap, err, sizeof err) != 0) {
         rp_warn("cannot read the shm segment for HTTP", "error=\"%s\"", err);
         free(snap);

@@ -91,6 +91,7 @@ int rp_req_body_account(struct rp_req *r)
 /* Deliver ANSWER (may be NULL: nothing to write) and free the request. */
 static void req_finish(struct rp_req *r, const char *answer, size_t len, int ok)
 {
+    rp_cache_req_end(r);
     rp_timer_cancel(&rp_w.timers, &r->timer);
     rp_timer_cancel(&rp_w.timers, &r->hedge_timer);
     if (r->hedge)
@@ -330,6 +331,8 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
             req_fail(r, RP_JSONRPC_SERVER_ERROR, "filter not found", NULL); /* as a node says */
             return;
         }
+        if (rp_cache_dispatch(r) != RP_CACHE_GO)
+            return; /* answered from the cache, or following an identical call */
         req_route(r);
         return;
     }
@@ -358,6 +361,7 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
             rp_buf_append(&r->extra, err, n);
             continue;
         }
+        rp_cache_note_call(r, buf + call->method_start, call->method_len);
         if (valid == 0)
             copy_method(r, buf, call);
         else if (call_no_retry(buf, call))
@@ -397,6 +401,8 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
         req_fail(r, RP_JSONRPC_INTERNAL_ERROR, "Upstream error: out of memory", NULL);
         return;
     }
+    if (rp_cache_dispatch_batch(r, buf, &m) != RP_CACHE_GO)
+        return; /* every call answered from the cache */
     req_route(r);
 }
 
@@ -650,12 +656,26 @@ static void req_route(struct rp_req *r)
     req_fail_upstream(r, "no other endpoint to retry on");
 }
 
+void rp_req_answer_now(struct rp_req *r, const char *answer, size_t len)
+{
+    req_finish(r, answer, len, 1);
+}
+
+void rp_req_route(struct rp_req *r)
+{
+    req_route(r);
+}
+
 /* The wait timer fired: for tokens (route again) or for a connection slot
  * (give up on this endpoint, as a failure that sent nothing). */
 static void req_wait_fired(struct rp_timer *t, void *arg)
 {
     (void)t;
     struct rp_req *r = arg;
+    if (r->queued_ep == RP_REQ_WAIT_FLIGHT) {
+        rp_cache_wait_fired(r);
+        return;
+    }
     if (r->queued_ep == RP_REQ_WAIT_TOKENS || r->queued_ep == RP_REQ_WAIT_FLOOR) {
         r->queued_ep = RP_REQ_NOT_QUEUED;
         req_route(r);
@@ -791,6 +811,7 @@ static void req_answer_batch(struct rp_req *r, int ep)
  * own error objects merged in. */
 static void req_answer_success(struct rp_req *r, int ep)
 {
+    rp_cache_answered(r, ep); /* kept, and shared with identical calls waiting */
     struct rp_buf *b = &r->at.body;
     /* the id span from the verdict's check is an offset into the body as
      * it came: put the client's id back before the body is made one line */
@@ -1158,6 +1179,11 @@ static void hedge_take_over(struct rp_req *r, struct rp_req *t)
     t->lookup_null = r->lookup_null;
     t->lookup_null_len = r->lookup_null_len;
     r->lookup_null = NULL;
+    /* the cache and flight state go with the answer: T now answers the
+     * flight R leads (a leader is never on a followers' list) */
+    struct rp_req_cache ck = t->ck;
+    t->ck = r->ck;
+    r->ck = ck;
     t->is_hedge = 0;
     t->hedge_ep = -1;
     r->is_hedge = 1;

@@ -264,6 +264,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
     atomic_store_explicit(&ws->generation, args->generation, memory_order_relaxed);
     rp_info("worker started", "slot=%u endpoints=%d", slot, rp_w.nep);
     rp_warm_start();
+    rp_cache_hook_init();
 
     struct epoll_event events[256];
     for (;;) {
@@ -310,6 +311,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         rp_child_bury(&rp_w.child);
     }
     rp_info("worker stopped", "slot=%u", slot);
+    rp_cache_hook_cleanup();
     rp_h1_cleanup();
     worker_free_endpoints();
     rp_child_cleanup(&rp_w.child);

@@ -27,6 +27,7 @@
 #include "rp_balancer.h"
 #include "rp_breaker.h"
 #include "rp_buf.h"
+#include "rp_cache.h"
 #include "rp_chain.h"
 #include "rp_child.h"
 #include "rp_config.h"
@@ -182,8 +183,28 @@ struct rp_attempt {
 #define RP_REQ_NOT_QUEUED  (-1)
 #define RP_REQ_WAIT_TOKENS (-2)
 #define RP_REQ_WAIT_FLOOR  (-3) /* waiting for an endpoint at its chain floor */
+#define RP_REQ_WAIT_FLIGHT (-4) /* following another call's upstream call (cache_hook.c) */
 /* rp_req.pin_ep of an ordinary request (rp_route.h's RP_ROUTE_NONE). */
 #define RP_REQ_NO_PIN (-1)
+
+/* What the response cache and coalescing know of a request (cache_hook.c
+ * alone reads or writes it). */
+struct rp_req_cache {
+    int cls;        /* enum rp_ck_class; 0: neither cached nor coalesced */
+    int shows;      /* enum rp_ck_shows */
+    uint64_t block; /* RP_CK_NUMBER: the block asked for */
+    char *key;      /* canonical key, owned; NULL when none */
+    size_t key_len;
+    uint64_t khash;
+    uint64_t head, epoch; /* best head and cache epoch at dispatch */
+    int role;             /* enum rp_flight_role */
+    int mutates;          /* a state-changing call: the epoch moves at dispatch and at its end */
+    struct rp_flight_ticket ticket;
+    uint64_t wait_until_ms; /* a follower makes its own call after this */
+    void *batch;            /* a batch's cacheable calls (cache_hook.c), owned */
+    int nbatch;
+    struct rp_req *fprev, *fnext; /* the worker's followers */
+};
 
 /* A client request: one call, or one batch. */
 struct rp_req {
@@ -233,6 +254,7 @@ struct rp_req {
     int is_hedge;                /* this request is a hedge */
     int hedge_ep;                /* a hedge: the endpoint it went to, -1 before */
     int hedge_waiting;           /* primary: its attempt failed, its hedge still runs */
+    struct rp_req_cache ck; /* response cache and coalescing (cache_hook.c) */
 };
 
 /* Per-worker view of one configured endpoint. */
@@ -340,6 +362,37 @@ void rp_req_ep_slot_free(int ep);
  * on its client. Returns -1 (R->at.over_budget set) when the client or the
  * worker holds more than its bound: the attempt must end as too large. */
 int rp_req_body_account(struct rp_req *r);
+
+/* request.c, for cache_hook.c: answer R with ANSWER now (its own id is
+ * already in it); route R as an ordinary request. */
+void rp_req_answer_now(struct rp_req *r, const char *answer, size_t len);
+void rp_req_route(struct rp_req *r);
+
+/* cache_hook.c - the response cache and coalescing, the worker's half. */
+enum rp_cache_go {
+    RP_CACHE_GO = 0,       /* route it upstream */
+    RP_CACHE_ANSWERED = 1, /* answered from the cache: R is gone */
+    RP_CACHE_WAITING = 2,  /* waits for another call's answer (queued_ep RP_REQ_WAIT_FLIGHT) */
+};
+/* Open the wake socket (coalescing) once the worker runs. */
+void rp_cache_hook_init(void);
+void rp_cache_hook_cleanup(void);
+/* A single call R is about to be routed: answer it from the cache, make it
+ * follow an identical call in flight, or let it go (maybe as the leader). */
+int rp_cache_dispatch(struct rp_req *r);
+/* Batch R (its calls parsed in MSG over BUF) is about to be routed: answer
+ * it from the cache when every call is a hit, else note its cacheable calls
+ * so that their answers are kept. */
+int rp_cache_dispatch_batch(struct rp_req *r, const char *buf, const struct rp_jmsg *msg);
+/* A call of R (one of a batch) with METHOD[0, MLEN) passes: a state change
+ * kills head-dependent entries, now and again when R is answered. */
+void rp_cache_note_call(struct rp_req *r, const char *method, size_t mlen);
+/* R's attempt on EP was answered (body in r->at.body): keep it, share it. */
+void rp_cache_answered(struct rp_req *r, int ep);
+/* R ends (any way): a leader that shared nothing lets its followers go. */
+void rp_cache_req_end(struct rp_req *r);
+/* R's follower timer fired. */
+void rp_cache_wait_fired(struct rp_req *r);
 
 /* warm.c */
 void rp_warm_start(void);

@@ -619,6 +619,11 @@ function writePoolConfig(opts = {}) {
   };
   const top = {
     name,
+    // The response cache and coalescing are on by default in rpcpoold; test
+    // pools count upstream calls, so they are off here unless a test (e.g.
+    // cache.test.js) turns them on.
+    cache: { max_bytes: 0, finality_depth: 64 },
+    coalesce: false,
     ...(opts.settings || {}),
   };
   const eps = (opts.endpoints || []).map(endpointValue);

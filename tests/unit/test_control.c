@@ -168,7 +168,7 @@ static int suite_init(void)
     signal(SIGPIPE, SIG_IGN);
     char name[64];
     snprintf(name, sizeof name, "/rp_test_control.%d", (int)getpid());
-    if (rp_shm_create(&g_shm, name, "ctlpool", 0600, (gid_t)-1, err, sizeof err) != 0) {
+    if (rp_shm_create(&g_shm, name, "ctlpool", 0600, (gid_t)-1, 0, err, sizeof err) != 0) {
         fprintf(stderr, "rp_shm_create: %s\n", err);
         return -1;
     }
