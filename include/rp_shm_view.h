@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "rp_shm_abi.h"
+#include "rp_sub_ring.h"
 
 struct rp_shm_view {
     const void *base; /* mapping (read-only) */
@@ -68,6 +69,7 @@ struct rp_snapshot {
     struct rp_ep_snapshot eps[RP_SHM_MAX_ENDPOINTS];
     int worker_count;
     struct rp_worker_snapshot workers[RP_SHM_MAX_WORKERS];
+    struct rp_subs_snapshot subs; /* subscriptions and the head follower */
 };
 
 /* Map NAME read-only and check it. Returns 0, or -1 with a clear message in

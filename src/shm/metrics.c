@@ -153,6 +153,40 @@ static void histogram(struct rp_buf *b, const struct rp_snapshot *s, const struc
     }
 }
 
+/* Subscriptions and the head follower. */
+static void subs_metrics(struct rp_buf *b, const struct rp_subs_snapshot *u)
+{
+    family(b, "rpcpool_subscriptions", "gauge", "eth_subscribe subscriptions open, by type.");
+    rp_buf_appendf(b, "rpcpool_subscriptions{type=\"newHeads\"} %" PRIu64 "\n", u->heads);
+    rp_buf_appendf(b, "rpcpool_subscriptions{type=\"logs\"} %" PRIu64 "\n", u->logs);
+    family(b, "rpcpool_subscription_notifications_total", "counter",
+           "eth_subscription notifications written to clients.");
+    rp_buf_appendf(b, "rpcpool_subscription_notifications_total %" PRIu64 "\n", u->notifications);
+    family(b, "rpcpool_subscriptions_ended_total", "counter",
+           "Subscriptions rpcpool ended with an error (gap beyond backfill_blocks, overrun).");
+    rp_buf_appendf(b, "rpcpool_subscriptions_ended_total %" PRIu64 "\n", u->ended);
+    family(b, "rpcpool_subscription_delivery_seconds", "summary",
+           "From the follower learning a block to its notifications being queued, per worker.");
+    rp_buf_appendf(b, "rpcpool_subscription_delivery_seconds_sum ");
+    float_value(b, (double)u->lat_sum_us / 1e6);
+    rp_buf_appendf(b, "\nrpcpool_subscription_delivery_seconds_count %" PRIu64 "\n", u->lat_count);
+    family(b, "rpcpool_follower_head_block", "gauge", "Last block the head follower delivered.");
+    rp_buf_appendf(b, "rpcpool_follower_head_block %" PRIu64 "\n", u->follower_head);
+    family(b, "rpcpool_follower_lag_blocks", "gauge",
+           "Blocks between the highest head seen and the last one delivered.");
+    rp_buf_appendf(b, "rpcpool_follower_lag_blocks %" PRIu64 "\n", u->lag);
+    family(b, "rpcpool_follower_fetches_total", "counter", "The head follower's upstream calls.");
+    rp_buf_appendf(b, "rpcpool_follower_fetches_total{kind=\"header\"} %" PRIu64 "\n",
+                   u->fetch_headers);
+    rp_buf_appendf(b, "rpcpool_follower_fetches_total{kind=\"logs\"} %" PRIu64 "\n", u->fetch_logs);
+    rp_buf_appendf(b, "rpcpool_follower_fetches_total{kind=\"poll\"} %" PRIu64 "\n",
+                   u->fetch_polls);
+    rp_buf_appendf(b, "rpcpool_follower_fetches_total{kind=\"failed\"} %" PRIu64 "\n",
+                   u->fetch_failed);
+    family(b, "rpcpool_follower_reorgs_total", "counter", "Reorgs the head follower followed.");
+    rp_buf_appendf(b, "rpcpool_follower_reorgs_total %" PRIu64 "\n", u->reorgs);
+}
+
 int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
 {
     struct metrics_labels l;
@@ -190,6 +224,8 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
     family(b, "rpcpool_lookup_retries_total", "counter",
            "Lookups by hash answered null by a lagging endpoint and asked again at the best head.");
     rp_buf_appendf(b, "rpcpool_lookup_retries_total %" PRIu64 "\n", s->lookup_retries);
+
+    subs_metrics(b, &s->subs);
 
     histogram(b, s, &l);
 

@@ -103,6 +103,28 @@ int rp_status_append_workers(struct rp_buf *b, const struct rp_snapshot *s)
     return rp_buf_puts(b, "]");
 }
 
+/* The subscriptions and the head follower, as ,"subscriptions":{...}. */
+static int status_append_subs(struct rp_buf *b, const struct rp_snapshot *s)
+{
+    const struct rp_subs_snapshot *u = &s->subs;
+    rp_buf_appendf(b,
+                   ",\"subscriptions\":{\"total\":%" PRIu64 ",\"new_heads\":%" PRIu64
+                   ",\"logs\":%" PRIu64 ",\"notifications\":%" PRIu64 ",\"ended\":%" PRIu64
+                   ",\"delivery_latency_ms\":{\"avg\":",
+                   u->heads + u->logs, u->heads, u->logs, u->notifications, u->ended);
+    rp_buf_append_num(b, u->lat_count ? (double)u->lat_sum_us / (double)u->lat_count / 1000.0 : 0);
+    rp_buf_puts(b, ",\"max\":");
+    rp_buf_append_num(b, (double)u->lat_max_us / 1000.0);
+    return rp_buf_appendf(
+        b,
+        ",\"count\":%" PRIu64 "},\"follower\":{\"head_block\":%" PRIu64 ",\"seen_block\":%" PRIu64
+        ",\"lag\":%" PRIu64 ",\"head_age_ms\":%" PRIu64 ",\"events\":%" PRIu64
+        ",\"fetches\":{\"headers\":%" PRIu64 ",\"logs\":%" PRIu64 ",\"polls\":%" PRIu64
+        ",\"failed\":%" PRIu64 "},\"reorgs\":%" PRIu64 ",\"gaps\":%" PRIu64 "}}",
+        u->lat_count, u->follower_head, u->follower_seen, u->lag, u->head_age_ms, u->events,
+        u->fetch_headers, u->fetch_logs, u->fetch_polls, u->fetch_failed, u->reorgs, u->gaps);
+}
+
 int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
 {
     rp_buf_puts(b, "{\"name\":");
@@ -117,6 +139,7 @@ int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
     rp_status_append_workers(b, s);
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
+    status_append_subs(b, s);
     return rp_buf_appendf(b,
                           ",\"best_head_block\":%" PRIu64 ",\"client_requests\":{\"ok\":%" PRIu64
                           ",\"error\":%" PRIu64 "},\"consistency\":{\"waits\":%" PRIu64
@@ -142,6 +165,7 @@ int rp_status_control_json(struct rp_buf *b, const struct rp_snapshot *s, uint64
     rp_status_append_workers(b, s);
     rp_buf_puts(b, ",\"endpoints\":");
     rp_status_append_endpoints(b, s);
+    status_append_subs(b, s);
     return rp_buf_puts(b, "}");
 }
 
@@ -234,4 +258,12 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
         fprintf(f, "(no workers)\n");
     fprintf(f, "\nclient requests: ok %" PRIu64 ", error %" PRIu64 "; best head %" PRIu64 "\n",
             s->client_ok, s->client_error, s->best_head);
+    const struct rp_subs_snapshot *u = &s->subs;
+    fprintf(f,
+            "subscriptions: %" PRIu64 " (newHeads %" PRIu64 ", logs %" PRIu64
+            "); follower head %" PRIu64 ", seen %" PRIu64 ", lag %" PRIu64
+            "; notifications %" PRIu64 ", delivery avg %.1f ms\n",
+            u->heads + u->logs, u->heads, u->logs, u->follower_head, u->follower_seen, u->lag,
+            u->notifications,
+            u->lat_count ? (double)u->lat_sum_us / (double)u->lat_count / 1000.0 : 0.0);
 }

@@ -22,6 +22,7 @@
 #include "rp_clock.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
+#include "subs.h"
 #include "transport_h1.h"
 
 struct rp_worker rp_w;
@@ -252,6 +253,9 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         rp_error("epoll_ctl channel failed", "error=\"%s\"", strerror(errno));
         return 1;
     }
+    if (rp_subw_init() != 0)
+        rp_warn("no wake socket for subscriptions: notifications come with the loop's turns",
+                "error=\"%s\"", strerror(errno));
     if (worker_setup_endpoints() != 0 || rp_h1_init() != 0) {
         rp_error("worker initialisation failed", NULL);
         return 1;
@@ -306,11 +310,13 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
                 rp_h1_idle_event(events[i].data.ptr);
         rp_ev_dispatch(events, n);
         worker_run_timers();
+        rp_subw_pump(); /* events a wake-up may have missed (one load when none) */
         rp_conn_flush_all();
         rp_child_bury(&rp_w.child);
     }
     rp_info("worker stopped", "slot=%u", slot);
     rp_h1_cleanup();
+    rp_subw_cleanup();
     worker_free_endpoints();
     rp_child_cleanup(&rp_w.child);
     rp_w.epfd = -1;

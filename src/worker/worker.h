@@ -66,6 +66,7 @@ struct rp_listener {
 #define RP_ACCEPT_FAIR_SLACK     4   /* clients a worker may hold above the host average */
 
 struct rp_req;
+struct rp_sub;
 struct rp_http_conn;
 struct rp_h1_conn;
 struct rp_h1_ep;
@@ -103,6 +104,7 @@ struct rp_conn {
     int aff_ep;            /* its transaction flow's endpoint, valid until aff_until_ms */
     uint64_t aff_until_ms; /* worker clock; 0 = no affinity */
     size_t held_bytes;     /* answers being received for it, and filled HTTP answers waiting */
+    struct rp_sub *subs;   /* its subscriptions (subs.c) */
 };
 
 /* How an attempt's transfer ended, as the transport (h1.c: http:// and
