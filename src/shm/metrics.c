@@ -165,11 +165,15 @@ static void subs_metrics(struct rp_buf *b, const struct rp_subs_snapshot *u)
     family(b, "rpcpool_subscriptions_ended_total", "counter",
            "Subscriptions rpcpool ended with an error (gap beyond backfill_blocks, overrun).");
     rp_buf_appendf(b, "rpcpool_subscriptions_ended_total %" PRIu64 "\n", u->ended);
-    family(b, "rpcpool_subscription_delivery_seconds", "summary",
-           "From the follower learning a block to its notifications being queued, per worker.");
-    rp_buf_appendf(b, "rpcpool_subscription_delivery_seconds_sum ");
+    family(b, "rpcpool_subscription_delivery_seconds_total", "counter",
+           "Sum over delivered events of the time from the follower learning the block to its "
+           "notifications being queued by a worker.");
+    rp_buf_appendf(b, "rpcpool_subscription_delivery_seconds_total ");
     float_value(b, (double)u->lat_sum_us / 1e6);
-    rp_buf_appendf(b, "\nrpcpool_subscription_delivery_seconds_count %" PRIu64 "\n", u->lat_count);
+    rp_buf_puts(b, "\n");
+    family(b, "rpcpool_subscription_deliveries_total", "counter",
+           "Events delivered by workers (the count for the sum above).");
+    rp_buf_appendf(b, "rpcpool_subscription_deliveries_total %" PRIu64 "\n", u->lat_count);
     family(b, "rpcpool_follower_head_block", "gauge", "Last block the head follower delivered.");
     rp_buf_appendf(b, "rpcpool_follower_head_block %" PRIu64 "\n", u->follower_head);
     family(b, "rpcpool_follower_lag_blocks", "gauge",
