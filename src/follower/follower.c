@@ -35,9 +35,12 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "rp_breaker.h"
@@ -92,6 +95,9 @@ static struct {
     int last_ep; /* the endpoint that answered the last call */
     /* a block fetched whose delivery waits (its logs could not be fetched
      * yet): not fetched again */
+    int stalled; /* the last step failed: the next asks through the pool */
+    int pool_fd; /* a client connection to the pool's own socket, -1 when none */
+    struct rp_buf pool_in;
     int pend_valid;
     struct rp_block_info pend_bi;
     struct rp_buf pend_hdr;
@@ -479,6 +485,91 @@ static int f_unwind(void)
     return 0;
 }
 
+/* ---- the head, asked through the pool ---- */
+
+static void f_pool_close(void)
+{
+    if (F.pool_fd >= 0)
+        close(F.pool_fd);
+    F.pool_fd = -1;
+    rp_buf_reset(&F.pool_in);
+}
+
+/* Ask the pool itself (its client socket, as any client) for the head: the
+ * call is routed like any request, so it is what takes a half-open
+ * breaker's trial after an outage (the follower's own calls never do) and
+ * what teaches the endpoints' heads. Returns 0 with *HEAD, -1, -2. */
+static int f_pool_poll(uint64_t *head)
+{
+    if (F.pool_fd < 0) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(F.cfg->socket_path) >= sizeof sa.sun_path)
+            return -1;
+        strcpy(sa.sun_path, F.cfg->socket_path);
+        F.pool_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (F.pool_fd < 0)
+            return -1;
+        if (connect(F.pool_fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+            f_pool_close();
+            return -1;
+        }
+    }
+    char req[128];
+    unsigned long long id = ++F.next_id;
+    int n = snprintf(req, sizeof req,
+                     "{\"jsonrpc\":\"2.0\",\"id\":%llu,\"method\":\"eth_blockNumber\","
+                     "\"params\":[]}\n",
+                     id);
+    if (send(F.pool_fd, req, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n) {
+        f_pool_close();
+        return -1;
+    }
+    char want[40];
+    int wl = snprintf(want, sizeof want, "\"id\":%llu,", id);
+    uint64_t deadline = f_now_ms() + (uint64_t)F.cfg->request_timeout_ms;
+    while (!rp_child_stop_flag) {
+        char *nl;
+        while ((nl = F.pool_in.len ? memchr(F.pool_in.data, '\n', F.pool_in.len) : NULL)) {
+            size_t line = (size_t)(nl - F.pool_in.data);
+            int mine = memmem(F.pool_in.data, line, want, (size_t)wl) != NULL;
+            int r = mine ? rp_subjson_quantity(F.pool_in.data, line, head) : 1;
+            memmove(F.pool_in.data, nl + 1, F.pool_in.len - line - 1);
+            F.pool_in.len -= line + 1;
+            if (mine)
+                return r == 0 ? 0 : -1; /* an error answer (no endpoint): direct next */
+        }
+        uint64_t now = f_now_ms();
+        if (now >= deadline) {
+            f_pool_close();
+            return -1;
+        }
+        struct pollfd pf[2] = {{.fd = F.pool_fd, .events = POLLIN},
+                               {.fd = F.child.sig_ev.fd, .events = POLLIN}};
+        int wait = deadline - now > 1000 ? 1000 : (int)(deadline - now);
+        if (poll(pf, 2, wait) < 0 && errno != EINTR) {
+            f_pool_close();
+            return -1;
+        }
+        if (pf[1].revents)
+            F.child.sig_ev.handler(&F.child.sig_ev, EPOLLIN);
+        atomic_store_explicit(&F.slot->heartbeat_ms, f_now_ms(), memory_order_relaxed);
+        if (pf[0].revents) {
+            char buf[4096];
+            ssize_t k = recv(F.pool_fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (k <= 0 && !(k < 0 && (errno == EAGAIN || errno == EINTR))) {
+                f_pool_close();
+                return -1;
+            }
+            if (k > 0 && (F.pool_in.len + (size_t)k > (1u << 20) ||
+                          rp_buf_append(&F.pool_in, buf, (size_t)k) != 0)) {
+                f_pool_close();
+                return -1;
+            }
+        }
+    }
+    return -2;
+}
+
 /* Learn the head: the host's best head when traffic showed one above the
  * last delivered block, else one eth_blockNumber. Returns 0 with *HEAD, or
  * -1 / -2. */
@@ -486,12 +577,19 @@ static int f_head(uint64_t *head)
 {
     uint64_t best = atomic_load_explicit(&F.shm->best_head_block, memory_order_relaxed);
     uint64_t last = F.count ? f_last()->bi.number : 0;
-    if (F.count && best > last) {
+    if (F.count && best > last && !F.stalled) {
         *head = best;
         return 0;
     }
+    int r = f_pool_poll(head);
+    if (r == 0 || r == -2) {
+        if (r == 0)
+            atomic_fetch_add_explicit(&F.subs->fetch_polls, 1, memory_order_relaxed);
+        return r;
+    }
+    /* the pool did not answer: ask an endpoint directly */
     struct rp_buf body = RP_BUF_INIT;
-    int r = f_call("eth_blockNumber", "[]", 0, &body);
+    r = f_call("eth_blockNumber", "[]", 0, &body);
     if (r == 0) {
         atomic_fetch_add_explicit(&F.subs->fetch_polls, 1, memory_order_relaxed);
         if (rp_subjson_quantity(body.data, body.len, head) != 0) {
@@ -521,11 +619,11 @@ static int f_step(void)
         atomic_store_explicit(&F.subs->follower_seen, head, memory_order_relaxed);
     struct rp_buf hdr = RP_BUF_INIT, logs = RP_BUF_INIT;
     uint64_t backfill = (uint64_t)F.cfg->sub_backfill_blocks;
-    if (F.count && head > f_last()->bi.number + backfill + 1) {
+    if (F.count && head > f_last()->bi.number + backfill) {
         char why[160];
-        snprintf(
-            why, sizeof why, "missed %llu blocks, more than subscriptions.backfill_blocks (%llu)",
-            (unsigned long long)(head - f_last()->bi.number - 1), (unsigned long long)backfill);
+        snprintf(why, sizeof why,
+                 "%llu blocks to catch up, more than subscriptions.backfill_blocks (%llu)",
+                 (unsigned long long)(head - f_last()->bi.number), (unsigned long long)backfill);
         f_end_all(why);
     }
     uint64_t n = F.count ? f_last()->bi.number + 1 : head;
@@ -614,6 +712,8 @@ static void f_cleanup(void)
     F.nep = 0;
     f_forget_all();
     rp_buf_free(&F.pend_hdr);
+    f_pool_close();
+    rp_buf_free(&F.pool_in);
     if (F.multi)
         curl_multi_cleanup(F.multi);
     F.multi = NULL;
@@ -632,6 +732,7 @@ int rp_follower_main(const struct rp_config *cfg, struct rp_shm_header *shm, uns
     F.slot = rp_shm_worker(shm, slot);
     F.slot_index = slot;
     F.wake_ev.fd = -1;
+    F.pool_fd = -1;
     F.breaker.failure_threshold = (uint32_t)cfg->cb_failure_threshold;
     F.breaker.recovery_timeout_ms = (uint64_t)cfg->cb_recovery_timeout_ms;
     F.breaker.half_open_max = (uint32_t)cfg->cb_half_open_max_attempts;
@@ -672,6 +773,9 @@ int rp_follower_main(const struct rp_config *cfg, struct rp_shm_header *shm, uns
         if (now >= due || F.woken) {
             F.woken = 0;
             int r = f_step();
+            /* a failed step (no endpoint with a closed breaker, say) asks
+             * the pool next: a worker then takes the half-open trial */
+            F.stalled = r == -1;
             now = f_now_ms();
             due = now + (r == -1 && FOLLOWER_RETRY_MS < interval ? FOLLOWER_RETRY_MS : interval);
             continue;

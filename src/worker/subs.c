@@ -346,6 +346,8 @@ static void sub_notify(struct rp_sub *s, const char *result, size_t rlen, const 
 static void sub_end(struct rp_sub *s, const char *why)
 {
     struct rp_conn *c = s->conn;
+    rp_info("subscription ended", "id=%s fd=%d reason=\"%s\"", s->id, c->closed ? -1 : c->ev.fd,
+            why);
     if (!c->closed) {
         struct rp_buf *b = &S.note;
         rp_buf_reset(b);

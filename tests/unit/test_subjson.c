@@ -24,11 +24,13 @@ static void test_subscribe_params(void)
     enum rp_sub_type t;
     struct rp_log_filter f;
     const char *err = NULL;
-    const char *heads = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_subscribe\",\"params\":[\"newHeads\"]}";
+    const char *heads =
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_subscribe\",\"params\":[\"newHeads\"]}";
     CU_ASSERT_EQUAL(rp_subjson_subscribe(heads, strlen(heads), &t, &f, &err), 0);
     CU_ASSERT_EQUAL(t, RP_SUB_NEW_HEADS);
-    const char *logs = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_subscribe\",\"params\":[\"logs\","
-                       "{\"address\":\"" A1 "\",\"topics\":[\"" T1 "\",null,[\"" T2 "\",\"" T3 "\"]]}]}";
+    const char *logs =
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_subscribe\",\"params\":[\"logs\","
+        "{\"address\":\"" A1 "\",\"topics\":[\"" T1 "\",null,[\"" T2 "\",\"" T3 "\"]]}]}";
     CU_ASSERT_EQUAL(rp_subjson_subscribe(logs, strlen(logs), &t, &f, &err), 0);
     CU_ASSERT_EQUAL(t, RP_SUB_LOGS);
     CU_ASSERT_EQUAL(f.naddr, 1);
@@ -46,7 +48,8 @@ static void test_subscribe_params(void)
         "{\"id\":1,\"method\":\"eth_subscribe\"}",
         "{\"id\":1,\"method\":\"eth_subscribe\",\"params\":[\"logs\",{\"address\":\"0x12\"}]}",
         "{\"id\":1,\"method\":\"eth_subscribe\",\"params\":[\"logs\",{\"topics\":[1]}]}",
-        "{\"id\":1,\"method\":\"eth_subscribe\",\"params\":[\"logs\",{\"topics\":[null,null,null,null,"
+        "{\"id\":1,\"method\":\"eth_subscribe\",\"params\":[\"logs\",{\"topics\":[null,null,null,"
+        "null,"
         "null]}]}",
         "{\"id\":1,\"method\":\"eth_subscribe\",\"params\":[\"logs\",7]}",
     };
@@ -131,7 +134,8 @@ static void test_block_header(void)
     rp_buf_free(&h);
     const char *null = "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":null}";
     CU_ASSERT_EQUAL(rp_subjson_block(null, strlen(null), &bi, NULL), 1);
-    const char *errb = "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32000,\"message\":\"x\"}}";
+    const char *errb =
+        "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32000,\"message\":\"x\"}}";
     CU_ASSERT_EQUAL(rp_subjson_block(errb, strlen(errb), &bi, NULL), -1);
     uint64_t n = 0;
     const char *q = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0x10\"}";

@@ -192,7 +192,8 @@ int main(void)
     static const struct rp_test_case cases[] = {
         {"events in order with their payloads", test_order_and_payload},
         {"overwritten events and payloads are told, wrapping reads whole", test_overwrite_and_wrap},
-        {"a writer killed mid-publish leaves the event unpublished", test_writer_killed_mid_publish},
+        {"a writer killed mid-publish leaves the event unpublished",
+         test_writer_killed_mid_publish},
         {"subscription cells: admission, release, repair", test_cells_and_admission},
         {"a reader racing a writer process never takes a torn event", test_concurrent_reader},
         {NULL, NULL},
