@@ -63,6 +63,7 @@
 struct fep {
     const struct rp_endpoint_config *cfg;
     struct rp_shm_endpoint *row;
+    struct rp_shm_epstats *stats; /* the follower slot's row for it: its connections */
     struct curl_slist *headers;
 };
 
@@ -95,6 +96,8 @@ static struct {
     int last_ep; /* the endpoint that answered the last call */
     /* a block fetched whose delivery waits (its logs could not be fetched
      * yet): not fetched again */
+    struct fep **sock_owner; /* fd -> endpoint of an open (counted) socket */
+    int sock_cap;
     int stalled; /* the last step failed: the next asks through the pool */
     int pool_fd; /* a client connection to the pool's own socket, -1 when none */
     struct rp_buf pool_in;
@@ -218,6 +221,45 @@ static size_t f_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
     return rp_buf_append(b, ptr, n) == 0 ? n : 0;
 }
 
+/* CURLOPT_OPENSOCKETFUNCTION: open the socket and count it as an open
+ * connection of endpoint CLIENTP held by the follower's slot (the
+ * supervisor gives it back if the follower dies), as the prober does. */
+static curl_socket_t f_open_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    (void)purpose;
+    struct fep *e = clientp;
+    int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if (fd >= F.sock_cap) {
+        int cap = F.sock_cap ? F.sock_cap : 64;
+        while (cap <= fd)
+            cap *= 2;
+        struct fep **o = realloc(F.sock_owner, (size_t)cap * sizeof *o);
+        if (!o) {
+            close(fd);
+            return CURL_SOCKET_BAD;
+        }
+        memset(o + F.sock_cap, 0, (size_t)(cap - F.sock_cap) * sizeof *o);
+        F.sock_owner = o;
+        F.sock_cap = cap;
+    }
+    F.sock_owner[fd] = e;
+    rp_hold_add(&e->stats->conns_open_held, +1);
+    return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: uncount and close. */
+static int f_close_cb(void *clientp, curl_socket_t fd)
+{
+    (void)clientp;
+    if (fd >= 0 && fd < F.sock_cap && F.sock_owner[fd]) {
+        rp_hold_add(&F.sock_owner[fd]->stats->conns_open_held, -1);
+        F.sock_owner[fd] = NULL;
+    }
+    return close(fd);
+}
+
 /* May the follower send to E now (MIN_HEAD: the endpoint must be known at
  * that block)? Up, not drained, no Retry-After hold, breaker closed. */
 static int f_usable(struct fep *e, uint64_t min_head, uint64_t now_ms)
@@ -315,6 +357,10 @@ static int f_call(const char *method, const char *params, uint64_t min_head, str
         curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
         curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, f_open_cb);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, e);
+        curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, f_close_cb);
+        curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, NULL);
         const char *ca = e->cfg->tls_ca_file ? e->cfg->tls_ca_file : F.cfg->tls_ca_file;
         if (ca)
             curl_easy_setopt(h, CURLOPT_CAINFO, ca);
@@ -695,6 +741,7 @@ static int f_setup_endpoints(void)
         struct fep *e = &F.eps[F.nep++];
         e->cfg = ec;
         e->row = row;
+        e->stats = rp_shm_stats(F.shm, F.slot_index, row->id);
         e->headers = curl_slist_append(NULL, "Content-Type: application/json");
         e->headers = e->headers ? curl_slist_append(e->headers, "Expect:") : NULL;
         for (int k = 0; e->headers && k < ec->header_count; k++)
@@ -715,9 +762,12 @@ static void f_cleanup(void)
     f_pool_close();
     rp_buf_free(&F.pool_in);
     if (F.multi)
-        curl_multi_cleanup(F.multi);
+        curl_multi_cleanup(F.multi); /* closes (and uncounts) its connections */
     F.multi = NULL;
     curl_global_cleanup();
+    free(F.sock_owner);
+    F.sock_owner = NULL;
+    F.sock_cap = 0;
     if (F.wake_ev.fd >= 0)
         close(F.wake_ev.fd);
     rp_child_cleanup(&F.child);
