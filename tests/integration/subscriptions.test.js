@@ -488,3 +488,44 @@ test('1000 subscribers cost one fetch per block at the endpoint', { timeout: TES
     for (const c of conns) await c.close();
   }
 });
+
+test('a subscriber that does not read is closed at a bound; a worker that dies closes its subscribers', { timeout: TEST_MS }, async () => {
+  // big logs: each call's calldata (64 KiB) comes back twice as hex (LOG1, LOG2)
+  const reader = await lib.ipcClient(pool.socket);
+  const idle = await lib.ipcClient(pool.socket);
+  try {
+    await followerAt(await mine());
+    const rid = (await reader.call({ method: 'eth_subscribe', params: ['logs', { address: contractAddr }] })).result;
+    await idle.call({ method: 'eth_subscribe', params: ['logs', { address: contractAddr }] });
+    idle.sock.pause(); // reads nothing from here on
+    const data = '0x' + 'ab'.repeat(65536);
+    for (let i = 0; i < 80; i++) {
+      const r = await anvil.rpc('eth_sendTransaction', [{ from: wallet.address, to: contractAddr, data, gas: '0x4c4b40' }]);
+      assert.ok(r.result, JSON.stringify(r.error));
+    }
+    // about 21 MiB of notifications for the one that does not read: more
+    // than the 16 MiB it may leave unread
+    await lib.waitFor(() => pool.log.some((l) => /subscriber does not read its notifications: closing/.test(l)),
+      { timeout: 60000, message: 'the non-reader closed' });
+    idle.sock.resume();
+    await lib.withTimeout(idle.ended, 30000, 'the non-reader sees its connection close');
+    // the one that reads got everything
+    await waitNotes(reader, rid, 160, 60000);
+    figure('a subscriber leaving more than 16 MiB unread was closed; the reading one got all 160 logs');
+
+    // a worker dies: its subscribers' connections close (never a silent stall)
+    const st = await pool.ctl('status');
+    const workers = st.workers.filter((w) => w.kind === 'worker' || w.kind === undefined);
+    for (const w of workers) process.kill(w.pid, 'SIGKILL');
+    await lib.withTimeout(reader.ended, 20000, 'the subscriber sees its connection close');
+    await lib.waitFor(async () => {
+      const s2 = await pool.ctl('status');
+      return s2.workers.filter((w) => w.kind === 'worker').every((w) => w.state === 'running' &&
+        !workers.some((o) => o.pid === w.pid));
+    }, { timeout: 30000, message: 'workers replaced' });
+    await lib.waitFor(async () => (await subsStatus()).total === 0, { message: 'their cells repaired' });
+  } finally {
+    idle.destroy();
+    reader.destroy();
+  }
+});
