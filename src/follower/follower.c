@@ -99,6 +99,7 @@ static struct {
     struct fep **sock_owner; /* fd -> endpoint of an open (counted) socket */
     int sock_cap;
     int stalled; /* the last step failed: the next asks through the pool */
+    int idle;    /* no subscriptions: the follower makes no calls */
     int pool_fd; /* a client connection to the pool's own socket, -1 when none */
     struct rp_buf pool_in;
     int pend_valid;
@@ -627,13 +628,18 @@ static int f_head(uint64_t *head)
         *head = best;
         return 0;
     }
-    int r = f_pool_poll(head);
-    if (r == 0 || r == -2) {
-        if (r == 0)
-            atomic_fetch_add_explicit(&F.subs->fetch_polls, 1, memory_order_relaxed);
-        return r;
+    int r;
+    if (F.stalled) {
+        /* the last step found no endpoint it may use: ask through the pool
+         * (a worker takes a half-open breaker's trial), then hang up */
+        r = f_pool_poll(head);
+        f_pool_close();
+        if (r == 0 || r == -2) {
+            if (r == 0)
+                atomic_fetch_add_explicit(&F.subs->fetch_polls, 1, memory_order_relaxed);
+            return r;
+        }
     }
-    /* the pool did not answer: ask an endpoint directly */
     struct rp_buf body = RP_BUF_INIT;
     r = f_call("eth_blockNumber", "[]", 0, &body);
     if (r == 0) {
@@ -820,8 +826,24 @@ int rp_follower_main(const struct rp_config *cfg, struct rp_shm_header *shm, uns
     while (!rp_child_stop_flag) {
         uint64_t now = f_now_ms();
         atomic_store_explicit(&F.slot->heartbeat_ms, now, memory_order_relaxed);
+        if ((now >= due || F.woken) && rp_sub_count(F.subs, 0) == 0) {
+            /* nobody subscribed: no calls at all; the first subscription
+             * wakes us. What was delivered before is stale by then: start
+             * again at the head (without ending anything) */
+            F.woken = 0;
+            if (!F.idle)
+                rp_debug("follower idle: no subscriptions", NULL);
+            F.idle = 1;
+            due = now + interval;
+            continue;
+        }
         if (now >= due || F.woken) {
             F.woken = 0;
+            if (F.idle) {
+                F.idle = 0;
+                f_forget_all();
+                F.stalled = 0;
+            }
             int r = f_step();
             /* a failed step (no endpoint with a closed breaker, say) asks
              * the pool next: a worker then takes the half-open trial */

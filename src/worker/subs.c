@@ -255,6 +255,8 @@ static void subw_subscribe(struct rp_conn *c, const char *buf, size_t len,
     s->filter = f;
     sub_new_id(s->id);
     sub_link(c, s);
+    if (rp_sub_count(subs_shm(), 0) == 1) /* the first on the host: the follower wakes */
+        rp_wake_post(rp_w.cfg->shm_name, RP_SHM_FOLLOWER_SLOT);
     /* events from the next one published: those the worker has not read
      * yet but that were published before are not this subscription's */
     s->from_seq = rp_sub_next_seq(subs_shm());
