@@ -317,9 +317,14 @@ unsigned rp_conn_handoff_all(int ch)
         int quiet = conn_quiescent(c);
         size_t pre = 0; /* its subscriptions, when it has some (subs.c) */
         if (quiet && c->subs) {
-            size_t n = rp_subw_encode(c, msg + 5, sizeof msg - 6 - c->in_len);
+            size_t n = c->in_len + 6 < sizeof msg
+                           ? rp_subw_encode(c, msg + 5, sizeof msg - 6 - c->in_len)
+                           : (size_t)-1;
             if (n == (size_t)-1) {
-                quiet = 0; /* too many to travel: it stays until the stop deadline */
+                /* too many to travel: they end where the client sees it */
+                rp_subw_end_conn(c, "too many subscriptions to move to a new worker on reload");
+                rp_conn_queue_flush(c);
+                quiet = 0;
             } else {
                 uint32_t n32 = (uint32_t)n;
                 msg[0] = 'S';

@@ -369,6 +369,13 @@ static void sub_end(struct rp_sub *s, const char *why)
     atomic_fetch_add_explicit(&subs_shm()->slots[rp_w.slot].ended, 1, memory_order_relaxed);
 }
 
+void rp_subw_end_conn(struct rp_conn *c, const char *why)
+{
+    for (struct rp_sub *s = c->subs; s; s = s->next)
+        sub_end(s, why);
+    rp_subw_conn_closed(c);
+}
+
 /* Every subscription of the worker made before event SEQ ends (WHY).
  * Called while delivering (S.busy). */
 static void subw_end_all(uint64_t seq, const char *why)

@@ -23,6 +23,10 @@ int rp_subw_dispatch(struct rp_conn *c, const char *buf, size_t len, const struc
 /* Is CALL of BUF a subscription method (for a batch: refused there)? */
 int rp_subw_is_sub_method(const char *buf, const struct rp_jcall *call);
 
+/* End C's subscriptions with WHY (an error notification each); C closes
+ * once its answers are out. */
+void rp_subw_end_conn(struct rp_conn *c, const char *why);
+
 /* C closes: its subscriptions end. */
 void rp_subw_conn_closed(struct rp_conn *c);
 
