@@ -58,6 +58,7 @@
 #define FOLLOWER_KEEP_BLOCKS    256         /* recent blocks kept for reorgs */
 #define FOLLOWER_KEEP_LOG_BYTES (32u << 20) /* their logs, at most */
 #define FOLLOWER_RETRY_MS       200         /* a failed step is tried again after this */
+#define FOLLOWER_IDLE_GRACE_MS  5000        /* no subscription for this long: the follower idles */
 
 /* One endpoint as the follower sees it. */
 struct fep {
@@ -821,15 +822,24 @@ int rp_follower_main(const struct rp_config *cfg, struct rp_shm_header *shm, uns
     uint64_t interval = (uint64_t)cfg->sub_poll_interval_ms;
     rp_info("follower started", "slot=%u endpoints=%d poll_interval_ms=%llu backfill_blocks=%lld",
             slot, F.nep, (unsigned long long)interval, (long long)cfg->sub_backfill_blocks);
-    uint64_t due = 0; /* the first step runs at once */
+    uint64_t due = 0;        /* the first step runs at once */
+    uint64_t zero_since = 0; /* since when no subscription exists (0: some do) */
+    uint64_t grace = interval * 3 > FOLLOWER_IDLE_GRACE_MS ? interval * 3 : FOLLOWER_IDLE_GRACE_MS;
     struct epoll_event events[8];
     while (!rp_child_stop_flag) {
         uint64_t now = f_now_ms();
         atomic_store_explicit(&F.slot->heartbeat_ms, now, memory_order_relaxed);
-        if ((now >= due || F.woken) && rp_sub_count(F.subs, 0) == 0) {
-            /* nobody subscribed: no calls at all; the first subscription
-             * wakes us. What was delivered before is stale by then: start
-             * again at the head (without ending anything) */
+        int none = rp_sub_count(F.subs, 0) == 0;
+        if (!none)
+            zero_since = 0;
+        else if (!zero_since)
+            zero_since = now;
+        /* nobody subscribed (for the grace period: a reload hands every
+         * subscription from old workers to new ones, and the count passes
+         * through 0 on the way) or nothing delivered yet: no calls at all;
+         * the first subscription wakes us. What was delivered before is
+         * stale by then: start again at the head (without ending anything) */
+        if ((now >= due || F.woken) && none && (!F.count || now - zero_since >= grace)) {
             F.woken = 0;
             if (!F.idle)
                 rp_debug("follower idle: no subscriptions", NULL);
