@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rp_frame.h"
 #include "rp_jsonrpc.h"
 
 #define JSMN_STATIC
@@ -299,7 +300,9 @@ int rp_subjson_block(const char *body, size_t len, struct rp_block_info *bi, str
     static const char *const drop[] = {"transactions", "uncles",          "withdrawals",
                                        "size",         "totalDifficulty", NULL};
     jsmntok_t *t = NULL;
-    int n = sj_tokenize(body, len, &t);
+    /* strict JSON (UTF-8 included) first: what is copied from it goes to
+     * clients as it is */
+    int n = rp_frame_validate(body, len) == 0 ? sj_tokenize(body, len, &t) : -1;
     int res = n > 0 ? sj_result(body, t, n) : -1;
     int r = -1;
     if (res < 0)
@@ -361,7 +364,7 @@ int rp_subjson_quantity(const char *body, size_t len, uint64_t *number)
 int rp_subjson_logs(const char *body, size_t len, const uint8_t hash[32], struct rp_buf *out)
 {
     jsmntok_t *t = NULL;
-    int n = sj_tokenize(body, len, &t);
+    int n = rp_frame_validate(body, len) == 0 ? sj_tokenize(body, len, &t) : -1;
     int res = n > 0 ? sj_result(body, t, n) : -1;
     int count = -1;
     if (res < 0 || t[res].type != JSMN_ARRAY)

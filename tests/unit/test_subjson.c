@@ -179,6 +179,11 @@ static void test_log_records(void)
     uint8_t other[32] = {0};
     rp_buf_reset(&out);
     CU_ASSERT_EQUAL(rp_subjson_logs(body, strlen(body), other, &out), -1);
+    /* not strict JSON (a byte that is not UTF-8): refused, never copied on */
+    const char *bad =
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":[{\"address\":\"" A1 "\",\"data\":\"\x92\"}]}";
+    rp_buf_reset(&out);
+    CU_ASSERT_EQUAL(rp_subjson_logs(bad, strlen(bad), bh, &out), -1);
     const char *empty = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":[]}";
     rp_buf_reset(&out);
     CU_ASSERT_EQUAL(rp_subjson_logs(empty, strlen(empty), bh, &out), 0);
