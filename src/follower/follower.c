@@ -99,9 +99,10 @@ static struct {
      * yet): not fetched again */
     struct fep **sock_owner; /* fd -> endpoint of an open (counted) socket */
     int sock_cap;
-    int stalled; /* the last step failed: the next asks through the pool */
-    int idle;    /* no subscriptions: the follower makes no calls */
-    int pool_fd; /* a client connection to the pool's own socket, -1 when none */
+    int stalled;        /* the last step failed: the next asks through the pool */
+    int idle;           /* no subscriptions: the follower makes no calls */
+    uint64_t resume_at; /* with no block kept: deliver from this height (0: from the head) */
+    int pool_fd;        /* a client connection to the pool's own socket, -1 when none */
     struct rp_buf pool_in;
     int pend_valid;
     struct rp_block_info pend_bi;
@@ -135,6 +136,7 @@ static void f_block_clear(struct fblock *b)
 static void f_forget_all(void)
 {
     F.pend_valid = 0;
+    F.resume_at = 0;
     while (F.count) {
         f_block_clear(f_block(0));
         F.first = (F.first + 1) % FOLLOWER_KEEP_BLOCKS;
@@ -159,6 +161,7 @@ static void f_push(const struct rp_block_info *bi, char *logs, size_t logs_len)
         F.count--;
     }
     struct fblock *b = &F.blocks[(F.first + F.count) % FOLLOWER_KEEP_BLOCKS];
+    F.resume_at = 0;
     b->bi = *bi;
     b->logs = logs;
     b->logs_len = logs ? logs_len : 0;
@@ -514,13 +517,18 @@ static int f_unwind(void)
         r = -1;
     if (r != 0)
         return r;
-    if (keep == 0) {
-        f_end_all("reorg deeper than the blocks the follower keeps");
-        return 0;
-    }
     atomic_fetch_add_explicit(&F.subs->reorgs, 1, memory_order_relaxed);
-    rp_info("reorg followed", "fork_block=%llu removed_blocks=%u",
-            (unsigned long long)f_block(keep - 1)->bi.number, F.count - keep);
+    if (keep == 0) {
+        /* none of the blocks kept is canonical (the follower has just
+         * started, or the reorg is deeper than it keeps): every one of them
+         * is removed, and delivery starts again at the oldest one's height */
+        rp_info("reorg below the oldest block kept", "from_block=%llu removed_blocks=%u",
+                (unsigned long long)f_block(0)->bi.number, F.count);
+        F.resume_at = f_block(0)->bi.number;
+    } else {
+        rp_info("reorg followed", "fork_block=%llu removed_blocks=%u",
+                (unsigned long long)f_block(keep - 1)->bi.number, F.count - keep);
+    }
     uint64_t now_ns = rp_shm_now_ns(F.shm);
     while (F.count > keep) {
         struct fblock *b = f_last();
@@ -528,7 +536,8 @@ static int f_unwind(void)
             f_publish(RP_SUB_EV_REMOVED, &b->bi, now_ns, b->logs, b->logs_len);
         f_pop();
     }
-    atomic_store_explicit(&F.subs->follower_head, f_last()->bi.number, memory_order_relaxed);
+    if (F.count)
+        atomic_store_explicit(&F.subs->follower_head, f_last()->bi.number, memory_order_relaxed);
     f_wake_workers();
     return 0;
 }
@@ -672,14 +681,22 @@ static int f_step(void)
         atomic_store_explicit(&F.subs->follower_seen, head, memory_order_relaxed);
     struct rp_buf hdr = RP_BUF_INIT, logs = RP_BUF_INIT;
     uint64_t backfill = (uint64_t)F.cfg->sub_backfill_blocks;
-    if (F.count && head > f_last()->bi.number + backfill) {
+    /* the next block is never a gap (backfill_blocks = 0 still follows) */
+    if (F.count && head > f_last()->bi.number + backfill && head > f_last()->bi.number + 1) {
         char why[160];
         snprintf(why, sizeof why,
                  "%llu blocks to catch up, more than subscriptions.backfill_blocks (%llu)",
                  (unsigned long long)(head - f_last()->bi.number), (unsigned long long)backfill);
         f_end_all(why);
     }
-    uint64_t n = F.count ? f_last()->bi.number + 1 : head;
+    if (!F.count && F.resume_at && head >= F.resume_at && head - F.resume_at >= backfill) {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "a reorg of %llu blocks, more than subscriptions.backfill_blocks (%llu)",
+                 (unsigned long long)(head - F.resume_at + 1), (unsigned long long)backfill);
+        f_end_all(why);
+    }
+    uint64_t n = F.count ? f_last()->bi.number + 1 : F.resume_at ? F.resume_at : head;
     int unwinds = 0;
     while (n <= head && !rp_child_stop_flag) {
         struct rp_block_info bi;
@@ -702,7 +719,7 @@ static int f_step(void)
         if (last && memcmp(bi.parent, last->bi.hash, 32) != 0) {
             if (++unwinds > 4 || (r = f_unwind()) != 0)
                 break;
-            n = F.count ? f_last()->bi.number + 1 : n;
+            n = F.count ? f_last()->bi.number + 1 : F.resume_at ? F.resume_at : n;
             continue;
         }
         int want_logs = rp_sub_count(F.subs, 1) > 0;

@@ -351,6 +351,42 @@ test('reorg: removed logs come again with removed:true, then the new branch', { 
   }
 });
 
+test('reorg of the only block a fresh follower holds: removed, then delivered again from its height', { timeout: TEST_MS }, async () => {
+  const fresh = await lib.startPool({
+    endpoints: [proxy.url],
+    workers: 1,
+    settings: { rate_limit: NO_LIMIT, health_check_interval_ms: 200, subscriptions: { poll_interval_ms: 100 } },
+  });
+  const c = await lib.ipcClient(fresh.socket);
+  try {
+    const snap = (await anvil.rpc('evm_snapshot', [])).result;
+    const rc = await emitTx(43n); // block X with two logs
+    const x = rc.blockNumber;
+    const logsId = (await c.call({ method: 'eth_subscribe', params: ['logs', { address: contractAddr }] })).result;
+    const headsId = (await c.call({ method: 'eth_subscribe', params: ['newHeads'] })).result;
+    // the follower starts at the head: X, with its logs (the head when subscribing)
+    await lib.waitFor(() => notes(c, headsId).some((v) => num(v.params.result.number) === x),
+      { timeout: 20000, message: `block ${x}` });
+    await waitNotes(c, logsId, 2);
+    assert.equal((await anvil.rpc('evm_revert', [snap])).result, true);
+    await mine(); // X'
+    await mine(); // X+1'
+    const logs = (await waitNotes(c, logsId, 4)).map((v) => v.params.result);
+    assert.deepEqual(logs.map((l) => l.removed), [false, false, true, true]);
+    assert.ok(logs.every((l) => l.transactionHash === rc.hash));
+    await lib.waitFor(() => notes(c, headsId).some((v) => num(v.params.result.number) === x + 1),
+      { timeout: 20000, message: `block ${x + 1}` });
+    const heads = notes(c, headsId).map((v) => v.params.result).filter((h) => num(h.number) >= x);
+    assert.deepEqual(heads.map((h) => num(h.number)), [x, x, x + 1]);
+    assert.notEqual(heads[1].hash, heads[0].hash);
+    assert.equal(heads[2].parentHash, heads[1].hash);
+    assert.equal((await subsStatus(fresh)).follower.gaps, 0, 'no subscription ended');
+  } finally {
+    await c.close();
+    await fresh.stop();
+  }
+});
+
 test('outage: missed blocks are delivered on recovery; beyond backfill_blocks the subscription ends', { timeout: TEST_MS }, async () => {
   // a second pool, behind a proxy of its own, with backfill_blocks = 3
   const proxy2 = await startProxy(anvil.url);
