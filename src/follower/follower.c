@@ -16,11 +16,15 @@
  * canonical header at each height) to the newest block it delivered that is
  * still canonical (the fork point), publishes the logs of each block after
  * it again as removed (newest first, as geth), forgets them and delivers
- * the new branch from the fork point on.
+ * the new branch from the fork point on. When none of the blocks kept is
+ * canonical (a reorg right after a start, or deeper than the 256 blocks
+ * kept), all of them are removed and delivery starts again at the oldest
+ * one's height.
  *
  * Gaps: after an outage the missed blocks are delivered (at most
- * subscriptions.backfill_blocks of them). A longer gap, or a reorg deeper
- * than the blocks kept, ends every subscription: an END event, which each
+ * subscriptions.backfill_blocks of them; the next block alone is never a
+ * gap). A longer gap, or a reorg replacing more blocks than that, ends
+ * every subscription: an END event, which each
  * worker turns into an error notification and the close of the
  * subscriber's connection (docs/interface.md section 8).
  *

@@ -8,8 +8,8 @@
  * and written to every subscription that matches and is at least as old as
  * the event (a subscription gets events published after it was made).
  *
- * Endings an application sees: an END event (a gap beyond backfill_blocks,
- * or a reorg deeper than the follower keeps), or this worker falling behind
+ * Endings an application sees: an END event (a gap, or a reorg, beyond
+ * backfill_blocks), or this worker falling behind
  * the ring, writes to each subscription concerned
  *   {"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":ID,
  *    "error":{"code":-32000,"message":"subscription ended: ..."}}}
