@@ -9,10 +9,10 @@
  * the event (a subscription gets events published after it was made).
  *
  * Endings an application sees: an END event (a gap, or a reorg, beyond
- * backfill_blocks), or this worker falling behind
- * the ring, writes to each subscription concerned
- *   {"jsonrpc":"2.0","method":"eth_subscription","params":{"subscription":ID,
- *    "error":{"code":-32000,"message":"subscription ended: ..."}}}
+ * backfill_blocks), or this worker falling behind the ring, writes for
+ * each subscription concerned
+ *   {"jsonrpc":"2.0","id":null,"error":{"code":-32000,
+ *    "message":"subscription ended: ...","data":{"subscription":ID}}}
  * and closes the connection once its answers are out (client libraries see
  * the socket close and subscribe again). A subscriber that does not read
  * holds at most RP_SUB_UNREAD_MAX_BYTES of notifications: then it is closed.
@@ -353,14 +353,15 @@ static void sub_end(struct rp_sub *s, const char *why)
     if (!c->closed) {
         struct rp_buf *b = &S.note;
         rp_buf_reset(b);
-        rp_buf_appendf(b,
-                       "{\"jsonrpc\":\"2.0\",\"method\":\"eth_subscription\",\"params\":{"
-                       "\"subscription\":\"%s\",\"error\":{\"code\":-32000,\"message\":",
-                       s->id);
+        /* an error object with a null id, as rpcpool refuses a client over
+         * max_clients: shown by raw clients, ignored by libraries (ethers,
+         * viem) that would choke on an eth_subscription without a result;
+         * all of them see the close that follows */
         char msg[400];
         snprintf(msg, sizeof msg, "subscription ended: %s", why);
+        rp_buf_puts(b, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32000,\"message\":");
         rp_buf_append_json_str(b, msg);
-        rp_buf_append(b, "}}}", 3);
+        rp_buf_appendf(b, ",\"data\":{\"subscription\":\"%s\"}}}", s->id);
         if (!rp_buf_failed(b) && rp_conn_out_append(c, b->data, b->len, 1) == 0) {
             c->close_after_flush = 1; /* closed once its answers are out */
             rp_conn_queue_flush(c);
