@@ -34,13 +34,13 @@ OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(SRC))
 
 # rpcpoolstat builds without daemon code: the view, the renderers and the
 # pure decoders of the breaker and limiter words (plus config for -c).
-STAT_OBJ := $(addprefix $(BUILD)/obj/,shm/shm_view.o shm/status.o core/buf.o shm/breaker.o \
+STAT_OBJ := $(addprefix $(BUILD)/obj/,shm/shm_view.o shm/subring.o shm/status.o core/buf.o shm/breaker.o \
 	shm/ratelimit.o core/proc.o core/config.o core/log.o shm/fleet_view.o)
 
 # rpcpoolctl: the configuration (to find the control socket) and the
 # control module's command table (its local `help`), with what those need.
 CTL_OBJ := $(addprefix $(BUILD)/obj/,supervisor/control.o supervisor/listen.o core/config.o \
-	core/log.o core/buf.o core/clock.o core/proc.o shm/status.o shm/shm_view.o shm/metrics.o \
+	core/log.o core/buf.o core/clock.o core/proc.o shm/status.o shm/shm_view.o shm/subring.o shm/metrics.o \
 	shm/breaker.o shm/ratelimit.o shm/fleet_view.o)
 
 PROGS := $(BUILD)/rpcpoold $(BUILD)/rpcpoolctl $(BUILD)/rpcpoolstat
@@ -68,9 +68,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TEST_DEPS_config := src/core/log.c
 TEST_DEPS_jsonrpc := src/proto/frame.c
-TEST_DEPS_stress := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c src/core/siphash.c
-TEST_DEPS_crash := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c src/core/siphash.c
-TEST_DEPS_publish := src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c \
+TEST_DEPS_stress := src/shm/subring.c src/core/buf.c src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c src/core/siphash.c
+TEST_DEPS_crash := src/shm/subring.c src/core/buf.c src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c src/core/siphash.c
+TEST_DEPS_publish := src/shm/subring.c src/core/buf.c src/shm/breaker.c src/shm/ratelimit.c src/core/clock.c src/shm/hold.c src/shm/shm.c src/core/proc.c \
 	src/core/siphash.c
 TEST_DEPS_chain := src/proto/jsonrpc.c src/proto/frame.c
 TEST_DEPS_cachekey := src/proto/jsonrpc.c src/proto/frame.c
@@ -78,15 +78,17 @@ TEST_DEPS_cache := src/proto/cachekey.c src/proto/jsonrpc.c src/proto/frame.c sr
 TEST_DEPS_health := src/proto/jsonrpc.c src/proto/frame.c
 TEST_DEPS_fleet := src/fleet/lease.c src/fleet/verdict.c src/shm/ratelimit.c src/shm/breaker.c src/core/siphash.c
 TEST_DEPS_timer :=
-TEST_DEPS_shm_view := src/shm/status.c src/core/buf.c src/shm/breaker.c src/shm/ratelimit.c src/core/proc.c \
+TEST_DEPS_shm_view := src/shm/subring.c src/shm/status.c src/core/buf.c src/shm/breaker.c src/shm/ratelimit.c src/core/proc.c \
 	src/shm/fleet_view.c
 TEST_DEPS_control := src/core/buf.c src/shm/status.c src/shm/shm_view.c src/shm/metrics.c src/shm/breaker.c \
 	src/shm/ratelimit.c src/core/clock.c src/core/log.c src/supervisor/listen.c src/shm/shm.c src/core/proc.c src/core/siphash.c src/shm/hold.c \
-	src/shm/fleet_view.c
+	src/shm/fleet_view.c src/shm/subring.c
 TEST_DEPS_h1 := src/core/buf.c
 TEST_DEPS_route := src/worker/balancer.c src/shm/breaker.c
-TEST_DEPS_metrics := src/core/buf.c src/shm/shm_view.c src/shm/breaker.c src/shm/ratelimit.c src/core/proc.c src/shm/fleet_view.c
+TEST_DEPS_metrics := src/core/buf.c src/shm/shm_view.c src/shm/subring.c src/shm/breaker.c src/shm/ratelimit.c src/core/proc.c src/shm/fleet_view.c
 TEST_DEPS_hedge := src/core/clock.c
+TEST_DEPS_subjson := src/proto/jsonrpc.c src/proto/frame.c src/core/buf.c
+TEST_DEPS_subring := src/core/buf.c
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/*/$$*.c) $$(TEST_DEPS_$$*) $(wildcard tests/unit/*.h) \
 		$(wildcard include/*.h src/*/*.h) | $(BUILD)/tests

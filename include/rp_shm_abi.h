@@ -60,7 +60,15 @@
  *   endpoint.head_block,      workers: CAS to the max; the   a raise or none
  *   header.best_head_block    prober: its probe, lowering
  *                             only a value no worker raised
- *                             since its last store
+ *                             since its last store (the
+ *                             follower raises them too)
+ *   subs.ring, arena,         follower only: entry seq 0,    event N unpublished;
+ *   next_seq, arena_end       arena claimed, payload, seq    the restarted
+ *                             N+1, next_seq N+1 (release)    follower rewrites it
+ *   subs.slots[s].heads/logs  worker s: admission is store   own cells, zeroed by
+ *                             then sum (seq_cst), undone     the repair
+ *                             over subscriptions.max_total
+ *   (details: rp_sub_abi.h)
  *   fleet.eps[i].credited     fleet agent only: fetch_add of a whole credit or
  *                             a lease Redis granted          none (a lease
  *                                                            granted, not yet

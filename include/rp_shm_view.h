@@ -16,6 +16,7 @@
 #include "rp_fleet_view.h"
 #include "rp_cache_abi.h"
 #include "rp_shm_abi.h"
+#include "rp_sub_ring.h"
 
 struct rp_shm_view {
     const void *base; /* mapping (read-only) */
@@ -74,6 +75,7 @@ struct rp_snapshot {
     int worker_count;
     struct rp_worker_snapshot workers[RP_SHM_MAX_WORKERS];
     struct rp_fleet_snapshot fleet; /* fleet mode (rp_fleet_view.h) */
+    struct rp_subs_snapshot subs; /* subscriptions and the head follower */
 };
 
 /* Map NAME read-only and check it. Returns 0, or -1 with a clear message in

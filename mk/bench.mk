@@ -19,7 +19,7 @@ $(BUILD)/rpcbench: bench/rpcbench.c | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lhttp_parser -lm
 
 $(BUILD)/shm_hotpath: bench/shm_hotpath.c src/shm/ratelimit.c src/shm/breaker.c src/worker/balancer.c \
-		src/shm/hold.c src/worker/route.c \
+		src/shm/hold.c src/shm/subring.c src/core/buf.c src/worker/route.c \
 		$(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^)
 

@@ -482,6 +482,18 @@ static void print_status(const struct json *j)
                field(j, ca, "entries", e, sizeof e), field(j, ca, "bytes_used", bu, sizeof bu),
                field(j, ca, "bytes_total", bt, sizeof bt));
     }
+    int sb = json_member(j, 0, "subscriptions");
+    if (sb >= 0) {
+        int fo = json_member(j, sb, "follower");
+        int lat = json_member(j, sb, "delivery_latency_ms");
+        char tot[24], nh[24], lg[24], hd[24], sn[24], lag[24], nt[24], avg[24];
+        printf("\nsubscriptions %s (newHeads %s, logs %s)  follower head %s seen %s lag %s  "
+               "notifications %s  delivery avg %s ms\n",
+               field(j, sb, "total", tot, sizeof tot), field(j, sb, "new_heads", nh, sizeof nh),
+               field(j, sb, "logs", lg, sizeof lg), field(j, fo, "head_block", hd, sizeof hd),
+               field(j, fo, "seen_block", sn, sizeof sn), field(j, fo, "lag", lag, sizeof lag),
+               field(j, sb, "notifications", nt, sizeof nt), field(j, lat, "avg", avg, sizeof avg));
+    }
 }
 
 /* Every member but "ok" as "key: value" lines (stats). */

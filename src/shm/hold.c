@@ -6,6 +6,7 @@
  * relaxed; the client admission is seq_cst on both sides (store then sum).
  */
 #include "rp_hold.h"
+#include "rp_sub_ring.h"
 
 static size_t hold_offset(enum rp_hold_cell kind)
 {
@@ -119,6 +120,7 @@ void rp_hold_repair_slot(struct rp_shm_header *h, unsigned slot)
         atomic_store_explicit(&st->trial_held, 0, memory_order_seq_cst);
     }
     atomic_store_explicit(&rp_shm_worker(h, slot)->clients, 0, memory_order_seq_cst);
+    rp_sub_repair_slot(rp_shm_subs(h), slot); /* its subscriptions */
 }
 
 void rp_hold_raise(_Atomic uint64_t *word, uint64_t v)

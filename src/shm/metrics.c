@@ -153,6 +153,44 @@ static void histogram(struct rp_buf *b, const struct rp_snapshot *s, const struc
     }
 }
 
+/* Subscriptions and the head follower. */
+static void subs_metrics(struct rp_buf *b, const struct rp_subs_snapshot *u)
+{
+    family(b, "rpcpool_subscriptions", "gauge", "eth_subscribe subscriptions open, by type.");
+    rp_buf_appendf(b, "rpcpool_subscriptions{type=\"newHeads\"} %" PRIu64 "\n", u->heads);
+    rp_buf_appendf(b, "rpcpool_subscriptions{type=\"logs\"} %" PRIu64 "\n", u->logs);
+    family(b, "rpcpool_subscription_notifications_total", "counter",
+           "eth_subscription notifications written to clients.");
+    rp_buf_appendf(b, "rpcpool_subscription_notifications_total %" PRIu64 "\n", u->notifications);
+    family(b, "rpcpool_subscriptions_ended_total", "counter",
+           "Subscriptions rpcpool ended with an error (gap beyond backfill_blocks, overrun).");
+    rp_buf_appendf(b, "rpcpool_subscriptions_ended_total %" PRIu64 "\n", u->ended);
+    family(b, "rpcpool_subscription_delivery_seconds_total", "counter",
+           "Sum over delivered events of the time from the follower learning the block to its "
+           "notifications being queued by a worker.");
+    rp_buf_appendf(b, "rpcpool_subscription_delivery_seconds_total ");
+    float_value(b, (double)u->lat_sum_us / 1e6);
+    rp_buf_puts(b, "\n");
+    family(b, "rpcpool_subscription_deliveries_total", "counter",
+           "Events delivered by workers (the count for the sum above).");
+    rp_buf_appendf(b, "rpcpool_subscription_deliveries_total %" PRIu64 "\n", u->lat_count);
+    family(b, "rpcpool_follower_head_block", "gauge", "Last block the head follower delivered.");
+    rp_buf_appendf(b, "rpcpool_follower_head_block %" PRIu64 "\n", u->follower_head);
+    family(b, "rpcpool_follower_lag_blocks", "gauge",
+           "Blocks between the highest head seen and the last one delivered.");
+    rp_buf_appendf(b, "rpcpool_follower_lag_blocks %" PRIu64 "\n", u->lag);
+    family(b, "rpcpool_follower_fetches_total", "counter", "The head follower's upstream calls.");
+    rp_buf_appendf(b, "rpcpool_follower_fetches_total{kind=\"header\"} %" PRIu64 "\n",
+                   u->fetch_headers);
+    rp_buf_appendf(b, "rpcpool_follower_fetches_total{kind=\"logs\"} %" PRIu64 "\n", u->fetch_logs);
+    rp_buf_appendf(b, "rpcpool_follower_fetches_total{kind=\"poll\"} %" PRIu64 "\n",
+                   u->fetch_polls);
+    rp_buf_appendf(b, "rpcpool_follower_fetches_total{kind=\"failed\"} %" PRIu64 "\n",
+                   u->fetch_failed);
+    family(b, "rpcpool_follower_reorgs_total", "counter", "Reorgs the head follower followed.");
+    rp_buf_appendf(b, "rpcpool_follower_reorgs_total %" PRIu64 "\n", u->reorgs);
+}
+
 int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
 {
     struct metrics_labels l;
@@ -218,6 +256,8 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
            "Key and value bytes of the response cache entries (used), and its region (total).");
     rp_buf_appendf(b, "rpcpool_cache_bytes{state=\"used\"} %" PRIu64 "\n", s->cache.bytes_used);
     rp_buf_appendf(b, "rpcpool_cache_bytes{state=\"total\"} %" PRIu64 "\n", s->cache.bytes_total);
+
+    subs_metrics(b, &s->subs);
 
     histogram(b, s, &l);
 

@@ -92,7 +92,7 @@ static int view_check_table(const char *what, struct rp_shm_table t, uint64_t ma
  * only through this copy, so a header rewritten after the check cannot send
  * them outside the mapping. */
 struct view_layout {
-    struct rp_shm_table ep, wk, st;
+    struct rp_shm_table ep, wk, st, sub;
 };
 
 /* Check a mapping of SIZE bytes at BASE: magic, version, sizes and every
@@ -165,10 +165,15 @@ static int view_check(const void *base, size_t size, struct view_layout *l, char
                          sizeof(struct rp_shm_epstats), _Alignof(struct rp_shm_epstats),
                          header_size, total, err, errlen) != 0)
         return -1;
+    struct rp_shm_table sub = h->subs;
+    if (view_check_table("subscriptions", sub, 1, sizeof(struct rp_shm_subs),
+                         _Alignof(struct rp_shm_subs), header_size, total, err, errlen) != 0)
+        return -1;
     if (l) {
         l->ep = ep;
         l->wk = wk;
         l->st = st;
+        l->sub = sub;
     }
     return 0;
 }
@@ -424,6 +429,8 @@ static void view_snap_once(const struct rp_shm_header *h, const struct view_layo
         out->hedges_won += atomic_load_explicit(&c->hedges_won, memory_order_relaxed);
         out->hedges_lost += atomic_load_explicit(&c->hedges_lost, memory_order_relaxed);
     }
+    if (l->sub.count == 1)
+        rp_sub_snapshot((const void *)((const char *)h + l->sub.offset), out->now_ms, &out->subs);
 }
 
 /* Check the segment again (a view may live for hours) and copy it; retaken

@@ -117,6 +117,28 @@ static int status_append_cache(struct rp_buf *b, const struct rp_snapshot *s)
                           c->misses, c->coalesced, c->entries, c->bytes_used, c->bytes_total);
 }
 
+/* The subscriptions and the head follower, as ,"subscriptions":{...}. */
+static int status_append_subs(struct rp_buf *b, const struct rp_snapshot *s)
+{
+    const struct rp_subs_snapshot *u = &s->subs;
+    rp_buf_appendf(b,
+                   ",\"subscriptions\":{\"total\":%" PRIu64 ",\"new_heads\":%" PRIu64
+                   ",\"logs\":%" PRIu64 ",\"notifications\":%" PRIu64 ",\"ended\":%" PRIu64
+                   ",\"delivery_latency_ms\":{\"avg\":",
+                   u->heads + u->logs, u->heads, u->logs, u->notifications, u->ended);
+    rp_buf_append_num(b, u->lat_count ? (double)u->lat_sum_us / (double)u->lat_count / 1000.0 : 0);
+    rp_buf_puts(b, ",\"max\":");
+    rp_buf_append_num(b, (double)u->lat_max_us / 1000.0);
+    return rp_buf_appendf(
+        b,
+        ",\"count\":%" PRIu64 "},\"follower\":{\"head_block\":%" PRIu64 ",\"seen_block\":%" PRIu64
+        ",\"lag\":%" PRIu64 ",\"head_age_ms\":%" PRIu64 ",\"events\":%" PRIu64
+        ",\"fetches\":{\"headers\":%" PRIu64 ",\"logs\":%" PRIu64 ",\"polls\":%" PRIu64
+        ",\"failed\":%" PRIu64 "},\"reorgs\":%" PRIu64 ",\"gaps\":%" PRIu64 "}}",
+        u->lat_count, u->follower_head, u->follower_seen, u->lag, u->head_age_ms, u->events,
+        u->fetch_headers, u->fetch_logs, u->fetch_polls, u->fetch_failed, u->reorgs, u->gaps);
+}
+
 int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
 {
     rp_buf_puts(b, "{\"name\":");
@@ -133,6 +155,7 @@ int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
     rp_status_append_endpoints(b, s);
     rp_fleet_status_append(b, &s->fleet);
     status_append_cache(b, s);
+    status_append_subs(b, s);
     return rp_buf_appendf(
         b,
         ",\"best_head_block\":%" PRIu64 ",\"client_requests\":{\"ok\":%" PRIu64
@@ -162,6 +185,7 @@ int rp_status_control_json(struct rp_buf *b, const struct rp_snapshot *s, uint64
     rp_status_append_endpoints(b, s);
     rp_fleet_status_append(b, &s->fleet);
     status_append_cache(b, s);
+    status_append_subs(b, s);
     return rp_buf_appendf(b,
                           ",\"hedges\":{\"calls\":%" PRIu64 ",\"sent\":%" PRIu64 ",\"won\":%" PRIu64
                           ",\"lost\":%" PRIu64 "}}",
@@ -269,4 +293,12 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
                 "  entries %" PRIu64 "  bytes %" PRIu64 "/%" PRIu64 "\n",
                 s->cache.cache_on ? "on" : "off (coalescing only)", s->cache.hits, s->cache.misses,
                 s->cache.coalesced, s->cache.entries, s->cache.bytes_used, s->cache.bytes_total);
+    const struct rp_subs_snapshot *u = &s->subs;
+    fprintf(f,
+            "subscriptions: %" PRIu64 " (newHeads %" PRIu64 ", logs %" PRIu64
+            "); follower head %" PRIu64 ", seen %" PRIu64 ", lag %" PRIu64
+            "; notifications %" PRIu64 ", delivery avg %.1f ms\n",
+            u->heads + u->logs, u->heads, u->logs, u->follower_head, u->follower_seen, u->lag,
+            u->notifications,
+            u->lat_count ? (double)u->lat_sum_us / (double)u->lat_count / 1000.0 : 0.0);
 }

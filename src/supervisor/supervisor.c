@@ -23,6 +23,7 @@
 #include "rp_control.h"
 #include "rp_event.h"
 #include "rp_fleet_agent.h"
+#include "rp_follower.h"
 #include "rp_handoff.h"
 #include "rp_hold.h"
 #include "rp_listen.h"
@@ -54,6 +55,7 @@ struct sup_aux {
 static const struct sup_aux sup_auxes[] = {
     {RP_SHM_PROBER_SLOT, RP_KIND_PROBER, "prober", rp_prober_main, NULL},
     {RP_SHM_FLEET_SLOT, RP_KIND_FLEET, "fleet", rp_fleet_main, rp_fleet_wanted},
+    {RP_SHM_FOLLOWER_SLOT, RP_KIND_FOLLOWER, "follower", rp_follower_main, rp_follower_wanted},
 };
 #define SUP_NAUX (sizeof sup_auxes / sizeof sup_auxes[0])
 

@@ -40,13 +40,12 @@
 
 static struct {
     struct rp_shm_cache *c;
-    struct rp_ev wake_ev;
     struct rp_req *followers; /* waiting on a flight */
     struct rp_buf val;        /* a value read from the cache */
     struct rp_buf out;        /* an answer built for a client */
     char key[KEY_MAX_BYTES];
     pid_t pid;
-} ch = {.wake_ev = {NULL, -1}};
+} ch;
 
 static struct rp_cache_wstats *hook_stats(void)
 {
@@ -68,35 +67,16 @@ static struct rp_conn *hook_owner(struct rp_conn *c)
     return c && c->parent ? c->parent : c;
 }
 
-static void hook_on_wake(struct rp_ev *ev, uint32_t events);
-
 void rp_cache_hook_init(void)
 {
     ch.c = rp_cache_of(rp_w.shm);
     ch.pid = getpid();
     rp_buf_init(&ch.val);
     rp_buf_init(&ch.out);
-    if (!ch.c || !rp_w.cfg->coalesce)
-        return;
-    int fd = rp_wake_open(rp_w.cfg->shm_name, rp_w.slot);
-    if (fd < 0) {
-        rp_warn("coalescing: no wake socket; followers poll their flight", NULL);
-        return;
-    }
-    ch.wake_ev.handler = hook_on_wake;
-    ch.wake_ev.fd = fd;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &ch.wake_ev};
-    if (epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        close(fd);
-        ch.wake_ev.fd = -1;
-    }
 }
 
 void rp_cache_hook_cleanup(void)
 {
-    if (ch.wake_ev.fd >= 0)
-        close(ch.wake_ev.fd);
-    ch.wake_ev.fd = -1;
     rp_buf_free(&ch.val);
     rp_buf_free(&ch.out);
 }
@@ -192,11 +172,10 @@ void rp_cache_wait_fired(struct rp_req *r)
     hook_follow_end(r, st, ref);
 }
 
-/* Wake-ups: some flight this worker follows has ended. */
-static void hook_on_wake(struct rp_ev *ev, uint32_t events)
+/* A wake-up (the worker's wake socket, drained): some flight this worker
+ * follows may have ended. */
+void rp_cache_hook_woken(void)
 {
-    (void)events;
-    rp_wake_drain(ev->fd);
     struct rp_req *r = ch.followers;
     while (r) {
         struct rp_req *next = r->ck.fnext;
@@ -279,7 +258,7 @@ int rp_cache_dispatch(struct rp_req *r)
     if (ch.followers)
         ch.followers->ck.fprev = r;
     ch.followers = r;
-    if (ch.wake_ev.fd < 0 || rp_flight_register(ch.c, &r->ck.ticket, rp_w.slot)) {
+    if (rp_w.wake_ev.fd < 0 || rp_flight_register(ch.c, &r->ck.ticket, rp_w.slot)) {
         /* ended already (or no wake socket): look now, through the timer */
         rp_timer_arm(&rp_w.timers, &r->timer, now);
         return RP_CACHE_WAITING;

@@ -26,6 +26,7 @@
 #include "rp_hold.h"
 #include "rp_http.h"
 #include "rp_log.h"
+#include "subs.h"
 
 static void conn_idle_timeout(struct rp_timer *t, void *arg);
 static void conn_resume(struct rp_timer *t, void *arg);
@@ -245,6 +246,18 @@ void rp_conn_adopt(int fd, const char *data, size_t len)
     if (fl >= 0)
         fcntl(fd, F_SETFL, fl | O_NONBLOCK);
     int proto = CONN_PROTO_UNKNOWN;
+    const char *subs = NULL;
+    uint32_t subs_len = 0;
+    if (len > 5 && data[0] == 'S') { /* its subscriptions first (rp_subw_encode) */
+        memcpy(&subs_len, data + 1, 4);
+        if (subs_len > len - 5) {
+            close(fd);
+            return;
+        }
+        subs = data + 5;
+        data += 5 + subs_len;
+        len -= 5 + subs_len;
+    }
     if (len > 0) {
         if (data[0] == 'H')
             proto = CONN_PROTO_HTTP;
@@ -260,6 +273,13 @@ void rp_conn_adopt(int fd, const char *data, size_t len)
     }
     if (proto == CONN_PROTO_IPC)
         c->proto = CONN_PROTO_IPC;
+    if (subs && rp_subw_adopt(c, subs, subs_len) == (size_t)-1) {
+        rp_warn("handed-over subscriptions could not be read: closing the client", NULL);
+        rp_conn_close(c);
+        return;
+    }
+    if (c->closed)
+        return;
     if (len) {
         c->in = malloc(len > RP_CONN_READ_BYTES ? len : RP_CONN_READ_BYTES);
         if (!c->in) {
@@ -295,14 +315,32 @@ unsigned rp_conn_handoff_all(int ch)
     while (c) {
         struct rp_conn *next = c->next;
         int quiet = conn_quiescent(c);
+        size_t pre = 0; /* its subscriptions, when it has some (subs.c) */
+        if (quiet && c->subs) {
+            size_t n = c->in_len + 6 < sizeof msg
+                           ? rp_subw_encode(c, msg + 5, sizeof msg - 6 - c->in_len)
+                           : (size_t)-1;
+            if (n == (size_t)-1) {
+                /* too many to travel: they end where the client sees it */
+                rp_subw_end_conn(c, "too many subscriptions to move to a new worker on reload");
+                rp_conn_queue_flush(c);
+                quiet = 0;
+            } else {
+                uint32_t n32 = (uint32_t)n;
+                msg[0] = 'S';
+                memcpy(msg + 1, &n32, 4);
+                pre = 5 + n;
+            }
+        }
         if (quiet) {
-            msg[0] = c->proto == CONN_PROTO_HTTP ? 'H' : c->proto == CONN_PROTO_IPC ? 'I' : 'U';
+            msg[pre] = c->proto == CONN_PROTO_HTTP ? 'H' : c->proto == CONN_PROTO_IPC ? 'I' : 'U';
             if (c->in_len)
-                memcpy(msg + 1, c->in, c->in_len);
+                memcpy(msg + pre + 1, c->in, c->in_len);
         }
         if (quiet && c->read_eof) {
             rp_conn_close(c);
-        } else if (quiet && ch >= 0 && rp_handoff_send(ch, c->ev.fd, msg, c->in_len + 1) == 0) {
+        } else if (quiet && ch >= 0 &&
+                   rp_handoff_send(ch, c->ev.fd, msg, pre + c->in_len + 1) == 0) {
             rp_conn_close(c); /* our copy only: the client's socket lives on */
         } else {
             rp_conn_update_events(c);
@@ -330,6 +368,7 @@ void rp_conn_close(struct rp_conn *c)
     c->out = NULL;
     c->out_len = c->out_off = c->out_cap = 0;
     rp_hold_client_add(rp_w.shm, rp_w.slot, -1);
+    rp_subw_conn_closed(c);
     if (c->http) {
         c->refs++; /* the slots' references must not free C under us */
         rp_httpd_drop_slots(c);
@@ -383,8 +422,8 @@ static void conn_idle_timeout(struct rp_timer *t, void *arg)
     uint64_t now = rp_worker_now_ms();
     /* requests in flight keep it open (the wait is ours); answers it does
      * not read do not: that is the send timeout */
-    if (c->pending > 0)
-        c->last_active_ms = now;
+    if (c->pending > 0 || (c->subs && c->out_off == c->out_len))
+        c->last_active_ms = now; /* a subscriber waiting for blocks is not idle */
     if (now - c->last_active_ms < idle_ms) {
         rp_timer_arm(&rp_w.timers, &c->idle_timer, c->last_active_ms + idle_ms);
         return;

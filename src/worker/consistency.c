@@ -21,6 +21,7 @@
 #include "rp_chain.h"
 #include "rp_hold.h"
 #include "rp_shm.h"
+#include "subs.h"
 
 /* The client's own connection of C (an HTTP request's stand-in answers to
  * its parent), or NULL. */
@@ -101,6 +102,7 @@ int rp_consist_answer(struct rp_req *r, int ep)
     if (shown) {
         rp_hold_raise(&e->head_block, shown);
         rp_hold_raise(&rp_w.shm->best_head_block, shown);
+        rp_subw_head_hint(shown); /* the follower may not know it yet */
     }
     if (r->chain.need == RP_CHAIN_BLOCK && r->chain.block > shown)
         shown = r->chain.block; /* the block it asked for counts as shown */

@@ -22,6 +22,7 @@
 #include "rp_hold.h"
 #include "rp_log.h"
 #include "rp_route.h"
+#include "subs.h"
 
 static_assert(RP_REQ_NO_PIN == RP_ROUTE_NONE, "a request pinned nowhere routes anywhere");
 
@@ -295,6 +296,8 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
                              call->reason);
             return;
         }
+        if (rp_subw_dispatch(c, buf, len, call)) /* eth_subscribe, eth_unsubscribe */
+            return;
         struct rp_req *r = req_new(c);
         if (!r) {
             dispatch_invalid(c, NULL, 0, "Invalid Request: out of memory");
@@ -349,6 +352,11 @@ void rp_req_dispatch(struct rp_conn *c, const char *buf, size_t len)
     int valid = 0;
     for (int i = 0; i < m.count; i++) {
         struct rp_jcall *call = &m.calls[i];
+        if (!call->code && rp_subw_is_sub_method(buf, call)) {
+            call->code = -32601; /* a subscription's notifications need a call of its own */
+            call->reason = "Method not found: eth_subscribe and eth_unsubscribe are served "
+                           "outside a batch";
+        }
         if (call->code) {
             char err[512];
             size_t n = rp_jsonrpc_error(

@@ -22,6 +22,8 @@
 #include "rp_clock.h"
 #include "rp_handoff.h"
 #include "rp_log.h"
+#include "rp_wake.h"
+#include "subs.h"
 #include "transport_h1.h"
 
 struct rp_worker rp_w;
@@ -51,6 +53,34 @@ static void worker_adopt_clients(void)
         else
             rp_conn_adopt(fd, buf, len);
     }
+}
+
+/* The slot's wake socket is readable: the follower published events (the
+ * subscriptions' pump runs after every loop turn) or a flight this worker
+ * follows ended (coalescing). */
+static void worker_on_wake(struct rp_ev *ev, uint32_t events)
+{
+    (void)events;
+    rp_wake_drain(ev->fd);
+    rp_cache_hook_woken();
+}
+
+/* Open the slot's one wake socket (rp_wake.h) on the worker's epoll. Without
+ * it, notifications come with the loop's turns and coalescing followers
+ * look at their flight on a timer. */
+static void worker_open_wake(void)
+{
+    rp_w.wake_ev.handler = worker_on_wake;
+    rp_w.wake_ev.fd = rp_wake_open(rp_w.cfg->shm_name, rp_w.slot);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &rp_w.wake_ev};
+    if (rp_w.wake_ev.fd >= 0 && epoll_ctl(rp_w.epfd, EPOLL_CTL_ADD, rp_w.wake_ev.fd, &ev) == 0)
+        return;
+    rp_warn("no wake socket: notifications come with the loop's turns, coalescing followers "
+            "poll their flight",
+            "error=\"%s\"", strerror(errno));
+    if (rp_w.wake_ev.fd >= 0)
+        close(rp_w.wake_ev.fd);
+    rp_w.wake_ev.fd = -1;
 }
 
 uint64_t rp_worker_now_ms(void)
@@ -252,6 +282,7 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
         rp_error("epoll_ctl channel failed", "error=\"%s\"", strerror(errno));
         return 1;
     }
+    worker_open_wake();
     if (worker_setup_endpoints() != 0 || rp_h1_init() != 0) {
         rp_error("worker initialisation failed", NULL);
         return 1;
@@ -307,12 +338,17 @@ int rp_worker_main(const struct rp_config *cfg, struct rp_shm_header *shm,
                 rp_h1_idle_event(events[i].data.ptr);
         rp_ev_dispatch(events, n);
         worker_run_timers();
+        rp_subw_pump(); /* events a wake-up may have missed (one load when none) */
         rp_conn_flush_all();
         rp_child_bury(&rp_w.child);
     }
     rp_info("worker stopped", "slot=%u", slot);
     rp_cache_hook_cleanup();
     rp_h1_cleanup();
+    rp_subw_cleanup();
+    if (rp_w.wake_ev.fd >= 0)
+        close(rp_w.wake_ev.fd);
+    rp_w.wake_ev.fd = -1;
     worker_free_endpoints();
     rp_child_cleanup(&rp_w.child);
     rp_w.epfd = -1;

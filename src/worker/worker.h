@@ -69,6 +69,7 @@ struct rp_listener {
 #define RP_ACCEPT_FAIR_SLACK     4   /* clients a worker may hold above the host average */
 
 struct rp_req;
+struct rp_sub;
 struct rp_http_conn;
 struct rp_h1_conn;
 struct rp_h1_ep;
@@ -106,6 +107,7 @@ struct rp_conn {
     int aff_ep;            /* its transaction flow's endpoint, valid until aff_until_ms */
     uint64_t aff_until_ms; /* worker clock; 0 = no affinity */
     size_t held_bytes;     /* answers being received for it, and filled HTTP answers waiting */
+    struct rp_sub *subs;   /* its subscriptions (subs.c) */
 };
 
 /* How an attempt's transfer ended, as the transport (h1.c: http:// and
@@ -254,7 +256,7 @@ struct rp_req {
     int is_hedge;                /* this request is a hedge */
     int hedge_ep;                /* a hedge: the endpoint it went to, -1 before */
     int hedge_waiting;           /* primary: its attempt failed, its hedge still runs */
-    struct rp_req_cache ck; /* response cache and coalescing (cache_hook.c) */
+    struct rp_req_cache ck;      /* response cache and coalescing (cache_hook.c) */
 };
 
 /* Per-worker view of one configured endpoint. */
@@ -298,6 +300,7 @@ struct rp_worker {
     struct rp_balancer balancer;
     struct rp_breaker_params breaker;
     struct rp_ev chan_ev;  /* SEQPACKET channel to the supervisor (client handoff) */
+    struct rp_ev wake_ev;  /* the slot's wake socket (rp_wake.h); fd -1 when none */
     int retiring;          /* replaced by a new generation: hand clients over */
     volatile int stopping; /* drain and exit */
     uint64_t stop_deadline_ms;
@@ -376,6 +379,7 @@ enum rp_cache_go {
 };
 /* Open the wake socket (coalescing) once the worker runs. */
 void rp_cache_hook_init(void);
+void rp_cache_hook_woken(void);
 void rp_cache_hook_cleanup(void);
 /* A single call R is about to be routed: answer it from the cache, make it
  * follow an identical call in flight, or let it go (maybe as the leader). */

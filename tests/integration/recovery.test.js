@@ -60,8 +60,9 @@ function exited(pid) {
 async function children(pool, n) {
   return lib.waitFor(async () => {
     const ws = (await pool.ctl('status')).workers.filter((w) => w.state === 'running' && w.pid > 1);
-    return ws.filter((w) => w.kind === 'worker').length === n && ws.some((w) => w.kind === 'prober') ? ws : null;
-  }, { timeout: 15000, message: `${n} workers and the prober running` });
+    return ws.filter((w) => w.kind === 'worker').length === n && ws.some((w) => w.kind === 'prober') &&
+      ws.some((w) => w.kind === 'follower') ? ws : null;
+  }, { timeout: 15000, message: `${n} workers, the prober and the head follower running` });
 }
 
 function signal(pid, sig) {
@@ -78,7 +79,7 @@ test('SIGKILL of the supervisor: workers and prober exit by themselves; the next
     const c = await lib.ipcClient(pool.socket);
     assert.equal((await c.call(req('net_version'))).result, '31337');
     const kids = await children(pool, 2);
-    assert.equal(kids.length, 3);
+    assert.equal(kids.length, 4); // two workers, the prober, the head follower
     signal(pool.pid, 'SIGKILL');
     const t0 = Date.now();
     await lib.waitFor(() => kids.every((k) => exited(k.pid)), { timeout: 5000, interval: 10,

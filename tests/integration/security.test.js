@@ -68,8 +68,8 @@ async function runningWorkers(pool, n) {
   return lib.waitFor(async () => {
     const ws = (await stat(pool)).workers;
     const live = ws.filter((w) => w.state === 'running' && w.pid > 1);
-    return live.length === n + 1 ? live : null; // workers and the prober
-  }, { timeout: 15000, message: `${n} workers and the prober running` });
+    return live.length === n + 2 ? live : null; // workers, the prober and the head follower
+  }, { timeout: 15000, message: `${n} workers, the prober and the head follower running` });
 }
 
 test('secrets in URLs, user info and headers never appear in logs, status, stats, metrics or errors', async (t) => {

@@ -501,7 +501,7 @@ test('a SIGKILLed supervisor: its segment is still read, its workers go, a new r
     const s0 = await statJson(pool.shmName);
     assert.equal(s0.supervisor_alive, true);
     const pids = s0.workers.map((w) => w.pid);
-    assert.equal(pids.length, 3); // two workers and the prober
+    assert.equal(pids.length, 4); // two workers, the prober and the head follower
     for (const pid of pids) assert.ok(!pidGone(pid), `worker ${pid} not running`);
     const seg = shmPath(pool.shmName);
 
