@@ -297,7 +297,7 @@ describe('rpcpoolstat on a running pool', () => {
     assert.ok(b.requests.failed >= 3 && b.requests.retried >= 1, JSON.stringify(b));
     assert.equal(b.breaker, 'open');
     for (const w of s.workers) assert.equal(w.state, 'running');
-    assert.deepEqual(s.workers.map((w) => w.kind).sort(), ['prober', 'worker', 'worker']);
+    assert.deepEqual(s.workers.map((w) => w.kind).sort(), ['follower', 'prober', 'worker', 'worker']);
   });
 
   test('-1 prints the tables; -c FILE attaches through the configuration', async () => {
