@@ -51,6 +51,7 @@
 #include "rp_buf.h"
 #include "rp_child.h"
 #include "rp_clock.h"
+#include "rp_heldsock.h"
 #include "rp_hold.h"
 #include "rp_log.h"
 #include "rp_ratelimit.h"
@@ -101,10 +102,9 @@ static struct {
     int last_ep; /* the endpoint that answered the last call */
     /* a block fetched whose delivery waits (its logs could not be fetched
      * yet): not fetched again */
-    struct fep **sock_owner; /* fd -> endpoint of an open (counted) socket */
-    int sock_cap;
-    int stalled;        /* the last step failed: the next asks through the pool */
-    int idle;           /* no subscriptions: the follower makes no calls */
+    struct rp_held_socks socks; /* open (counted) sockets */
+    int stalled;                /* the last step failed: the next asks through the pool */
+    int idle;                   /* no subscriptions: the follower makes no calls */
     uint64_t resume_at; /* with no block kept: deliver from this height (0: from the head) */
     int pool_fd;        /* a client connection to the pool's own socket, -1 when none */
     struct rp_buf pool_in;
@@ -237,35 +237,16 @@ static curl_socket_t f_open_cb(void *clientp, curlsocktype purpose, struct curl_
 {
     (void)purpose;
     struct fep *e = clientp;
-    int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-    if (fd < 0)
-        return CURL_SOCKET_BAD;
-    if (fd >= F.sock_cap) {
-        int cap = F.sock_cap ? F.sock_cap : 64;
-        while (cap <= fd)
-            cap *= 2;
-        struct fep **o = realloc(F.sock_owner, (size_t)cap * sizeof *o);
-        if (!o) {
-            close(fd);
-            return CURL_SOCKET_BAD;
-        }
-        memset(o + F.sock_cap, 0, (size_t)(cap - F.sock_cap) * sizeof *o);
-        F.sock_owner = o;
-        F.sock_cap = cap;
-    }
-    F.sock_owner[fd] = e;
-    rp_hold_add(&e->stats->conns_open_held, +1);
-    return fd;
+    int fd = rp_held_sock_open(&F.socks, &e->stats->conns_open_held, addr->family, addr->socktype,
+                               addr->protocol);
+    return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
 /* CURLOPT_CLOSESOCKETFUNCTION: uncount and close. */
 static int f_close_cb(void *clientp, curl_socket_t fd)
 {
     (void)clientp;
-    if (fd >= 0 && fd < F.sock_cap && F.sock_owner[fd]) {
-        rp_hold_add(&F.sock_owner[fd]->stats->conns_open_held, -1);
-        F.sock_owner[fd] = NULL;
-    }
+    rp_held_sock_forget(&F.socks, fd);
     return close(fd);
 }
 
@@ -793,9 +774,7 @@ static void f_cleanup(void)
         curl_multi_cleanup(F.multi); /* closes (and uncounts) its connections */
     F.multi = NULL;
     curl_global_cleanup();
-    free(F.sock_owner);
-    F.sock_owner = NULL;
-    F.sock_cap = 0;
+    rp_held_socks_free(&F.socks);
     if (F.wake_ev.fd >= 0)
         close(F.wake_ev.fd);
     rp_child_cleanup(&F.child);

@@ -45,6 +45,7 @@
 #include "rp_child.h"
 #include "rp_fleet.h"
 #include "rp_health.h"
+#include "rp_heldsock.h"
 #include "rp_hold.h"
 #include "rp_jsonrpc.h"
 #include "rp_log.h"
@@ -129,8 +130,7 @@ static struct {
     unsigned slot_index;
     unsigned calls_running;     /* transfers in the multi handle */
     struct rp_timer idle_timer; /* idle_timeout_ms after the last one ended */
-    struct pep **sock_owner;    /* fd -> endpoint of an open (counted) socket */
-    int sock_cap;
+    struct rp_held_socks socks; /* open (counted) sockets */
     unsigned conns_open;
 } P;
 
@@ -236,25 +236,11 @@ static curl_socket_t prober_open_cb(void *clientp, curlsocktype purpose, struct 
 {
     (void)purpose;
     struct pep *e = clientp;
-    int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    int fd = rp_held_sock_open(&P.socks, &e->stats->conns_open_held, addr->family, addr->socktype,
+                               addr->protocol);
     if (fd < 0)
         return CURL_SOCKET_BAD;
-    if (fd >= P.sock_cap) {
-        int cap = P.sock_cap ? P.sock_cap : 64;
-        while (cap <= fd)
-            cap *= 2;
-        struct pep **o = realloc(P.sock_owner, (size_t)cap * sizeof *o);
-        if (!o) {
-            close(fd);
-            return CURL_SOCKET_BAD;
-        }
-        memset(o + P.sock_cap, 0, (size_t)(cap - P.sock_cap) * sizeof *o);
-        P.sock_owner = o;
-        P.sock_cap = cap;
-    }
-    P.sock_owner[fd] = e;
     P.conns_open++;
-    rp_hold_add(&e->stats->conns_open_held, +1);
     return fd;
 }
 
@@ -263,12 +249,8 @@ static curl_socket_t prober_open_cb(void *clientp, curlsocktype purpose, struct 
 static int prober_close_cb(void *clientp, curl_socket_t fd)
 {
     (void)clientp;
-    if (fd >= 0 && fd < P.sock_cap && P.sock_owner[fd]) {
-        struct pep *e = P.sock_owner[fd];
-        P.sock_owner[fd] = NULL;
+    if (rp_held_sock_forget(&P.socks, fd))
         P.conns_open--;
-        rp_hold_add(&e->stats->conns_open_held, -1);
-    }
     epoll_ctl(P.epfd, EPOLL_CTL_DEL, fd, NULL);
     return close(fd);
 }
@@ -821,9 +803,7 @@ static void prober_cleanup(void)
         curl_multi_cleanup(P.multi); /* closes (and uncounts) its connections */
     P.multi = NULL;
     curl_global_cleanup();
-    free(P.sock_owner);
-    P.sock_owner = NULL;
-    P.sock_cap = 0;
+    rp_held_socks_free(&P.socks);
     rp_timer_heap_free(&P.timers);
     rp_child_cleanup(&P.child);
     P.epfd = -1;

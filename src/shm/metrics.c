@@ -24,6 +24,14 @@ static void family(struct rp_buf *b, const char *name, const char *type, const c
     rp_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A family of one unlabelled sample: its HELP and TYPE lines, then NAME V. */
+static void metric_u64(struct rp_buf *b, const char *name, const char *type, const char *help,
+                       uint64_t v)
+{
+    family(b, name, type, help);
+    rp_buf_appendf(b, "%s %" PRIu64 "\n", name, v);
+}
+
 /* Append the label value S (at most N bytes, stops at NUL) escaped as the
  * text format wants: backslash, double quote and line feed escaped; bytes
  * that are not valid UTF-8 replaced by '?'. */
@@ -159,26 +167,23 @@ static void subs_metrics(struct rp_buf *b, const struct rp_subs_snapshot *u)
     family(b, "rpcpool_subscriptions", "gauge", "eth_subscribe subscriptions open, by type.");
     rp_buf_appendf(b, "rpcpool_subscriptions{type=\"newHeads\"} %" PRIu64 "\n", u->heads);
     rp_buf_appendf(b, "rpcpool_subscriptions{type=\"logs\"} %" PRIu64 "\n", u->logs);
-    family(b, "rpcpool_subscription_notifications_total", "counter",
-           "eth_subscription notifications written to clients.");
-    rp_buf_appendf(b, "rpcpool_subscription_notifications_total %" PRIu64 "\n", u->notifications);
-    family(b, "rpcpool_subscriptions_ended_total", "counter",
-           "Subscriptions rpcpool ended with an error (gap beyond backfill_blocks, overrun).");
-    rp_buf_appendf(b, "rpcpool_subscriptions_ended_total %" PRIu64 "\n", u->ended);
+    metric_u64(b, "rpcpool_subscription_notifications_total", "counter",
+               "eth_subscription notifications written to clients.", u->notifications);
+    metric_u64(b, "rpcpool_subscriptions_ended_total", "counter",
+               "Subscriptions rpcpool ended with an error (gap beyond backfill_blocks, overrun).",
+               u->ended);
     family(b, "rpcpool_subscription_delivery_seconds_total", "counter",
            "Sum over delivered events of the time from the follower learning the block to its "
            "notifications being queued by a worker.");
     rp_buf_appendf(b, "rpcpool_subscription_delivery_seconds_total ");
     float_value(b, (double)u->lat_sum_us / 1e6);
     rp_buf_puts(b, "\n");
-    family(b, "rpcpool_subscription_deliveries_total", "counter",
-           "Events delivered by workers (the count for the sum above).");
-    rp_buf_appendf(b, "rpcpool_subscription_deliveries_total %" PRIu64 "\n", u->lat_count);
-    family(b, "rpcpool_follower_head_block", "gauge", "Last block the head follower delivered.");
-    rp_buf_appendf(b, "rpcpool_follower_head_block %" PRIu64 "\n", u->follower_head);
-    family(b, "rpcpool_follower_lag_blocks", "gauge",
-           "Blocks between the highest head seen and the last one delivered.");
-    rp_buf_appendf(b, "rpcpool_follower_lag_blocks %" PRIu64 "\n", u->lag);
+    metric_u64(b, "rpcpool_subscription_deliveries_total", "counter",
+               "Events delivered by workers (the count for the sum above).", u->lat_count);
+    metric_u64(b, "rpcpool_follower_head_block", "gauge", "Last block the head follower delivered.",
+               u->follower_head);
+    metric_u64(b, "rpcpool_follower_lag_blocks", "gauge",
+               "Blocks between the highest head seen and the last one delivered.", u->lag);
     family(b, "rpcpool_follower_fetches_total", "counter", "The head follower's upstream calls.");
     rp_buf_appendf(b, "rpcpool_follower_fetches_total{kind=\"header\"} %" PRIu64 "\n",
                    u->fetch_headers);
@@ -187,8 +192,8 @@ static void subs_metrics(struct rp_buf *b, const struct rp_subs_snapshot *u)
                    u->fetch_polls);
     rp_buf_appendf(b, "rpcpool_follower_fetches_total{kind=\"failed\"} %" PRIu64 "\n",
                    u->fetch_failed);
-    family(b, "rpcpool_follower_reorgs_total", "counter", "Reorgs the head follower followed.");
-    rp_buf_appendf(b, "rpcpool_follower_reorgs_total %" PRIu64 "\n", u->reorgs);
+    metric_u64(b, "rpcpool_follower_reorgs_total", "counter", "Reorgs the head follower followed.",
+               u->reorgs);
 }
 
 int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
@@ -219,15 +224,16 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
     rp_buf_appendf(b, "rpcpool_client_requests_total{result=\"error\"} %" PRIu64 "\n",
                    s->client_error);
 
-    family(b, "rpcpool_consistency_waits_total", "counter",
-           "Requests that waited for an endpoint at their connection's chain floor.");
-    rp_buf_appendf(b, "rpcpool_consistency_waits_total %" PRIu64 "\n", s->consistency_waits);
-    family(b, "rpcpool_affinity_hits_total", "counter",
-           "Nonce reads, gas estimates and sends kept on their connection's endpoint.");
-    rp_buf_appendf(b, "rpcpool_affinity_hits_total %" PRIu64 "\n", s->affinity_hits);
-    family(b, "rpcpool_lookup_retries_total", "counter",
-           "Lookups by hash answered null by a lagging endpoint and asked again at the best head.");
-    rp_buf_appendf(b, "rpcpool_lookup_retries_total %" PRIu64 "\n", s->lookup_retries);
+    metric_u64(b, "rpcpool_consistency_waits_total", "counter",
+               "Requests that waited for an endpoint at their connection's chain floor.",
+               s->consistency_waits);
+    metric_u64(b, "rpcpool_affinity_hits_total", "counter",
+               "Nonce reads, gas estimates and sends kept on their connection's endpoint.",
+               s->affinity_hits);
+    metric_u64(
+        b, "rpcpool_lookup_retries_total", "counter",
+        "Lookups by hash answered null by a lagging endpoint and asked again at the best head.",
+        s->lookup_retries);
     rp_fleet_metrics(b, &s->fleet);
 
     family(b, "rpcpool_hedges_total", "counter",
@@ -235,23 +241,23 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
            "or answered second (lost).");
     rp_buf_appendf(b, "rpcpool_hedges_total{outcome=\"won\"} %" PRIu64 "\n", s->hedges_won);
     rp_buf_appendf(b, "rpcpool_hedges_total{outcome=\"lost\"} %" PRIu64 "\n", s->hedges_lost);
-    family(b, "rpcpool_hedges_sent_total", "counter",
-           "Hedged reads: second attempts sent (host-wide, within hedge.budget_percent).");
-    rp_buf_appendf(b, "rpcpool_hedges_sent_total %" PRIu64 "\n", s->hedges_sent);
-    family(b, "rpcpool_hedge_eligible_calls_total", "counter",
-           "Calls that could have been hedged: what hedge.budget_percent is a share of.");
-    rp_buf_appendf(b, "rpcpool_hedge_eligible_calls_total %" PRIu64 "\n", s->hedge_calls);
+    metric_u64(b, "rpcpool_hedges_sent_total", "counter",
+               "Hedged reads: second attempts sent (host-wide, within hedge.budget_percent).",
+               s->hedges_sent);
+    metric_u64(b, "rpcpool_hedge_eligible_calls_total", "counter",
+               "Calls that could have been hedged: what hedge.budget_percent is a share of.",
+               s->hedge_calls);
 
     family(b, "rpcpool_cache_requests_total", "counter",
            "Cacheable calls looked up in the response cache, by result.");
     rp_buf_appendf(b, "rpcpool_cache_requests_total{result=\"hit\"} %" PRIu64 "\n", s->cache.hits);
     rp_buf_appendf(b, "rpcpool_cache_requests_total{result=\"miss\"} %" PRIu64 "\n",
                    s->cache.misses);
-    family(b, "rpcpool_coalesced_total", "counter",
-           "Calls answered with an identical call's upstream answer (host-wide coalescing).");
-    rp_buf_appendf(b, "rpcpool_coalesced_total %" PRIu64 "\n", s->cache.coalesced);
-    family(b, "rpcpool_cache_entries", "gauge", "Entries in the response cache.");
-    rp_buf_appendf(b, "rpcpool_cache_entries %" PRIu64 "\n", s->cache.entries);
+    metric_u64(b, "rpcpool_coalesced_total", "counter",
+               "Calls answered with an identical call's upstream answer (host-wide coalescing).",
+               s->cache.coalesced);
+    metric_u64(b, "rpcpool_cache_entries", "gauge", "Entries in the response cache.",
+               s->cache.entries);
     family(b, "rpcpool_cache_bytes", "gauge",
            "Key and value bytes of the response cache entries (used), and its region (total).");
     rp_buf_appendf(b, "rpcpool_cache_bytes{state=\"used\"} %" PRIu64 "\n", s->cache.bytes_used);
@@ -332,18 +338,16 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
         if (w->kind == RP_KIND_WORKER && w->state <= RP_WORKER_DEAD)
             by_state[w->state]++;
     }
-    family(b, "rpcpool_worker_restarts_total", "counter",
-           "Times a worker or prober slot was refilled after its process died.");
-    rp_buf_appendf(b, "rpcpool_worker_restarts_total %" PRIu64 "\n", restarts);
+    metric_u64(b, "rpcpool_worker_restarts_total", "counter",
+               "Times a worker or prober slot was refilled after its process died.", restarts);
 
     family(b, "rpcpool_workers", "gauge", "Worker processes by state (the prober excluded).");
     for (uint32_t st = RP_WORKER_STARTING; st <= RP_WORKER_DEAD; st++)
         rp_buf_appendf(b, "rpcpool_workers{state=\"%s\"} %" PRIu64 "\n", rp_worker_state_name(st),
                        by_state[st]);
 
-    family(b, "rpcpool_generation", "gauge",
-           "Configuration generation in force (bumped by every reload).");
-    rp_buf_appendf(b, "rpcpool_generation %" PRIu64 "\n", s->generation);
+    metric_u64(b, "rpcpool_generation", "gauge",
+               "Configuration generation in force (bumped by every reload).", s->generation);
 
     return rp_buf_failed(b) ? -1 : 0;
 }
