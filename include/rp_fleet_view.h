@@ -44,7 +44,4 @@ int rp_fleet_status_append(struct rp_buf *b, const struct rp_fleet_snapshot *f);
 /* The fleet line of rpcpoolstat's table (nothing without a fleet). */
 void rp_fleet_table(FILE *out, const struct rp_fleet_snapshot *f);
 
-/* The rpcpool_fleet_* metric families (rpcpool_fleet_connected always). */
-void rp_fleet_metrics(struct rp_buf *b, const struct rp_fleet_snapshot *f);
-
 #endif

@@ -118,38 +118,3 @@ void rp_fleet_table(FILE *out, const struct rp_fleet_snapshot *f)
             rp_fleet_policy_name(f->on_down), f->hosts, f->tokens_leased, f->tokens_spent,
             f->tokens_balance, f->verdicts_received, f->verdicts_sent);
 }
-
-/* One family with one unlabelled sample. */
-static void metric(struct rp_buf *b, const char *name, const char *type, const char *help,
-                   uint64_t v)
-{
-    rp_buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name,
-                   v);
-}
-
-void rp_fleet_metrics(struct rp_buf *b, const struct rp_fleet_snapshot *f)
-{
-    metric(b, "rpcpool_fleet_connected", "gauge",
-           "1 while the fleet agent holds its Redis connections (0 without a fleet).",
-           f->configured && f->connected);
-    if (!f->configured)
-        return;
-    rp_buf_appendf(b,
-                   "# HELP rpcpool_fleet_mode How takes are served: sharing through Redis, or the "
-                   "policy while Redis is unreachable.\n# TYPE rpcpool_fleet_mode gauge\n");
-    for (uint32_t m = 0; m <= RP_FLEET_MODE_LEASED_ONLY; m++)
-        rp_buf_appendf(b, "rpcpool_fleet_mode{mode=\"%s\"} %d\n", rp_fleet_mode_name(m),
-                       f->mode == m);
-    metric(b, "rpcpool_fleet_tokens_leased_total", "counter",
-           "Tokens granted to this host by the fleet-wide rate limits in Redis.", f->tokens_leased);
-    metric(b, "rpcpool_fleet_tokens_spent_total", "counter", "Leased tokens spent by requests.",
-           f->tokens_spent);
-    metric(b, "rpcpool_fleet_leases_total", "counter", "Lease grants received from Redis.",
-           f->leases);
-    metric(b, "rpcpool_fleet_verdicts_received_total", "counter",
-           "Breaker openings and Retry-After holds of other hosts applied here.",
-           f->verdicts_received);
-    metric(b, "rpcpool_fleet_verdicts_sent_total", "counter",
-           "Breaker openings and Retry-After holds of this host published to the fleet.",
-           f->verdicts_sent);
-}

@@ -161,6 +161,35 @@ static void histogram(struct rp_buf *b, const struct rp_snapshot *s, const struc
     }
 }
 
+/* The rpcpool_fleet_* families (rpcpool_fleet_connected always). */
+static void fleet_metrics(struct rp_buf *b, const struct rp_fleet_snapshot *f)
+{
+    metric_u64(b, "rpcpool_fleet_connected", "gauge",
+               "1 while the fleet agent holds its Redis connections (0 without a fleet).",
+               f->configured && f->connected);
+    if (!f->configured)
+        return;
+    rp_buf_appendf(b,
+                   "# HELP rpcpool_fleet_mode How takes are served: sharing through Redis, or the "
+                   "policy while Redis is unreachable.\n# TYPE rpcpool_fleet_mode gauge\n");
+    for (uint32_t m = 0; m <= RP_FLEET_MODE_LEASED_ONLY; m++)
+        rp_buf_appendf(b, "rpcpool_fleet_mode{mode=\"%s\"} %d\n", rp_fleet_mode_name(m),
+                       f->mode == m);
+    metric_u64(b, "rpcpool_fleet_tokens_leased_total", "counter",
+               "Tokens granted to this host by the fleet-wide rate limits in Redis.",
+               f->tokens_leased);
+    metric_u64(b, "rpcpool_fleet_tokens_spent_total", "counter", "Leased tokens spent by requests.",
+               f->tokens_spent);
+    metric_u64(b, "rpcpool_fleet_leases_total", "counter", "Lease grants received from Redis.",
+               f->leases);
+    metric_u64(b, "rpcpool_fleet_verdicts_received_total", "counter",
+               "Breaker openings and Retry-After holds of other hosts applied here.",
+               f->verdicts_received);
+    metric_u64(b, "rpcpool_fleet_verdicts_sent_total", "counter",
+               "Breaker openings and Retry-After holds of this host published to the fleet.",
+               f->verdicts_sent);
+}
+
 /* Subscriptions and the head follower. */
 static void subs_metrics(struct rp_buf *b, const struct rp_subs_snapshot *u)
 {
@@ -234,7 +263,7 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
         b, "rpcpool_lookup_retries_total", "counter",
         "Lookups by hash answered null by a lagging endpoint and asked again at the best head.",
         s->lookup_retries);
-    rp_fleet_metrics(b, &s->fleet);
+    fleet_metrics(b, &s->fleet);
 
     family(b, "rpcpool_hedges_total", "counter",
            "Hedged reads: second attempts that answered first (won) or were cancelled, failed "
