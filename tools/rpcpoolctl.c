@@ -447,14 +447,14 @@ static void print_status(const struct json *j)
     if (neps == 0)
         printf("(no endpoints configured)\n");
 
-    printf("\n%-4s %8s %-7s %-9s %10s %8s %7s %4s\n", "SLOT", "PID", "KIND", "STATE", "REQUESTS",
+    printf("\n%-4s %8s %-8s %-9s %10s %8s %7s %4s\n", "SLOT", "PID", "KIND", "STATE", "REQUESTS",
            "RESTARTS", "CLIENTS", "GEN");
     int wk = json_member(j, 0, "workers");
     int nwk = wk >= 0 && j->t[wk].type == JSMN_ARRAY ? j->t[wk].size : 0;
     for (int k = 0; k < nwk; k++) {
         int w = json_element(j, wk, k);
         char slot[16], wpid[24], kind[16], st[16], req[24], rs[24], cl[24], g[24];
-        printf("%-4s %8s %-7s %-9s %10s %8s %7s %4s\n", field(j, w, "slot", slot, sizeof slot),
+        printf("%-4s %8s %-8s %-9s %10s %8s %7s %4s\n", field(j, w, "slot", slot, sizeof slot),
                field(j, w, "pid", wpid, sizeof wpid), field(j, w, "kind", kind, sizeof kind),
                field(j, w, "state", st, sizeof st), field(j, w, "requests", req, sizeof req),
                field(j, w, "restarts", rs, sizeof rs), field(j, w, "clients", cl, sizeof cl),

@@ -266,14 +266,14 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
     if (s->ep_count == 0)
         fprintf(f, "(no endpoints configured)\n");
 
-    fprintf(f, "\n%-4s %8s %-7s %-9s %8s %10s %8s %7s %4s\n", "SLOT", "PID", "KIND", "STATE",
+    fprintf(f, "\n%-4s %8s %-8s %-9s %8s %10s %8s %7s %4s\n", "SLOT", "PID", "KIND", "STATE",
             "HB AGE", "REQUESTS", "RESTARTS", "CLIENTS", "GEN");
     for (int i = 0; i < s->worker_count && i < RP_SHM_MAX_WORKERS; i++) {
         const struct rp_worker_snapshot *w = &s->workers[i];
         char age[32];
         table_age(age, sizeof age, w->heartbeat_age_ms);
         fprintf(f,
-                "%-4" PRIu32 " %8" PRId64 " %-7s %-9s %8s %10" PRIu64 " %8" PRIu64 " %7" PRIu64
+                "%-4" PRIu32 " %8" PRId64 " %-8s %-9s %8s %10" PRIu64 " %8" PRIu64 " %7" PRIu64
                 " %4" PRIu64 "\n",
                 w->slot, w->pid, rp_worker_kind_name(w->kind), rp_worker_state_name(w->state), age,
                 w->requests, w->restarts, w->clients, w->generation);
