@@ -461,10 +461,13 @@ static void agent_publish(struct aep *e, char kind, uint64_t until_seg_ms, uint6
 }
 
 /* Publish the breakers that opened here and the holds raised here since the
- * last look (only while connected: an opening seen while Redis is away is
- * not published later; the other hosts' own breakers judge meanwhile). */
+ * last look. Only while connected, and the look is not taken while Redis is
+ * away: a breaker opened or a hold raised meanwhile is published on the
+ * return if it is still in force then (one that is over is not news). */
 static void agent_verdict_round(void)
 {
+    if (!A.up)
+        return;
     uint64_t now = rp_shm_now_ms(A.shm);
     for (int i = 0; i < A.nep; i++) {
         struct aep *e = &A.eps[i];
@@ -472,8 +475,6 @@ static void agent_verdict_round(void)
         uint64_t hold = atomic_load_explicit(&e->row->hold_until_ms, memory_order_relaxed);
         int bnews = rp_verdict_breaker_news(&e->watch, word, now);
         int hnews = rp_verdict_hold_news(&e->watch, hold, now);
-        if (!A.up)
-            continue;
         if (bnews)
             agent_publish(e, 'b', rp_breaker_word_open_until_ms(word), now);
         if (hnews)

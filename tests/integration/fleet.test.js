@@ -270,6 +270,38 @@ test('Redis stopped: fair_share and leased_only hold; sharing resumes when it is
   await back.stop();
 });
 
+test('a breaker that opened while Redis was away is published when it is back', async () => {
+  const redis = await lib.startRedis();
+  const fault = await lib.startFault();
+  const { a, b } = await twoHosts(redis, fault);
+  await Promise.all([waitConnected(a), waitConnected(b)]);
+  const epState = async (p) => (await p.ctl('status')).endpoints[0].breaker;
+  await redis.kill('SIGKILL');
+  await Promise.all([waitConnected(a, false, 5000), waitConnected(b, false, 5000)]);
+  // A's breaker opens while nobody can hear of it (recovery_timeout_ms 10 s)
+  await fault.setMode('http500');
+  const ca = await lib.ipcClient(a.socket);
+  await lib.waitFor(async () => {
+    await ca.call({ method: 'eth_gasPrice', params: [] });
+    return (await epState(a)) === 'open';
+  }, { timeout: 10000, interval: 20, message: "A's breaker open" });
+  await fault.setMode('ok');
+  assert.equal(await epState(b), 'closed', "B's breaker opened without the fleet");
+  const back = await lib.startRedis({ port: redis.port });
+  await Promise.all([waitConnected(a, true, 10000), waitConnected(b, true, 10000)]);
+  const up = Date.now();
+  await lib.waitFor(async () => (await epState(b)) === 'open',
+    { timeout: 5000, interval: 10, message: "B's breaker open from the verdict published on Redis's return" });
+  lib.figure(`verdict kept while Redis was down: B's breaker open ${Date.now() - up} ms after both reconnected`);
+  assert.ok((await fleetOf(a)).verdicts_sent >= 1);
+  assert.equal((await fleetOf(b)).verdicts_sent, 0, 'B published the verdict it applied');
+  ca.destroy();
+  assert.equal(await a.stop(), 0);
+  assert.equal(await b.stop(), 0);
+  lib.assertNoErrors(a, [/upstream failed/]);
+  await back.stop();
+});
+
 test('SIGKILL of the fleet agent loses at most a lease, and it comes back', async () => {
   const redis = await lib.startRedis();
   const fault = await lib.startFault();
