@@ -218,6 +218,10 @@ async function failover(t, mode, { balance = 'round_robin', onlyOpen = false } =
     res.errors.push(...more.errors);
     res.lat.push(...more.lat);
   }
+  // with hedged reads the load can end before the hung attempts it left on
+  // the bad endpoint reach attempt_timeout_ms and count as failures: the
+  // breaker opens then, after the load, and the sampler keeps looking
+  await lib.waitFor(() => tOpen !== null, { timeout: 10000, interval: 25 }).catch(() => {});
   done = true;
   await sampler;
   const eBad = await endpointStat(pool, 'bad');
