@@ -51,6 +51,7 @@
 #include "rp_buf.h"
 #include "rp_child.h"
 #include "rp_clock.h"
+#include "rp_curlhdr.h"
 #include "rp_heldsock.h"
 #include "rp_hold.h"
 #include "rp_log.h"
@@ -751,10 +752,7 @@ static int f_setup_endpoints(void)
         e->cfg = ec;
         e->row = row;
         e->stats = rp_shm_stats(F.shm, F.slot_index, row->id);
-        e->headers = curl_slist_append(NULL, "Content-Type: application/json");
-        e->headers = e->headers ? curl_slist_append(e->headers, "Expect:") : NULL;
-        for (int k = 0; e->headers && k < ec->header_count; k++)
-            e->headers = curl_slist_append(e->headers, ec->headers[k]);
+        e->headers = rp_curl_json_headers(ec->headers, ec->header_count);
         if (!e->headers)
             return -1;
     }

@@ -43,6 +43,7 @@
 
 #include "rp_buf.h"
 #include "rp_child.h"
+#include "rp_curlhdr.h"
 #include "rp_fleet.h"
 #include "rp_health.h"
 #include "rp_heldsock.h"
@@ -750,10 +751,7 @@ static int prober_setup_endpoints(void)
         e->row = row;
         e->stats = rp_shm_stats(P.shm, P.slot_index, row->id);
         prober_name_value(e->name, sizeof e->name, ec->name);
-        e->headers = curl_slist_append(NULL, "Content-Type: application/json");
-        e->headers = e->headers ? curl_slist_append(e->headers, "Expect:") : NULL;
-        for (int k = 0; e->headers && k < ec->header_count; k++)
-            e->headers = curl_slist_append(e->headers, ec->headers[k]);
+        e->headers = rp_curl_json_headers(ec->headers, ec->header_count);
         if (!e->headers)
             return -1;
         if (cfg->health_check_path) {
