@@ -100,6 +100,24 @@ async function counted(fault) {
   return { all: st.requests, a: m.eth_gasPrice || 0, b: m.net_version || 0 };
 }
 
+// The breaker state of POOL's one endpoint.
+async function epState(pool) {
+  return (await pool.ctl('status')).endpoints[0].breaker;
+}
+
+// FAULT fails until host A's breaker opens (only A sends: its clients call
+// eth_gasPrice), then heals; resolves to A's client, for the caller to close.
+async function openBreakerOf(a, fault) {
+  await fault.setMode('http500');
+  const ca = await lib.ipcClient(a.socket);
+  await lib.waitFor(async () => {
+    await ca.call({ method: 'eth_gasPrice', params: [] });
+    return (await epState(a)) === 'open';
+  }, { timeout: 10000, interval: 20, message: "A's breaker open" });
+  await fault.setMode('ok');
+  return ca;
+}
+
 test('two hosts together stay within the fleet quota', async () => {
   const redis = await lib.startRedis();
   const fault = await lib.startFault();
@@ -154,17 +172,10 @@ test('a breaker opened by one host stops the other within a second; a 429 hold t
   const fault = await lib.startFault();
   const { a, b, prefix } = await twoHosts(redis, fault);
   await Promise.all([waitConnected(a), waitConnected(b)]);
-  const epState = async (p) => (await p.ctl('status')).endpoints[0].breaker;
 
   // the upstream fails; only A sends, until A's breaker opens
-  await fault.setMode('http500');
-  const ca = await lib.ipcClient(a.socket);
-  await lib.waitFor(async () => {
-    await ca.call({ method: 'eth_gasPrice', params: [] });
-    return (await epState(a)) === 'open';
-  }, { timeout: 10000, interval: 20, message: "A's breaker open" });
+  const ca = await openBreakerOf(a, fault);
   const opened = Date.now();
-  await fault.setMode('ok');
   await lib.waitFor(async () => (await epState(b)) === 'open',
     { timeout: 3000, interval: 10, message: "B's breaker open from A's verdict" });
   const lag = Date.now() - opened;
@@ -275,17 +286,10 @@ test('a breaker that opened while Redis was away is published when it is back', 
   const fault = await lib.startFault();
   const { a, b } = await twoHosts(redis, fault);
   await Promise.all([waitConnected(a), waitConnected(b)]);
-  const epState = async (p) => (await p.ctl('status')).endpoints[0].breaker;
   await redis.kill('SIGKILL');
   await Promise.all([waitConnected(a, false, 5000), waitConnected(b, false, 5000)]);
   // A's breaker opens while nobody can hear of it (recovery_timeout_ms 10 s)
-  await fault.setMode('http500');
-  const ca = await lib.ipcClient(a.socket);
-  await lib.waitFor(async () => {
-    await ca.call({ method: 'eth_gasPrice', params: [] });
-    return (await epState(a)) === 'open';
-  }, { timeout: 10000, interval: 20, message: "A's breaker open" });
-  await fault.setMode('ok');
+  const ca = await openBreakerOf(a, fault);
   assert.equal(await epState(b), 'closed', "B's breaker opened without the fleet");
   const back = await lib.startRedis({ port: redis.port });
   await Promise.all([waitConnected(a, true, 10000), waitConnected(b, true, 10000)]);
