@@ -49,9 +49,10 @@
 
 #define HF_BACKOFF_MIN_MS  100
 #define HF_BACKOFF_MAX_MS  5000
-#define HF_MAX_HEAD_BYTES  16384 /* the server's 101 answer, at most */
-#define HF_SUBSCRIBE_ID    1
+#define HF_MAX_HEAD_BYTES  16384       /* the server's 101 answer, at most */
 #define HF_MAX_PENDING_OUT (64u << 10) /* unsent bytes: more means a stuck peer */
+/* bytes held unread: a whole largest frame always fits */
+#define HF_READ_LIMIT (RP_WS_MAX_FRAME_BYTES + HF_MAX_HEAD_BYTES + 32768u)
 
 enum hf_state { HF_IDLE, HF_CONNECTING, HF_TLS, HF_UPGRADE, HF_OPEN };
 
@@ -231,13 +232,14 @@ static void hf_close(struct hfeed *f, const char *why, uint64_t now_ms)
     hf_publish(now_ms);
 }
 
-/* Read what the connection has into F->in. Returns 0 (would block), 1
- * (read some), -1 (closed or failed: *WHY). */
+/* Read what the connection has into F->in, at most HF_READ_LIMIT bytes
+ * held. Returns 0 (would block), 1 (read some; more may wait: handle it and
+ * call again), -1 (closed or failed: *WHY). */
 static int hf_read(struct hfeed *f, const char **why)
 {
     char buf[16384];
     int got = 0;
-    for (;;) {
+    while (f->in.len + sizeof buf <= HF_READ_LIMIT) {
         ssize_t k;
         if (f->ssl) {
             ERR_clear_error();
@@ -261,13 +263,13 @@ static int hf_read(struct hfeed *f, const char **why)
                 return -1;
             }
         }
-        if (f->in.len + (size_t)k > RP_WS_MAX_FRAME_BYTES + HF_MAX_HEAD_BYTES ||
-            rp_buf_append(&f->in, buf, (size_t)k) != 0) {
-            *why = "too much unread data";
+        if (rp_buf_append(&f->in, buf, (size_t)k) != 0) {
+            *why = "out of memory";
             return -1;
         }
         got = 1;
     }
+    return 1;
 }
 
 /* Send what F->out holds. Returns 0, -1 (failed: *WHY). */
@@ -518,35 +520,40 @@ static void hf_drive(struct hfeed *f, uint32_t events, uint64_t now_ms)
         hf_close(f, why, now_ms);
         return;
     }
-    int r = hf_read(f, &why);
-    if (f->st == HF_UPGRADE && f->in.len) {
-        char *end = memmem(f->in.data, f->in.len, "\r\n\r\n", 4);
-        if (!end && f->in.len > HF_MAX_HEAD_BYTES) {
-            hf_close(f, "the upgrade answer is too long", now_ms);
+    int r;
+    do {
+        r = hf_read(f, &why);
+        if (f->st == HF_UPGRADE && f->in.len) {
+            char *end = memmem(f->in.data, f->in.len, "\r\n\r\n", 4);
+            if (!end && f->in.len > HF_MAX_HEAD_BYTES) {
+                hf_close(f, "the upgrade answer is too long", now_ms);
+                return;
+            }
+            if (end) {
+                size_t hl = (size_t)(end - f->in.data) + 4;
+                if (rp_ws_check_upgrade(f->in.data, hl, f->accept, &why) != 0) {
+                    hf_close(f, why, now_ms);
+                    return;
+                }
+                memmove(f->in.data, f->in.data + hl, f->in.len - hl);
+                f->in.len -= hl;
+                if (hf_opened(f, now_ms) != 0) {
+                    hf_close(f, "out of memory", now_ms);
+                    return;
+                }
+            }
+        }
+        /* whole frames first, then what reading said (a server's last
+         * frames before it closes still count) */
+        if (f->st == HF_OPEN && hf_frames(f, now_ms, &why) != 0) {
+            hf_close(f, why, now_ms);
             return;
         }
-        if (end) {
-            size_t hl = (size_t)(end - f->in.data) + 4;
-            if (rp_ws_check_upgrade(f->in.data, hl, f->accept, &why) != 0) {
-                hf_close(f, why, now_ms);
-                return;
-            }
-            memmove(f->in.data, f->in.data + hl, f->in.len - hl);
-            f->in.len -= hl;
-            if (hf_opened(f, now_ms) != 0) {
-                hf_close(f, "out of memory", now_ms);
-                return;
-            }
+        if (r < 0) {
+            hf_close(f, why, now_ms);
+            return;
         }
-    }
-    if (f->st == HF_OPEN && hf_frames(f, now_ms, &why) != 0) {
-        hf_close(f, why, now_ms);
-        return;
-    }
-    if (r < 0) {
-        hf_close(f, why, now_ms);
-        return;
-    }
+    } while (r == 1);
     if (hf_flush(f, &why) != 0)
         hf_close(f, why, now_ms);
 }

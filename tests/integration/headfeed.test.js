@@ -399,3 +399,103 @@ test('(e) a stopped follower: the pushed head lapses by itself within 2.5 s', { 
     await anvil.stop();
   }
 });
+
+// A WebSocket server of the test's own (plain Node) for the feed's
+// protocol edges: it answers the upgrade and eth_subscribe, then runs
+// SCRIPT(socket, n) for its N-th connection (0, 1, ...).
+async function startFakeWs(script) {
+  const crypto = require('node:crypto');
+  let n = 0;
+  const socks = new Set();
+  const frame = (op, payload, fin = true) => {
+    const p = Buffer.from(payload);
+    const h = p.length < 126 ? Buffer.from([(fin ? 0x80 : 0) | op, p.length])
+      : Buffer.from([(fin ? 0x80 : 0) | op, 126, p.length >> 8, p.length & 0xff]);
+    return Buffer.concat([h, p]);
+  };
+  const server = net.createServer((s) => {
+    socks.add(s);
+    s.on('close', () => socks.delete(s));
+    s.on('error', () => {});
+    const k = n++;
+    let buf = Buffer.alloc(0);
+    let open = false;
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!open) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const key = /sec-websocket-key: *(\S+)/i.exec(buf.slice(0, end).toString())[1];
+        const accept = crypto.createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11')
+          .digest('base64');
+        s.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Accept: ${accept}\r\n\r\n`);
+        open = true;
+        buf = buf.slice(end + 4);
+      }
+      /* client frames: masked; answer eth_subscribe and pings */
+      while (buf.length >= 6) {
+        const op = buf[0] & 0x0f;
+        let len = buf[1] & 0x7f;
+        let h = 2;
+        if (len === 126) {
+          len = buf.readUInt16BE(2);
+          h = 4;
+        }
+        if (buf.length < h + 4 + len) break;
+        const mask = buf.slice(h, h + 4);
+        const p = Buffer.from(buf.slice(h + 4, h + 4 + len));
+        for (let i = 0; i < p.length; i++) p[i] ^= mask[i & 3];
+        buf = buf.slice(h + 4 + len);
+        if (op === 0x9) s.write(frame(0xa, p));
+        if (op === 0x1 && /eth_subscribe/.test(p.toString())) {
+          s.write(frame(0x1, '{"jsonrpc":"2.0","id":1,"result":"0xfeed"}'));
+          script(s, k, frame);
+        }
+      }
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    connections: () => n,
+    close: () => new Promise((resolve) => {
+      for (const s of socks) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+const HEAD = (n) => JSON.stringify({ jsonrpc: '2.0', method: 'eth_subscription', params: { subscription: '0xfeed',
+  result: { number: `0x${n.toString(16)}`, hash: `0x${'ab'.repeat(31)}${n.toString(16).padStart(2, '0')}`,
+    parentHash: `0x${'cd'.repeat(32)}` } } });
+
+test('(f) malformed frames close the feed and it reconnects; fragmented messages and pings are read', { timeout: TEST_MS }, async () => {
+  const fake = await startFakeWs((s, k, frame) => {
+    if (k === 0) {
+      /* a frame claiming 2 MiB: over the 1 MiB bound */
+      s.write(Buffer.from([0x81, 127, 0, 0, 0, 0, 0, 0x20, 0, 0]));
+    } else if (k === 1) {
+      /* reserved bits set */
+      s.write(Buffer.from([0xc1, 0]));
+    } else {
+      /* a header split over three frames with a ping between */
+      const text = HEAD(250);
+      s.write(Buffer.concat([frame(0x1, text.slice(0, 20), false), frame(0x9, 'hi'),
+        frame(0x0, text.slice(20, 60), false), frame(0x0, text.slice(60), true)]));
+    }
+  });
+  const { anvil, proxy, pool } = await startWith({ wsUrl: async () => `ws://127.0.0.1:${fake.port}/` });
+  try {
+    await pool.waitLog(/head feed lost.*malformed or oversize/, { timeout: 15000 });
+    await lib.waitFor(async () => (await feedStatus(pool)).ep.head_block === 250,
+      { timeout: 15000, interval: 50, message: 'the fragmented header read (head 250)' });
+    assert.ok(fake.connections() >= 3, `reconnected: ${fake.connections()} connections`);
+    assert.equal((await feedStatus(pool)).ep.head_feed, true);
+  } finally {
+    await pool.stop().catch(() => {});
+    await fake.close();
+    await proxy.close();
+    await anvil.stop();
+  }
+});
