@@ -17,6 +17,15 @@
 //   (tls_ca_file): connected, and a pushed head raises the endpoint's head
 //   with no client traffic; a certificate from an untrusted CA never
 //   connects.
+// - (d) a reorg behind the pool's back at the same height: the pushed header
+//   shows another hash at a recorded number and the cached head dies at once.
+// - (e) a stopped (SIGSTOP) follower: the live deadline lapses by itself, a
+//   block mined meanwhile shows within 2.5 s + 100 ms (plus slack).
+// - (f) a WebSocket server of the test's own: an oversize frame and reserved
+//   bits close the feed, which reconnects; a header in three fragments with a
+//   ping between them is read.
+// - (g) a pushed head wakes the follower: a newHeads subscriber is notified
+//   at once although subscriptions.poll_interval_ms is a minute.
 'use strict';
 
 const { test } = require('node:test');
@@ -176,6 +185,8 @@ test('(a) a pushed head: at most 2 upstream calls per block, every client curren
       x.labels.endpoint === 'anvil');
     assert.ok(s && s.value === 1, 'rpcpool_head_feed_connected{endpoint="anvil"} 1');
     assert.equal((await lib.endpointStat(pool, 'anvil')).head_feed, true, 'rpcpoolstat -j head_feed');
+    const table = await lib.run(lib.daemonBin('rpcpoolstat'), ['-n', pool.shmName, '-1'], { timeout: 10000 });
+    assert.match(table.stdout, /^head feed: live for [\d.]+ s; connected: anvil$/m, table.stdout);
     for (let i = 0; i < 20; i++) cs.push(await lib.ipcClient(pool.socket));
     const node = watchNode(anvil);
     /* the feed has been live for a while: start at a block boundary */
@@ -495,6 +506,41 @@ test('(f) malformed frames close the feed and it reconnects; fragmented messages
   } finally {
     await pool.stop().catch(() => {});
     await fake.close();
+    await proxy.close();
+    await anvil.stop();
+  }
+});
+
+test('(g) a pushed head wakes the follower: newHeads subscribers get a block at once, not at the next poll', { timeout: TEST_MS }, async () => {
+  const { anvil, proxy, pool } = await startWith({
+    wsUrl: async (a) => `ws://127.0.0.1:${a.port}/`,
+    settings: { subscriptions: { poll_interval_ms: 60000 } }, /* polling alone would take a minute */
+  });
+  const c = await lib.ipcClient(pool.socket);
+  try {
+    await waitFeed(pool, true, 15000);
+    const r = await c.call({ jsonrpc: '2.0', id: lib.nextId(), method: 'eth_subscribe', params: ['newHeads'] });
+    assert.equal(typeof r.result, 'string', JSON.stringify(r));
+    const n0 = Number((await anvil.rpc('eth_blockNumber', [])).result);
+    /* the follower's first step (the subscription woke it) may deliver the
+     * current head: wait for that, then mine */
+    await lib.waitFor(async () => (await feedStatus(pool)).st.subscriptions.follower.head_block >= n0,
+      { timeout: 10000, message: 'the follower at the current head' });
+    await c.readLines(1, 2000).catch(() => null);
+    const t0 = Date.now();
+    await anvil.rpc('evm_mine', []);
+    let got = null;
+    while (!got) {
+      const [line] = await c.readLines(1, 20000);
+      const m = JSON.parse(line);
+      if (m.method === 'eth_subscription' && Number(m.params.result.number) >= n0 + 1) got = m;
+    }
+    const ms = Date.now() - t0;
+    console.log(`# (g) newHeads notification ${ms} ms after the block`);
+    assert.ok(ms < 5000, `notified ${ms} ms after the block (the poll interval is 60 s)`);
+  } finally {
+    c.close();
+    await pool.stop().catch(() => {});
     await proxy.close();
     await anvil.stop();
   }
