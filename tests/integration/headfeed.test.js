@@ -181,6 +181,8 @@ test('(a) a pushed head: at most 2 upstream calls per block, every client curren
     const { st } = await feedStatus(pool);
     assert.equal(st.subscriptions.follower.head_feed.live, true, JSON.stringify(st.subscriptions));
     const m = await pool.ctl('metrics', { timeout: 10000 });
+    const pc = promcheck.check(m.text);
+    assert.ok(pc.ok, pc.errors.join('\n'));
     const s = promcheck.parse(m.text).find((x) => x.name === 'rpcpool_head_feed_connected' &&
       x.labels.endpoint === 'anvil');
     assert.ok(s && s.value === 1, 'rpcpool_head_feed_connected{endpoint="anvil"} 1');
