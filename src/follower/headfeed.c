@@ -74,6 +74,7 @@ struct hfeed {
     uint64_t heard_ms;    /* the last frame heard */
     uint64_t ping_at_ms;  /* the next ping */
     int subscribed;       /* the eth_subscribe answer came, with a result */
+    unsigned tries;       /* connects tried; modulo the addresses: the next one to use */
     char accept[RP_WS_ACCEPT_LEN + 1];
     struct rp_buf in, out;
     struct rp_ws_msg msg;
@@ -351,6 +352,7 @@ static int hf_message(struct hfeed *f, const char *msg, size_t len, uint64_t now
         }
         f->subscribed = 1;
         f->backoff_ms = HF_BACKOFF_MIN_MS;
+        f->tries = f->tries ? f->tries - 1 : 0; /* the same address next time */
         rp_info("head feed connected", "endpoint=%s url=%s", f->cfg->name, f->cfg->ws_url_redacted);
         return 0;
     }
@@ -581,7 +583,16 @@ static void hf_connect(struct hfeed *f, uint64_t now_ms)
         hf_close(f, g ? gai_strerror(g) : "no address", now_ms);
         return;
     }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* one address per try: after a failure the next one (a name with an
+     * IPv6 and an IPv4 address, one of them not listening) */
+    unsigned count = 0;
+    for (struct addrinfo *p = ai; p; p = p->ai_next)
+        count++;
+    struct addrinfo *use = ai;
+    for (unsigned k = f->tries % count; k > 0; k--)
+        use = use->ai_next;
+    f->tries++;
+    int fd = socket(use->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         freeaddrinfo(ai);
         f->st = HF_CONNECTING;
@@ -590,7 +601,7 @@ static void hf_connect(struct hfeed *f, uint64_t now_ms)
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+    int r = connect(fd, use->ai_addr, use->ai_addrlen);
     int err = errno;
     freeaddrinfo(ai);
     f->ev.fd = fd;
