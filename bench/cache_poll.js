@@ -13,7 +13,9 @@
 //   node bench/cache_poll.js --rpcpoold BIN --anvil BIN [--seconds S]
 //        [--clients N] [--poll-ms MS] [--json FILE]
 //
-// Printed per mode: upstream calls per method per block, the share of the
+// Printed per mode: upstream calls per method per block (per distinct head
+// the clients were shown: the blocks made while they polled and the head
+// current when they began, which costs its call too), the share of the
 // clients' calls saved, and freshness: for each client and each new block,
 // whether the client's first poll sent after the block appeared showed it,
 // else whether its second one did, and the worst lag.
@@ -267,10 +269,17 @@ async function runMode(mode) {
     }
     fs.rmSync(dir, { recursive: true, force: true });
   })();
+  // per block: per distinct head the clients were shown by that method (the
+  // blocks made in the window and the one current when it began, which
+  // needs its call too); per_block_made divides by the blocks made only
   const perMethod = {};
   for (const m of METHODS) {
     const client = calls / METHODS.length;
-    perMethod[m] = { upstream: counts[m] || 0, client, per_block: made ? (counts[m] || 0) / made : null };
+    const heads = new Set();
+    for (const polls of per) for (const p of polls) if (p.method === m && p.block !== null) heads.add(p.block);
+    const n = counts[m] || 0;
+    perMethod[m] = { upstream: n, client, heads_shown: heads.size, per_block: heads.size ? n / heads.size : null,
+      per_block_made: made ? n / made : null };
   }
   const up = METHODS.reduce((a, m) => a + (counts[m] || 0), 0);
   return { mode, seconds: SECONDS, clients: CLIENTS, poll_ms: POLL_MS, blocks: made,
@@ -285,8 +294,9 @@ function show(r) {
   console.log(`cache ${r.mode.padEnd(3)}: ${r.blocks} blocks, ${r.client_calls} client calls ` +
     `(${r.client_errors} errors), ${r.upstream_calls} upstream: ${r.saved_percent.toFixed(2)} % saved`);
   for (const [m, v] of Object.entries(r.per_method)) {
-    console.log(`  ${m.padEnd(22)} upstream ${String(v.upstream).padStart(6)}  per block ` +
-      `${v.per_block === null ? '-' : v.per_block.toFixed(2)}`);
+    console.log(`  ${m.padEnd(22)} upstream ${String(v.upstream).padStart(6)}  per block shown ` +
+      `${v.per_block === null ? '-' : v.per_block.toFixed(2)} (${v.heads_shown} heads shown; per block made ` +
+      `${v.per_block_made === null ? '-' : v.per_block_made.toFixed(2)})`);
   }
   console.log(`  freshness: of ${f.pairs} (client, new block) pairs, ${pct(f.first_poll)} % shown at the ` +
     `first poll sent after the block, ${pct(f.second_poll)} % at the second, ${f.later} later; ` +
@@ -301,7 +311,7 @@ function sideBySide(rs) {
   const names = { on: 'cache on', ws: 'on+ws_url', off: 'cache off' };
   row('', (r) => names[r.mode] || r.mode);
   row('blocks', (r) => r.blocks);
-  for (const m of METHODS) row(`${m} upstream per block`, (r) => (r.per_method[m].per_block ?? 0).toFixed(2));
+  for (const m of METHODS) row(`${m} per block shown`, (r) => (r.per_method[m].per_block ?? 0).toFixed(2));
   row('calls saved', (r) => `${r.saved_percent.toFixed(2)} %`);
   row('fresh at the first poll', (r) => pct(r, r.fresh.first_poll));
   row('fresh by the second poll', (r) => pct(r, r.fresh.first_poll + r.fresh.second_poll));
