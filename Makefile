@@ -89,6 +89,7 @@ TEST_DEPS_metrics := src/core/buf.c src/shm/shm_view.c src/shm/subring.c src/shm
 TEST_DEPS_hedge := src/core/clock.c
 TEST_DEPS_subjson := src/proto/jsonrpc.c src/proto/frame.c src/core/buf.c
 TEST_DEPS_subring := src/core/buf.c
+TEST_DEPS_wsframe := src/core/buf.c src/proto/subjson.c src/proto/jsonrpc.c src/proto/frame.c
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: tests/unit/test_%.c $$(wildcard src/*/$$*.c) $$(TEST_DEPS_$$*) $(wildcard tests/unit/*.h) \
 		$(wildcard include/*.h src/*/*.h) | $(BUILD)/tests

@@ -5,7 +5,8 @@
 #   1. bench/cache_poll.js: 100 clients polling eth_blockNumber and
 #      eth_getBlockByNumber("latest", false) every 100 ms against an anvil
 #      with --block-time 1, through rpcpoold with the cache and coalescing on,
-#      then off: upstream calls per method per block, calls saved, freshness;
+#      on with the endpoint's ws_url (the pushed head) straight to anvil, then
+#      off: upstream calls per method per block, calls saved, freshness;
 #   2. the CPU of a cache hit: (a) bench/cache_hit, the hit path of the
 #      daemon's own code in a loop (classify, key, hash, shm lookup, answer
 #      with the client's id); (b) the whole daemon: rpcbench over IPC,

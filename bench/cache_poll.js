@@ -2,16 +2,20 @@
 // cache_poll.js - issue 19 target 1, run by bench/cache.sh: CLIENTS clients
 // each polling eth_blockNumber and eth_getBlockByNumber("latest", false)
 // every POLL_MS against an anvil that makes a block per second
-// (--block-time 1), through rpcpoold, with the response cache and coalescing
-// on, then the same run with both off (cache.max_bytes = 0; coalesce =
-// false). A counting proxy (tests/integration/countproxy.js) in front of
+// (--block-time 1), through rpcpoold, in three modes: the response cache and
+// coalescing on ("on"); the same with the endpoint's ws_url straight to
+// anvil (not through the proxy), so the head follower's pushed head keeps
+// head-dependent entries until the head moves ("ws"); and both off
+// (cache.max_bytes = 0; coalesce = false: "off"). A counting proxy (tests/integration/countproxy.js) in front of
 // anvil counts the upstream calls; an observer polls anvil directly every
 // 10 ms to learn when each block appeared.
 //
 //   node bench/cache_poll.js --rpcpoold BIN --anvil BIN [--seconds S]
 //        [--clients N] [--poll-ms MS] [--json FILE]
 //
-// Printed per mode: upstream calls per method per block, the share of the
+// Printed per mode: upstream calls per method per block (per distinct head
+// the clients were shown: the blocks made while they polled and the head
+// current when they began, which costs its call too), the share of the
 // clients' calls saved, and freshness: for each client and each new block,
 // whether the client's first poll sent after the block appeared showed it,
 // else whether its second one did, and the worst lag.
@@ -110,12 +114,12 @@ async function startAnvil() {
   return { url, proc: p };
 }
 
-async function startPool(dir, upstream, on) {
+async function startPool(dir, upstream, on, wsUrl) {
   const sock = path.join(dir, 'pool.ipc');
   const ctl = path.join(dir, 'pool.ctl');
   const conf = path.join(dir, 'pool.conf');
   fs.writeFileSync(conf, `name = "bench-cache";
-endpoints = ( "${upstream}" );
+endpoints = ( ${wsUrl ? `{ url = "${upstream}"; ws_url = "${wsUrl}"; }` : `"${upstream}"`} );
 rate_limit = { max_requests = 1000000000; window_ms = 1000; burst_size = 1000000000; };
 max_connections = 64;
 min_connections = 0;
@@ -190,11 +194,13 @@ function client(sock, until, polls) {
   });
 }
 
-async function runMode(on) {
+async function runMode(mode) {
+  const on = mode !== 'off';
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rpcpool-cachebench-'));
   const anvil = await startAnvil();
   const proxy = await startCountProxy(anvil.url);
-  const pool = await startPool(dir, proxy.url, on);
+  const wsUrl = mode === 'ws' ? anvil.url.replace('http://', 'ws://') + '/' : null;
+  const pool = await startPool(dir, proxy.url, on, wsUrl);
   // the observer: when each block appeared, straight from anvil
   const seen = new Map();
   let observing = true;
@@ -263,13 +269,20 @@ async function runMode(on) {
     }
     fs.rmSync(dir, { recursive: true, force: true });
   })();
+  // per block: per distinct head the clients were shown by that method (the
+  // blocks made in the window and the one current when it began, which
+  // needs its call too); per_block_made divides by the blocks made only
   const perMethod = {};
   for (const m of METHODS) {
     const client = calls / METHODS.length;
-    perMethod[m] = { upstream: counts[m] || 0, client, per_block: made ? (counts[m] || 0) / made : null };
+    const heads = new Set();
+    for (const polls of per) for (const p of polls) if (p.method === m && p.block !== null) heads.add(p.block);
+    const n = counts[m] || 0;
+    perMethod[m] = { upstream: n, client, heads_shown: heads.size, per_block: heads.size ? n / heads.size : null,
+      per_block_made: made ? n / made : null };
   }
   const up = METHODS.reduce((a, m) => a + (counts[m] || 0), 0);
-  return { mode: on ? 'on' : 'off', seconds: SECONDS, clients: CLIENTS, poll_ms: POLL_MS, blocks: made,
+  return { mode, seconds: SECONDS, clients: CLIENTS, poll_ms: POLL_MS, blocks: made,
     client_calls: calls, client_errors: errors, upstream_calls: up, other_upstream: counts,
     saved_percent: calls ? 100 * (1 - up / calls) : 0, per_method: perMethod,
     fresh: { pairs: first + second + later, first_poll: first, second_poll: second, later, worst_lag_ms: worst } };
@@ -281,23 +294,44 @@ function show(r) {
   console.log(`cache ${r.mode.padEnd(3)}: ${r.blocks} blocks, ${r.client_calls} client calls ` +
     `(${r.client_errors} errors), ${r.upstream_calls} upstream: ${r.saved_percent.toFixed(2)} % saved`);
   for (const [m, v] of Object.entries(r.per_method)) {
-    console.log(`  ${m.padEnd(22)} upstream ${String(v.upstream).padStart(6)}  per block ` +
-      `${v.per_block === null ? '-' : v.per_block.toFixed(2)}`);
+    console.log(`  ${m.padEnd(22)} upstream ${String(v.upstream).padStart(6)}  per block shown ` +
+      `${v.per_block === null ? '-' : v.per_block.toFixed(2)} (${v.heads_shown} heads shown; per block made ` +
+      `${v.per_block_made === null ? '-' : v.per_block_made.toFixed(2)})`);
   }
   console.log(`  freshness: of ${f.pairs} (client, new block) pairs, ${pct(f.first_poll)} % shown at the ` +
     `first poll sent after the block, ${pct(f.second_poll)} % at the second, ${f.later} later; ` +
     `worst lag ${f.worst_lag_ms} ms`);
 }
 
+// The modes next to each other, one column each.
+function sideBySide(rs) {
+  const col = (x) => String(x).padStart(12);
+  const row = (label, f) => console.log(`${label.padEnd(36)}${rs.map((r) => col(f(r))).join('')}`);
+  const pct = (r, x) => (r.fresh.pairs ? `${(100 * x / r.fresh.pairs).toFixed(1)} %` : '-');
+  const names = { on: 'cache on', ws: 'on+ws_url', off: 'cache off' };
+  row('', (r) => names[r.mode] || r.mode);
+  row('blocks', (r) => r.blocks);
+  for (const m of METHODS) row(`${m} per block shown`, (r) => (r.per_method[m].per_block ?? 0).toFixed(2));
+  row('calls saved', (r) => `${r.saved_percent.toFixed(2)} %`);
+  row('fresh at the first poll', (r) => pct(r, r.fresh.first_poll));
+  row('fresh by the second poll', (r) => pct(r, r.fresh.first_poll + r.fresh.second_poll));
+  row('worst lag (ms)', (r) => r.fresh.worst_lag_ms);
+}
+
 async function main() {
   const results = [];
-  for (const on of [true, false]) {
-    const r = await runMode(on);
+  for (const mode of ['on', 'ws', 'off']) {
+    const r = await runMode(mode);
     show(r);
     results.push(r);
   }
   if (JSON_OUT) fs.writeFileSync(JSON_OUT, results.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  const [a, b] = results;
+  sideBySide(results);
+  const [on, a, b] = results; /* the targets are the ws_url mode's */
+  const perBlock = (r) => Math.max(...Object.values(r.per_method).map((v) => v.per_block || 0));
+  console.log(`(cache on without ws_url: ${perBlock(on).toFixed(2)} calls per method per block, ` +
+    `${on.saved_percent.toFixed(2)} % saved, ` +
+    `${(100 * on.fresh.first_poll / Math.max(1, on.fresh.pairs)).toFixed(1)} % fresh at the first poll)`);
   const worstPerBlock = Math.max(...Object.values(a.per_method).map((v) => v.per_block || 0));
   console.log(`target: <= 1 upstream call per method per block: ${worstPerBlock <= 1 ? 'PASS' : 'FAIL'} ` +
     `(${worstPerBlock.toFixed(2)}; off: ${Math.max(...Object.values(b.per_method).map((v) => v.per_block || 0)).toFixed(2)})`);

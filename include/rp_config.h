@@ -53,7 +53,10 @@ struct rp_endpoint_config {
     struct rp_rate_limit rate_limit; /* effective limit (override or global) */
     char *tls_ca_file;               /* PEM bundle trusted for it (overrides the top-level one);
                                         NULL: the top-level one, or the system store */
-    int line;                        /* line of the endpoint in the file, for errors */
+    char *ws_url;          /* ws:// or wss:// URL of its pushed head (eth_subscribe newHeads);
+                              NULL: none, owned */
+    char *ws_url_redacted; /* its safe-to-show form, owned */
+    int line;              /* line of the endpoint in the file, for errors */
 };
 
 struct rp_config {

@@ -27,6 +27,7 @@
  *   rpcpool_upstream_connections{endpoint,state}    gauge (active|idle)
  *   rpcpool_endpoint_inflight{endpoint}             gauge
  *   rpcpool_endpoint_head_block{endpoint}           gauge
+ *   rpcpool_head_feed_connected{endpoint}           gauge, 0/1 (ws_url feed)
  *   rpcpool_endpoint_lag_blocks{endpoint}           gauge
  *   rpcpool_worker_restarts_total                   counter
  *   rpcpool_workers{state}                          gauge (starting|running|draining|dead)

@@ -69,6 +69,12 @@
  *                             then sum (seq_cst), undone     the repair
  *                             over subscriptions.max_total
  *   (details: rp_sub_abi.h)
+ *   subs.head_feed_since_ms,  follower only: since (relaxed)  until is a deadline:
+ *   subs.head_feed_until_ms   only while until has lapsed,    a dead follower's
+ *                             then until (release); when no   lapses by itself
+ *                             feed is live: until 0, since 0  within 2.5 s
+ *   endpoint.head_feed_       follower only, relaxed; a      shown connected only
+ *   heard_ms                  frame heard, or 0 on close     while < 2.5 s old
  *   fleet.eps[i].credited     fleet agent only: fetch_add of a whole credit or
  *                             a lease Redis granted          none (a lease
  *                                                            granted, not yet
@@ -123,7 +129,7 @@
 
 #define RP_SHM_MAGIC         0x31534c4f4f505052ULL /* "RPPOOLS1" little-endian */
 #define RP_SHM_VERSION_MAJOR 3
-#define RP_SHM_VERSION_MINOR 0
+#define RP_SHM_VERSION_MINOR 1
 
 #define RP_SHM_MAX_ENDPOINTS 64                       /* slots; reload never remaps */
 #define RP_SHM_MAX_WORKERS   128                      /* worker slots (prober included) */
@@ -276,7 +282,13 @@ struct rp_shm_endpoint {
      * writes), so readers copy a whole text or retry. Shown by status. */
     _Atomic uint64_t last_error_seq; /* rp_seqlock.h */
     char last_error[RP_SHM_ERROR_MAX];
-    uint8_t reserved[16];
+    /* The head follower's WebSocket feed of this endpoint (its ws_url):
+     * segment clock of the last frame heard on it while it is open and
+     * subscribed, 0 when it is not. Shown as connected while younger than
+     * RP_HEAD_FEED_DEAD_MS, so a dead follower's word lapses by itself.
+     * Follower only, relaxed. */
+    _Atomic uint64_t head_feed_heard_ms;
+    uint8_t reserved[8];
 } __attribute__((aligned(128)));
 
 /* Per-worker slot. Written by that worker (counters, heartbeat) and by the

@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rp_fleet_view.h"
 #include "rp_cache_abi.h"
+#include "rp_fleet_view.h"
 #include "rp_shm_abi.h"
 #include "rp_sub_ring.h"
 
@@ -45,6 +45,7 @@ struct rp_ep_snapshot {
     uint64_t head_block;
     int64_t lag;
     int64_t chain_id;
+    int head_feed;                     /* its WebSocket head feed (ws_url) is open and heard from */
     char last_error[RP_SHM_ERROR_MAX]; /* why the last probe failed; "" when it did not */
 };
 
@@ -75,7 +76,7 @@ struct rp_snapshot {
     int worker_count;
     struct rp_worker_snapshot workers[RP_SHM_MAX_WORKERS];
     struct rp_fleet_snapshot fleet; /* fleet mode (rp_fleet_view.h) */
-    struct rp_subs_snapshot subs; /* subscriptions and the head follower */
+    struct rp_subs_snapshot subs;   /* subscriptions and the head follower */
 };
 
 /* Map NAME read-only and check it. Returns 0, or -1 with a clear message in

@@ -38,9 +38,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define RP_SUB_RING_ENTRIES 4096u       /* events kept (a power of two) */
-#define RP_SUB_ARENA_BYTES  (16u << 20) /* payload bytes kept (a power of two) */
-#define RP_SUB_SLOTS        128         /* = RP_SHM_MAX_WORKERS */
+#define RP_SUB_RING_ENTRIES  4096u       /* events kept (a power of two) */
+#define RP_SUB_ARENA_BYTES   (16u << 20) /* payload bytes kept (a power of two) */
+#define RP_SUB_SLOTS         128         /* = RP_SHM_MAX_WORKERS */
+#define RP_HEAD_FEED_DEAD_MS 2500u       /* a feed not heard from for this long is dead */
 
 /* Event kinds (rp_shm_sub_entry.kind). */
 enum rp_sub_kind {
@@ -88,7 +89,15 @@ struct rp_shm_subs {
     _Atomic uint64_t reorgs;             /* reorgs followed */
     _Atomic uint64_t gaps;               /* gaps beyond backfill_blocks (subscriptions ended) */
     _Atomic uint64_t seen_to_publish_us; /* last: block seen -> published, us */
-    uint8_t pad0[128 - 12 * 8];
+    /* The pushed head (the follower's WebSocket feeds, ws_url): live until
+     * head_feed_until_ms (segment clock; the last frame heard on a feed of
+     * a usable endpoint + RP_HEAD_FEED_DEAD_MS; 0: no feed), continuously
+     * since head_feed_since_ms. The follower stores since (only while
+     * until has lapsed) before until (release); readers load until
+     * (acquire) first. A deadline, not a flag: a dead follower's lapses. */
+    _Atomic uint64_t head_feed_until_ms;
+    _Atomic uint64_t head_feed_since_ms;
+    uint8_t pad0[128 - 14 * 8];
     struct rp_shm_sub_slot slots[RP_SUB_SLOTS];
     struct rp_shm_sub_entry ring[RP_SUB_RING_ENTRIES];
     uint8_t arena[RP_SUB_ARENA_BYTES];

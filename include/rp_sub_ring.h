@@ -72,6 +72,8 @@ struct rp_subs_snapshot {
     uint64_t notifications, ended;              /* summed over worker slots */
     uint64_t lat_count, lat_sum_us, lat_max_us; /* seen by the follower -> written */
     uint64_t seen_to_publish_us;                /* last block: seen -> published */
+    int head_feed_live;                         /* the pushed head is live now */
+    uint64_t head_feed_live_ms;                 /* for this long, continuously (0: not live) */
 };
 
 /* Copy S (read-only; relaxed loads) at segment clock NOW_MS. */

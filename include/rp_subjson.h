@@ -88,6 +88,12 @@ int rp_log_filter_match(const struct rp_log_filter *f, const uint8_t *addr, unsi
  * yet), -1 when it is not such an answer. */
 int rp_subjson_block(const char *body, size_t len, struct rp_block_info *bi, struct rp_buf *header);
 
+/* A message BODY[0, LEN) of a newHeads subscription on an endpoint's
+ * WebSocket: for an eth_subscription notification, fill BI from its header
+ * (number and hash; parentHash when given) and return 0; 1 for any other
+ * JSON-RPC object (the answer to eth_subscribe); -1 when malformed. */
+int rp_subjson_new_head(const char *body, size_t len, struct rp_block_info *bi);
+
 /* The answer BODY[0, LEN) to eth_blockNumber: *NUMBER. Returns 0, or -1. */
 int rp_subjson_quantity(const char *body, size_t len, uint64_t *number);
 

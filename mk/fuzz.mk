@@ -5,7 +5,7 @@
 #                      its seed corpus; reports execs, cov and ft
 #   make fuzz-ci       each target for 30 s (what CI runs)
 #   make fuzz-build    just build $(FUZZ_BUILD)/fuzz_{frame,jsonrpc,config,http,response,
-#                      upstream,restore,client,cachekey,subjson}
+#                      upstream,restore,client,cachekey,subjson,wsframe}
 #
 # clang with libFuzzer is installed first when missing (tests/fuzz/run.sh
 # --deps: Debian's clang and libclang-rt-14-dev). A crash keeps its input in
@@ -15,7 +15,7 @@ FUZZ_CC ?= clang
 FUZZ_BUILD ?= build/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_CI_SECONDS ?= 30
-FUZZ_TARGETS := frame jsonrpc config http response upstream restore client cachekey subjson
+FUZZ_TARGETS := frame jsonrpc config http response upstream restore client cachekey subjson wsframe
 FUZZ_BIN := $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter -g -O1 \
@@ -37,6 +37,10 @@ FUZZ_SRC_restore := src/proto/jsonrpc.c src/proto/frame.c
 FUZZ_SRC_cachekey := src/proto/cachekey.c src/proto/jsonrpc.c src/proto/frame.c
 # the JSON of subscriptions: the follower's answers, the clients' filters
 FUZZ_SRC_subjson := src/proto/subjson.c src/proto/jsonrpc.c src/proto/frame.c src/core/buf.c
+# the head feed's WebSocket framing and the newHeads notification it reads
+FUZZ_SRC_wsframe := src/proto/wsframe.c src/proto/subjson.c src/proto/jsonrpc.c src/proto/frame.c \
+	src/core/buf.c
+FUZZ_LIBS_wsframe := -lcrypto
 # librpcpool: the target includes lib/client.c itself
 FUZZ_SRC_client :=
 FUZZ_DEPS_client := lib/client.c include/rpcpool/client.h

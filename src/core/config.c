@@ -616,7 +616,7 @@ struct url_parts {
 
 /* Split and check URL. Returns NULL when it is acceptable, else a reason
  * that does not quote the URL. */
-static const char *url_parse(const char *url, struct url_parts *p)
+static const char *url_parse_scheme(const char *url, struct url_parts *p, int ws)
 {
     memset(p, 0, sizeof *p);
     for (const unsigned char *b = (const unsigned char *)url; *b; b++)
@@ -624,13 +624,18 @@ static const char *url_parse(const char *url, struct url_parts *p)
             return "must not contain spaces, control bytes or non-ASCII bytes "
                    "(percent-encode them)";
     size_t off;
-    if (strncasecmp(url, "http://", 7) == 0)
+    if (!ws && strncasecmp(url, "http://", 7) == 0)
         off = 7;
-    else if (strncasecmp(url, "https://", 8) == 0) {
+    else if (!ws && strncasecmp(url, "https://", 8) == 0) {
         off = 8;
         p->https = 1;
+    } else if (ws && strncasecmp(url, "ws://", 5) == 0)
+        off = 5;
+    else if (ws && strncasecmp(url, "wss://", 6) == 0) {
+        off = 6;
+        p->https = 1;
     } else
-        return "must start with http:// or https://";
+        return ws ? "must start with ws:// or wss://" : "must start with http:// or https://";
     size_t auth_len = strcspn(url + off, "/?#");
     const char *auth = url + off;
     const char *at = NULL;
@@ -676,6 +681,12 @@ static const char *url_parse(const char *url, struct url_parts *p)
             return "port must be a number between 1 and 65535";
     }
     return NULL;
+}
+
+/* An endpoint URL: http:// or https://. */
+static const char *url_parse(const char *url, struct url_parts *p)
+{
+    return url_parse_scheme(url, p, 0);
 }
 
 /* Bounded appender for rp_config_redact_url. */
@@ -1019,12 +1030,42 @@ static int read_headers(struct ctx *c, const config_setting_t *s, const char *ke
     return 0;
 }
 
+/* ws_url of endpoint group G (PFX "endpoints[i]."): the endpoint's
+ * WebSocket URL for its pushed head, ws:// or wss:// without user info.
+ * *WSS is set for wss://. Absent leaves E->ws_url NULL. */
+static int read_ws_url(struct ctx *c, const config_setting_t *g, const char *pfx,
+                       struct rp_endpoint_config *e, int *wss)
+{
+    char key[128];
+    const char *v;
+    config_setting_t *s;
+    snprintf(key, sizeof key, "%sws_url", pfx);
+    if (get_str(c, g, "ws_url", key, &v, &s) < 0)
+        return -1;
+    if (!v)
+        return 0;
+    struct url_parts up;
+    const char *why = url_parse_scheme(v, &up, 1);
+    if (why)
+        return fail(c, s, key, "%s", why);
+    if (up.user_len || memchr(v, '@', up.rest_off))
+        return fail(c, s, key, "must not carry user info (put credentials in headers)");
+    if (strchr(v + up.rest_off, '#'))
+        return fail(c, s, key, "must not have a fragment");
+    *wss = up.https;
+    char red[1024];
+    rp_config_redact_url(v, red, sizeof red);
+    if (dup_str(c, &e->ws_url, v) < 0 || dup_str(c, &e->ws_url_redacted, red) < 0)
+        return -1;
+    return 0;
+}
+
 /* Read endpoint I from setting S into E and T. */
 static int read_endpoint(struct ctx *c, struct rp_config *cfg, const config_setting_t *s, int i,
                          struct rp_endpoint_config *e, struct ep_tmp *t)
 {
     static const char *const known[] = {"name",       "url",         "weight", "headers",
-                                        "rate_limit", "tls_ca_file", NULL};
+                                        "rate_limit", "tls_ca_file", "ws_url", NULL};
     char pfx[64], key[128];
     snprintf(pfx, sizeof pfx, "endpoints[%d].", i);
     t->s = s;
@@ -1089,12 +1130,15 @@ static int read_endpoint(struct ctx *c, struct rp_config *cfg, const config_sett
     config_setting_t *hs = config_setting_get_member(g, "headers");
     if (hs && read_headers(c, hs, pfx, e) < 0)
         return -1;
+    int wss = 0;
+    if (read_ws_url(c, g, pfx, e, &wss) < 0)
+        return -1;
     snprintf(key, sizeof key, "%stls_ca_file", pfx);
     if (read_ca_file(c, g, key, &e->tls_ca_file) < 0)
         return -1;
-    if (e->tls_ca_file && !t->up.https)
+    if (e->tls_ca_file && !t->up.https && !wss)
         return fail(c, config_setting_get_member(g, "tls_ca_file"), key,
-                    "applies to https:// endpoints only");
+                    "applies to https:// and wss:// endpoints only");
     config_setting_t *rs;
     snprintf(key, sizeof key, "%srate_limit", pfx);
     if (get_group(c, g, "rate_limit", key, &rs) < 0)
@@ -1822,6 +1866,8 @@ void rp_config_free(struct rp_config *cfg)
         struct rp_endpoint_config *e = &cfg->endpoints[i];
         free(e->url);
         free(e->url_redacted);
+        free(e->ws_url);
+        free(e->ws_url_redacted);
         free(e->tls_ca_file);
         for (int k = 0; k < RP_MAX_HEADERS; k++)
             free(e->headers[k]);

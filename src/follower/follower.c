@@ -47,6 +47,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "headfeed.h"
 #include "rp_breaker.h"
 #include "rp_buf.h"
 #include "rp_child.h"
@@ -269,6 +270,36 @@ static int f_usable(struct fep *e, uint64_t min_head, uint64_t now_ms)
            atomic_load_explicit(&row->head_block, memory_order_relaxed) >= min_head;
 }
 
+/* The epoll set (signals, the wake socket, the head feeds) is ready while
+ * a call runs: handle what it holds without waiting. */
+static void f_events_now(void)
+{
+    struct epoll_event events[8];
+    int n = rp_child_wait(&F.child, events, 8, 0);
+    if (n > 0)
+        rp_ev_dispatch(events, n);
+}
+
+/* Between and during calls: the head feeds' timers, a pushed head that
+ * wants a step, the heartbeat. */
+static void f_feeds_tick(void)
+{
+    uint64_t now = f_now_ms();
+    rp_headfeed_tick(now);
+    if (rp_headfeed_take_raised())
+        F.woken = 1;
+    atomic_store_explicit(&F.slot->heartbeat_ms, now, memory_order_relaxed);
+}
+
+/* A wait of at most MAX_MS, shorter when a head feed's timer is due. */
+static int f_wait_ms(int max_ms)
+{
+    uint64_t now = f_now_ms(), next = rp_headfeed_next_ms();
+    if (next <= now)
+        return 0;
+    return next - now < (uint64_t)max_ms ? (int)(next - now) : max_ms;
+}
+
 /* Run one transfer on the multi handle until it ends or a stop signal
  * comes. Returns the curl result, or -1 when stopped. */
 static int f_perform(CURL *h)
@@ -286,12 +317,12 @@ static int f_perform(CURL *h)
                 result = (int)m->data.result;
         if (result >= 0 || !running)
             break;
-        struct curl_waitfd w = {.fd = F.child.sig_ev.fd, .events = CURL_WAIT_POLLIN};
+        struct curl_waitfd w = {.fd = F.child.epfd, .events = CURL_WAIT_POLLIN};
         int nfd = 0;
-        curl_multi_poll(F.multi, &w, 1, 1000, &nfd);
+        curl_multi_poll(F.multi, &w, 1, f_wait_ms(1000), &nfd);
         if (w.revents)
-            F.child.sig_ev.handler(&F.child.sig_ev, EPOLLIN);
-        atomic_store_explicit(&F.slot->heartbeat_ms, f_now_ms(), memory_order_relaxed);
+            f_events_now();
+        f_feeds_tick();
     }
     curl_multi_remove_handle(F.multi, h);
     if (result < 0 && !rp_child_stop_flag)
@@ -587,15 +618,15 @@ static int f_pool_poll(uint64_t *head)
             return -1;
         }
         struct pollfd pf[2] = {{.fd = F.pool_fd, .events = POLLIN},
-                               {.fd = F.child.sig_ev.fd, .events = POLLIN}};
-        int wait = deadline - now > 1000 ? 1000 : (int)(deadline - now);
+                               {.fd = F.child.epfd, .events = POLLIN}};
+        int wait = f_wait_ms(deadline - now > 1000 ? 1000 : (int)(deadline - now));
         if (poll(pf, 2, wait) < 0 && errno != EINTR) {
             f_pool_close();
             return -1;
         }
         if (pf[1].revents)
-            F.child.sig_ev.handler(&F.child.sig_ev, EPOLLIN);
-        atomic_store_explicit(&F.slot->heartbeat_ms, f_now_ms(), memory_order_relaxed);
+            f_events_now();
+        f_feeds_tick();
         if (pf[0].revents) {
             char buf[4096];
             ssize_t k = recv(F.pool_fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -736,7 +767,7 @@ static void f_on_wake(struct rp_ev *ev, uint32_t events)
 
 int rp_follower_wanted(const struct rp_config *cfg)
 {
-    return cfg->sub_max_total > 0 && cfg->sub_max_per_connection > 0;
+    return (cfg->sub_max_total > 0 && cfg->sub_max_per_connection > 0) || rp_headfeed_wanted(cfg);
 }
 
 static int f_setup_endpoints(void)
@@ -761,6 +792,7 @@ static int f_setup_endpoints(void)
 
 static void f_cleanup(void)
 {
+    rp_headfeed_cleanup();
     for (int i = 0; i < F.nep; i++)
         curl_slist_free_all(F.eps[i].headers);
     F.nep = 0;
@@ -808,7 +840,7 @@ int rp_follower_main(const struct rp_config *cfg, struct rp_shm_header *shm, uns
         f_cleanup();
         return 1;
     }
-    if (f_setup_endpoints() != 0) {
+    if (f_setup_endpoints() != 0 || rp_headfeed_init(cfg, shm, F.child.epfd) != 0) {
         f_cleanup();
         return 1;
     }
@@ -825,8 +857,10 @@ int rp_follower_main(const struct rp_config *cfg, struct rp_shm_header *shm, uns
     uint64_t grace = interval * 3 > FOLLOWER_IDLE_GRACE_MS ? interval * 3 : FOLLOWER_IDLE_GRACE_MS;
     struct epoll_event events[8];
     while (!rp_child_stop_flag) {
+        /* the head feeds run whether or not anyone subscribed (the cache
+         * uses them); only the polling below idles */
+        f_feeds_tick();
         uint64_t now = f_now_ms();
-        atomic_store_explicit(&F.slot->heartbeat_ms, now, memory_order_relaxed);
         int none = rp_sub_count(F.subs, 0) == 0;
         if (!none)
             zero_since = 0;
@@ -861,7 +895,7 @@ int rp_follower_main(const struct rp_config *cfg, struct rp_shm_header *shm, uns
             continue;
         }
         uint64_t wait = due - now;
-        int n = rp_child_wait(&F.child, events, 8, wait > 1000 ? 1000 : (int)wait);
+        int n = rp_child_wait(&F.child, events, 8, f_wait_ms(wait > 1000 ? 1000 : (int)wait));
         if (n < 0)
             break;
         rp_ev_dispatch(events, n);

@@ -442,3 +442,35 @@ int rp_log_rec_next(const char *data, size_t len, size_t *off, struct rp_log_rec
     *off += rl;
     return 1;
 }
+
+int rp_subjson_new_head(const char *body, size_t len, struct rp_block_info *bi)
+{
+    jsmntok_t *t = NULL;
+    int n = sj_tokenize(body, len, &t);
+    int r = -1;
+    if (n < 1 || t[0].type != JSMN_OBJECT)
+        goto out;
+    int m = sj_member(body, t, n, 0, "method");
+    if (m < 0 || !sj_is(body, &t[m], "eth_subscription")) {
+        r = 1; /* an answer (to eth_subscribe), not a notification */
+        goto out;
+    }
+    int p = sj_member(body, t, n, 0, "params");
+    int res = p >= 0 && t[p].type == JSMN_OBJECT ? sj_member(body, t, n, p, "result") : -1;
+    if (res < 0 || t[res].type != JSMN_OBJECT)
+        goto out;
+    int num = sj_member(body, t, n, res, "number");
+    int h = sj_member(body, t, n, res, "hash");
+    int ph = sj_member(body, t, n, res, "parentHash");
+    memset(bi, 0, sizeof *bi);
+    if (num < 0 || h < 0 || t[num].type != JSMN_STRING ||
+        rp_jsonrpc_parse_quantity(body + t[num].start, (size_t)(t[num].end - t[num].start),
+                                  &bi->number) != 0 ||
+        sj_hex(body, &t[h], bi->hash, 32) != 0 ||
+        (ph >= 0 && sj_hex(body, &t[ph], bi->parent, 32) != 0))
+        goto out;
+    r = 0;
+out:
+    free(t);
+    return r;
+}

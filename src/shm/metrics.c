@@ -223,6 +223,9 @@ static void subs_metrics(struct rp_buf *b, const struct rp_subs_snapshot *u)
                    u->fetch_failed);
     metric_u64(b, "rpcpool_follower_reorgs_total", "counter", "Reorgs the head follower followed.",
                u->reorgs);
+    metric_u64(b, "rpcpool_head_feed_live", "gauge",
+               "1 while a pushed head (an endpoint's WebSocket feed) is live, else 0.",
+               (uint64_t)u->head_feed_live);
 }
 
 int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
@@ -350,6 +353,13 @@ int rp_metrics_render(struct rp_buf *b, const struct rp_snapshot *s)
     for (int i = 0; i < n; i++) {
         ep_sample(b, "rpcpool_endpoint_head_block", l.ep[i]);
         rp_buf_appendf(b, "%" PRIu64 "\n", s->eps[i].head_block);
+    }
+
+    family(b, "rpcpool_head_feed_connected", "gauge",
+           "1 while the endpoint's WebSocket head feed (ws_url) is open and heard from, else 0.");
+    for (int i = 0; i < n; i++) {
+        ep_sample(b, "rpcpool_head_feed_connected", l.ep[i]);
+        rp_buf_appendf(b, "%d\n", s->eps[i].head_feed ? 1 : 0);
     }
 
     family(b, "rpcpool_endpoint_lag_blocks", "gauge",

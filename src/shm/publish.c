@@ -38,6 +38,7 @@ static void pub_row_reset(struct rp_shm_header *h, unsigned row)
     atomic_store_explicit(&e->last_probe_ms, 0, memory_order_relaxed);
     atomic_store_explicit(&e->probe_successes, 0, memory_order_relaxed);
     atomic_store_explicit(&e->probe_failures, 0, memory_order_relaxed);
+    atomic_store_explicit(&e->head_feed_heard_ms, 0, memory_order_relaxed);
     e->retired_gen = 0;
     atomic_store_explicit(&e->last_error_seq, 0, memory_order_relaxed);
     e->last_error[0] = '\0';

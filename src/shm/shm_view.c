@@ -355,6 +355,8 @@ static void view_snap_endpoint(const struct rp_shm_header *h, const struct view_
 
     e->head_block = atomic_load_explicit(&row->head_block, memory_order_relaxed);
     e->chain_id = atomic_load_explicit(&row->chain_id, memory_order_relaxed);
+    uint64_t heard = atomic_load_explicit(&row->head_feed_heard_ms, memory_order_relaxed);
+    e->head_feed = heard && heard <= now_ms + 1000 && now_ms < heard + RP_HEAD_FEED_DEAD_MS;
     /* the prober's seqlock: a whole text, or none after a few tries */
     for (int tries = 0; tries < 8; tries++) {
         uint64_t seq = rp_seq_read_begin(&row->last_error_seq);

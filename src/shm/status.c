@@ -48,6 +48,7 @@ int rp_status_append_endpoint(struct rp_buf *b, const struct rp_ep_snapshot *e)
     rp_buf_appendf(b, "},\"head_block\":%" PRIu64 ",\"lag\":%" PRId64, e->head_block, e->lag);
     rp_buf_appendf(b, ",\"hedges\":{\"sent\":%" PRIu64 ",\"won\":%" PRIu64 ",\"lost\":%" PRIu64 "}",
                    e->hedges_sent, e->hedges_won, e->hedges_lost);
+    rp_buf_appendf(b, ",\"head_feed\":%s", e->head_feed ? "true" : "false");
     if (e->last_error[0]) { /* why it is down, e.g. a refused certificate */
         rp_buf_puts(b, ",\"last_error\":");
         rp_buf_append_json_strn(b, e->last_error, strnlen(e->last_error, sizeof e->last_error));
@@ -134,9 +135,11 @@ static int status_append_subs(struct rp_buf *b, const struct rp_snapshot *s)
         ",\"count\":%" PRIu64 "},\"follower\":{\"head_block\":%" PRIu64 ",\"seen_block\":%" PRIu64
         ",\"lag\":%" PRIu64 ",\"head_age_ms\":%" PRIu64 ",\"events\":%" PRIu64
         ",\"fetches\":{\"headers\":%" PRIu64 ",\"logs\":%" PRIu64 ",\"polls\":%" PRIu64
-        ",\"failed\":%" PRIu64 "},\"reorgs\":%" PRIu64 ",\"gaps\":%" PRIu64 "}}",
+        ",\"failed\":%" PRIu64 "},\"reorgs\":%" PRIu64 ",\"gaps\":%" PRIu64
+        ",\"head_feed\":{\"live\":%s,\"live_ms\":%" PRIu64 "}}}",
         u->lat_count, u->follower_head, u->follower_seen, u->lag, u->head_age_ms, u->events,
-        u->fetch_headers, u->fetch_logs, u->fetch_polls, u->fetch_failed, u->reorgs, u->gaps);
+        u->fetch_headers, u->fetch_logs, u->fetch_polls, u->fetch_failed, u->reorgs, u->gaps,
+        u->head_feed_live ? "true" : "false", u->head_feed_live_ms);
 }
 
 int rp_status_json(struct rp_buf *b, const struct rp_snapshot *s)
@@ -301,4 +304,22 @@ void rp_status_table(FILE *f, const struct rp_snapshot *s, const struct rp_snaps
             u->heads + u->logs, u->heads, u->logs, u->follower_head, u->follower_seen, u->lag,
             u->notifications,
             u->lat_count ? (double)u->lat_sum_us / (double)u->lat_count / 1000.0 : 0.0);
+    /* the pushed head (ws_url feeds): a line of its own, the columns above
+     * stay as they were */
+    int feeds = 0;
+    for (int i = 0; i < s->ep_count && i < RP_SHM_MAX_ENDPOINTS; i++)
+        feeds += s->eps[i].head_feed;
+    if (feeds || u->head_feed_live) {
+        fprintf(f, "head feed: %s", u->head_feed_live ? "live" : "not live");
+        if (u->head_feed_live)
+            fprintf(f, " for %.1f s", (double)u->head_feed_live_ms / 1000.0);
+        fprintf(f, "; connected:");
+        for (int i = 0; i < s->ep_count && i < RP_SHM_MAX_ENDPOINTS; i++)
+            if (s->eps[i].head_feed) {
+                char name[RP_SHM_NAME_MAX];
+                table_clean(name, sizeof name, s->eps[i].name, sizeof s->eps[i].name);
+                fprintf(f, " %s", name);
+            }
+        fprintf(f, "\n");
+    }
 }

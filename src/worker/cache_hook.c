@@ -19,7 +19,12 @@
  * was stored at, in the same epoch (a state-changing call through the pool
  * or a different hash seen at a recent number ends an epoch), and for at
  * most HEAD_MAX_AGE_MS, so that a new block or a reorg that the pool has
- * not seen yet shows within that time. Never errors, never null results,
+ * not seen yet shows within that time. While the pushed head is live (the
+ * head follower's WebSocket feeds, ws_url: a new block raises the best
+ * head within moments) and has been since before the entry was stored, the
+ * entry lasts until the best head moves, at most HEAD_FEED_MAX_AGE_MS; a
+ * feed that dies (or a follower that does) lapses within 2.5 s and the
+ * 100 ms rule is back. Never errors, never null results,
  * never "pending", never no_retry_methods or filters. A batch is answered
  * here only when every call in it is a hit; else it goes upstream whole
  * (never coalesced) and its cacheable answers are kept.
@@ -32,11 +37,13 @@
 
 #include "rp_cachekey.h"
 #include "rp_log.h"
+#include "rp_sub_ring.h"
 #include "rp_wake.h"
 
-#define HEAD_MAX_AGE_MS 100     /* a head-dependent entry, at most */
-#define FOLLOW_POLL_MS  20      /* a follower looks at its flight (and its leader) */
-#define KEY_MAX_BYTES   (16384) /* longer calls are neither cached nor coalesced */
+#define HEAD_MAX_AGE_MS      100     /* a head-dependent entry, at most (no live pushed head) */
+#define HEAD_FEED_MAX_AGE_MS 10000   /* ... and with one, as a guard */
+#define FOLLOW_POLL_MS       20      /* a follower looks at its flight (and its leader) */
+#define KEY_MAX_BYTES        (16384) /* longer calls are neither cached nor coalesced */
 
 static struct {
     struct rp_shm_cache *c;
@@ -89,6 +96,18 @@ void rp_cache_note_call(struct rp_req *r, const char *method, size_t mlen)
     }
 }
 
+/* Has the pushed head been live continuously from before STORED_MS until
+ * NOW_MS (rp_sub_abi.h: until is loaded first, a deadline)? */
+static int hook_feed_live_since(uint64_t stored_ms, uint64_t now_ms)
+{
+    struct rp_shm_subs *s = rp_shm_subs(rp_w.shm);
+    uint64_t until = atomic_load_explicit(&s->head_feed_until_ms, memory_order_acquire);
+    if (until <= now_ms)
+        return 0;
+    uint64_t since = atomic_load_explicit(&s->head_feed_since_ms, memory_order_relaxed);
+    return since && since < stored_ms;
+}
+
 /* Is the entry (meta M) good for R now? */
 static int hook_valid(const struct rp_req *r, const struct rp_cache_meta *m, uint64_t best,
                       uint64_t epoch, uint64_t now_ms)
@@ -101,8 +120,12 @@ static int hook_valid(const struct rp_req *r, const struct rp_cache_meta *m, uin
         return m->epoch == atomic_load_explicit(&ch.c->final_epoch, memory_order_relaxed);
     case RP_CENT_HEAD: {
         struct rp_conn *c = hook_owner(r->conn);
-        return m->head == best && m->epoch == epoch && now_ms >= m->stored_ms &&
-               now_ms - m->stored_ms < HEAD_MAX_AGE_MS && (!c || m->head >= c->chain_floor);
+        if (m->head != best || m->epoch != epoch || now_ms < m->stored_ms ||
+            (c && m->head < c->chain_floor))
+            return 0;
+        uint64_t age = now_ms - m->stored_ms;
+        return age < HEAD_MAX_AGE_MS ||
+               (age < HEAD_FEED_MAX_AGE_MS && hook_feed_live_since(m->stored_ms, now_ms));
     }
     default:
         return 0;

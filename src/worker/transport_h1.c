@@ -40,6 +40,7 @@
 #include "resolve.h"
 #include "rp_hold.h"
 #include "rp_log.h"
+#include "rp_tls.h"
 #include "worker.h"
 
 /* ---------------------------------------------------------------------
@@ -335,20 +336,9 @@ static SSL_CTX *tls_ctx_get(const char *ca_file, const char **why)
         *why = "too many distinct tls_ca_file values";
         return NULL;
     }
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (!ctx) {
-        *why = "cannot create a TLS context";
+    SSL_CTX *ctx = rp_tls_client_ctx(ca_file, why);
+    if (!ctx)
         return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
-                     : SSL_CTX_set_default_verify_paths(ctx);
-    if (ok != 1) {
-        SSL_CTX_free(ctx);
-        *why = ca_file ? "cannot load tls_ca_file" : "cannot load the system CA store";
-        return NULL;
-    }
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* one read() per response instead of one per record header and body;
      * what is read ahead counts as unread bytes (SSL_has_pending) */
@@ -386,10 +376,7 @@ static int tls_attach(struct rp_h1_conn *c)
         SSL_free(ssl);
         return -1;
     }
-    int ok = h->numeric
-                 ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h->url.host)
-                 : SSL_set1_host(ssl, h->url.host) && SSL_set_tlsext_host_name(ssl, h->url.host);
-    if (ok != 1) {
+    if (rp_tls_set_peer(ssl, h->url.host, h->numeric) != 0) {
         SSL_free(ssl);
         return -1;
     }

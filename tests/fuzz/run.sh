@@ -24,7 +24,7 @@
 cd "$(dirname "$0")/../.." || exit 1
 
 FUZZ_BUILD=${FUZZ_BUILD:-build/fuzz}
-ALL_TARGETS="frame jsonrpc config http response upstream restore client cachekey subjson"
+ALL_TARGETS="frame jsonrpc config http response upstream restore client cachekey subjson wsframe"
 
 say() { echo "fuzz: $*"; }
 

@@ -258,7 +258,8 @@ describe('rpcpoolctl: every command', () => {
     for (const f of ['rpcpool_requests_total', 'rpcpool_client_requests_total',
       'rpcpool_request_duration_seconds', 'rpcpool_endpoint_up', 'rpcpool_breaker_state',
       'rpcpool_ratelimit_tokens', 'rpcpool_upstream_connections', 'rpcpool_endpoint_head_block',
-      'rpcpool_worker_restarts_total', 'rpcpool_endpoint_inflight', 'rpcpool_workers', 'rpcpool_generation']) {
+      'rpcpool_worker_restarts_total', 'rpcpool_endpoint_inflight', 'rpcpool_workers', 'rpcpool_generation',
+      'rpcpool_head_feed_connected']) {
       assert.ok(r.families.has(f), `family ${f} missing`);
       assert.ok(r.families.get(f).samples.length > 0, `family ${f} has no samples`);
     }
@@ -273,6 +274,7 @@ describe('rpcpoolctl: every command', () => {
     if (s1.successfulRequests === s2.successfulRequests) assert.equal(okSum, s1.successfulRequests);
     assert.ok(val('rpcpool_client_requests_total', { result: 'ok' }) >= 10);
     assert.equal(val('rpcpool_endpoint_up', { endpoint: 'alpha' }), 1);
+    assert.equal(val('rpcpool_head_feed_connected', { endpoint: 'alpha' }), 0, 'no ws_url: no head feed');
     assert.equal(val('rpcpool_breaker_state', { endpoint: 'beta' }), 0);
     assert.equal(val('rpcpool_workers', { state: 'running' }), 2);
     const st = await ctlJson(pool, 'status');

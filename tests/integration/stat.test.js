@@ -278,7 +278,7 @@ describe('rpcpoolstat on a running pool', () => {
     const { s, c } = pair;
 
     assert.equal(s.name, pool.name);
-    assert.equal(s.version, '3.0');
+    assert.equal(s.version, '3.1');
     assert.equal(s.supervisor_pid, pool.pid);
     assert.equal(s.supervisor_alive, true);
     assert.deepEqual(common(s, 'supervisor_pid'), common(c, 'pid'));
@@ -373,7 +373,7 @@ describe('rpcpoolstat on a running pool', () => {
     v.writeUInt16LE(99);
     fs.writeSync(fd, v, 0, 2, 8);
     fs.closeSync(fd);
-    cases.push([n, /layout version 99\.0, this program reads layout version 3\.x/]);
+    cases.push([n, /layout version 99\.1, this program reads layout version 3\.x/]);
 
     // a table outside the segment: endpoints.offset (u64 at 24) far away
     n = copySegment(pool.shmName, 'table');

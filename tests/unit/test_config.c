@@ -373,13 +373,72 @@ static void test_tls_ca_file(void)
     struct err_case cases[] = {
         {t0, 2, "tls_ca_file", "cannot read"},
         {t1, 3, "tls_ca_file", "holds no PEM certificate"},
-        {t2, 2, "endpoints[0].tls_ca_file", "applies to https:// endpoints only"},
+        {t2, 2, "endpoints[0].tls_ca_file", "applies to https:// and wss:// endpoints only"},
         {t3, 2, "endpoints[0].tls_ca_file", "must be a string"},
         {EP "tls_ca_file = \"\";\n", 2, "tls_ca_file", "must not be empty"},
     };
     RUN(cases);
     unlink(pem);
     unlink(junk);
+    rmdir(dir);
+}
+
+static void test_ws_url(void)
+{
+    char dir[] = "/tmp/rp_test_ws_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char pem[128], text[1024];
+    snprintf(pem, sizeof pem, "%s/ca.pem", dir);
+    FILE *fp = fopen(pem, "w");
+    CU_ASSERT_FATAL(fp != NULL);
+    fputs("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", fp);
+    fclose(fp);
+
+    struct rp_config cfg;
+    char err[RP_ERR_MAX];
+    /* ws:// and wss:// (its tls_ca_file allowed next to an http:// url);
+     * the redacted form hides the path (an API key) */
+    snprintf(
+        text, sizeof text,
+        "endpoints = ( { url = \"http://127.0.0.1:8545\"; ws_url = \"ws://127.0.0.1:8545/\"; },\n"
+        "{ url = \"https://mainnet.infura.io/v3/KEY\";\n"
+        "  ws_url = \"WSS://mainnet.infura.io/ws/v3/SECRETKEY\"; },\n"
+        "{ url = \"http://node.internal:8545\"; ws_url = \"wss://node.internal:8546\";\n"
+        "  tls_ca_file = \"%s\"; },\n"
+        "\"http://plain.example/\" );\n",
+        pem);
+    CU_ASSERT_FATAL(load_text(text, &cfg, err) == 0);
+    CU_ASSERT_STRING_EQUAL(cfg.endpoints[0].ws_url, "ws://127.0.0.1:8545/");
+    CU_ASSERT_STRING_EQUAL(cfg.endpoints[1].ws_url, "WSS://mainnet.infura.io/ws/v3/SECRETKEY");
+    CU_ASSERT_PTR_NULL(strstr(cfg.endpoints[1].ws_url_redacted, "SECRETKEY"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.endpoints[1].ws_url_redacted, "mainnet.infura.io"));
+    CU_ASSERT_STRING_EQUAL(cfg.endpoints[2].tls_ca_file, pem);
+    CU_ASSERT_PTR_NULL(cfg.endpoints[3].ws_url);
+    rp_config_free(&cfg);
+
+    static const struct err_case cases[] = {
+        {"endpoints = ( { url = \"http://a.example\";\n ws_url = \"http://a.example/\"; } );\n", 2,
+         "endpoints[0].ws_url", "must start with ws:// or wss://"},
+        {"endpoints = ( { url = \"http://a.example\";\n ws_url = \"https://a.example/\"; } );\n", 2,
+         "endpoints[0].ws_url", "must start with ws:// or wss://"},
+        {"endpoints = ( \"http://b.example\", { url = \"http://a.example\";\n"
+         " ws_url = \"ws://user:pw@a.example/\"; } );\n",
+         2, "endpoints[1].ws_url", "must not carry user info"},
+        {"endpoints = ( { url = \"http://a.example\";\n ws_url = \"ws://\"; } );\n", 2,
+         "endpoints[0].ws_url", "has an empty host"},
+        {"endpoints = ( { url = \"http://a.example\";\n ws_url = \"ws://a.example:99999/\"; } );\n",
+         2, "endpoints[0].ws_url", "port must be a number"},
+        {"endpoints = ( { url = \"http://a.example\";\n ws_url = \"ws://a b/\"; } );\n", 2,
+         "endpoints[0].ws_url", "must not contain spaces"},
+        {"endpoints = ( { url = \"http://a.example\";\n ws_url = 5; } );\n", 2,
+         "endpoints[0].ws_url", "must be a string"},
+        {"endpoints = ( { url = \"http://a.example\";\n ws_url = \"\"; } );\n", 2,
+         "endpoints[0].ws_url", "must not be empty"},
+        {"endpoints = ( { url = \"http://a.example\";\n ws_url = \"ws://a.example/#x\"; } );\n", 2,
+         "endpoints[0].ws_url", "must not have a fragment"},
+    };
+    RUN(cases);
+    unlink(pem);
     rmdir(dir);
 }
 
@@ -1153,6 +1212,7 @@ int main(void)
         {"endpoint list errors", test_bad_endpoints},
         {"header errors", test_bad_headers},
         {"tls_ca_file", test_tls_ca_file},
+        {"ws_url", test_ws_url},
         {"string value errors", test_bad_strings},
         {"syntax errors and files", test_syntax_and_files},
         {"URL redaction", test_redact},

@@ -659,7 +659,8 @@ static void test_status_json(void)
             "\"state\":\"up\",\"breaker\":\"closed\",\"tokens\":9.5,\"inflight\":0,"
             "\"connections\":{\"active\":0,\"idle\":2},\"requests\":{\"ok\":120,\"failed\":1,"
             "\"retried\":1},\"latency_ms\":{\"avg\":12.3,\"p50\":10.1,\"p99\":40.2},"
-            "\"head_block\":21000000,\"lag\":0,\"hedges\":{\"sent\":6,\"won\":4,\"lost\":2}}"));
+            "\"head_block\":21000000,\"lag\":0,\"hedges\":{\"sent\":6,\"won\":4,\"lost\":2},"
+            "\"head_feed\":false}"));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "{\"name\":\"eth \\\"main\\\"\\n\",\"version\":\"1.0\","
                                       "\"generation\":4,\"supervisor_pid\":321,"
                                       "\"supervisor_alive\":true,\"workers\":[{\"pid\":400,"
@@ -667,8 +668,9 @@ static void test_status_json(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"name\":\"b\\ufffd\\\\d\\u0001\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"state\":\"quarantined\",\"breaker\":\"half_open\","
                                       "\"tokens\":0,\"inflight\":7,"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"avg\":0,\"p50\":0,\"p99\":0},\"head_block\":20999990,"
-                                      "\"lag\":10,\"hedges\":{\"sent\":0,\"won\":0,\"lost\":0}}"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(js, "\"avg\":0,\"p50\":0,\"p99\":0},\"head_block\":20999990,"
+                   "\"lag\":10,\"hedges\":{\"sent\":0,\"won\":0,\"lost\":0},\"head_feed\":false}"));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"kind\":\"prober\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"state\":\"draining\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(js, "\"client_requests\":{\"ok\":5,\"error\":1},"
