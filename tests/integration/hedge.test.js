@@ -130,7 +130,11 @@ test('a slow endpoint: hedges are sent and win, the client tail drops', { timeou
   const runs = {};
   for (const [label, budget] of [['off', 0], ['on', 50]]) {
     for (const f of faults) await f.setMode('ok');
-    const p = await pool(t, faults, { quantile: 0.95, budget_percent: budget });
+    // connection headroom (max_connections 32: 16 per worker and endpoint):
+    // with the default 10 (5 per worker) the attempts a hedge leaves running
+    // on a busy machine could fill a worker's share on every endpoint, and a
+    // call then queued behind the slow endpoint's delayed calls, unhedged
+    const p = await pool(t, faults, { quantile: 0.95, budget_percent: budget }, { max_connections: 32 });
     const warmCalls = await warm(p);
     await faults[2].setMode('delay', { delay_ms: 500, delay_every: 10 });
     for (const f of faults) await f.resetCounters();
