@@ -161,7 +161,7 @@ done
         n=$((n + 1))
         sep=","
         [ $n -eq $NODES ] && sep=""
-        echo "  { name = \"anvil-$n\"; url = \"http://127.0.0.1:$port\"; }$sep"
+        echo "  { name = \"anvil-$n\"; url = \"http://127.0.0.1:$port\"; ws_url = \"ws://127.0.0.1:$port\"; }$sep"
     done
     echo ");"
     echo "balance = \"p2c\";"
