@@ -145,7 +145,8 @@ static void ck_put(struct ck_out *o, const char *s, size_t n)
 
 static int ck_emit(struct ck_out *o, const char *buf, const jsmntok_t *t, int n, int i, int depth);
 
-/* Members of object I sorted by name bytes (insertion sort; few members). */
+/* Members of object I sorted by name bytes (insertion sort; few members),
+ * names written as they came, values in canonical form. */
 static int ck_emit_object(struct ck_out *o, const char *buf, const jsmntok_t *t, int n, int i,
                           int depth)
 {
@@ -172,9 +173,12 @@ static int ck_emit_object(struct ck_out *o, const char *buf, const jsmntok_t *t,
     for (int a = 0; a < nk; a++) {
         if (a)
             ck_put(o, ",", 1);
-        if (ck_emit(o, buf, t, n, keys[a], depth + 1) != 0)
-            return -1;
-        ck_put(o, ":", 1);
+        /* a member's name as it came: names are not hex values (lower-
+         * casing one would merge two names and break the order above) */
+        const jsmntok_t *name = &t[keys[a]];
+        ck_put(o, "\"", 1);
+        ck_put(o, buf + name->start, (size_t)(name->end - name->start));
+        ck_put(o, "\":", 2);
         if (ck_emit(o, buf, t, n, keys[a] + 1, depth + 1) != 0)
             return -1;
     }

@@ -164,6 +164,16 @@ static void test_canonical(void)
     CU_ASSERT(m > 0);
     key[m] = 0;
     CU_ASSERT_STRING_EQUAL(key, "eth_getBalance\n[\"ABC\",\"0x1\"]");
+    /* member names are names, not hex values: kept as they came (the
+     * fuzzer found "0x0BBBB" lower-cased after the sort, so the key was not
+     * a fixed point and two distinct names could be one key) */
+    const char *v = "{\"id\":1,\"method\":\"eth_getLogs\",\"params\":[{\"0x0BBBB\":\"0xAB\","
+                    "\"0x0BBBBBuu\":1,\"0x0bbbb\":2}]}";
+    m = cls(v, "eth_getLogs", &ck);
+    CU_ASSERT(m > 0);
+    key[m] = 0;
+    CU_ASSERT_STRING_EQUAL(key,
+                           "eth_getLogs\n[{\"0x0BBBB\":\"0xab\",\"0x0BBBBBuu\":1,\"0x0bbbb\":2}]");
     /* another block is another key */
     const char *w = "{\"id\":1,\"method\":\"eth_call\",\"params\":[{\"to\":\"0xabcd\",\"data\":"
                     "\"0x70a08231\"},\"0x5\"]}";
