@@ -2,7 +2,7 @@
 #   make            build build/rpcpoold, build/rpcpoolctl, build/rpcpoolstat
 #   make run        install what is missing, build, start a demo pool in front of local anvil nodes
 #   make test       install what is missing, build (sanitized), run every test
-#                   (RPCPOOL_FUZZ_SECONDS=N also runs each fuzzer N s; CI uses 30)
+#                   (RPCPOOL_FUZZ_SECONDS=N also runs each fuzzer N s; CI uses 20)
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench      rpcpoold against nginx and the direct path (bench/RESULTS.md)
 #   make deps       install missing Debian packages and the npm test tools
