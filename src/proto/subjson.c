@@ -295,6 +295,23 @@ static int sj_skip(const jsmntok_t *t, int n, int i)
     return j;
 }
 
+/* Number, hash and (when present; required when NEED_PARENT) parent hash
+ * of the header object OBJ into BI. Returns 0, or -1 when malformed. */
+static int sj_header_info(const char *body, const jsmntok_t *t, int n, int obj,
+                          struct rp_block_info *bi, int need_parent)
+{
+    int num = sj_member(body, t, n, obj, "number");
+    int h = sj_member(body, t, n, obj, "hash");
+    int ph = sj_member(body, t, n, obj, "parentHash");
+    if (num < 0 || h < 0 || (need_parent && ph < 0) || t[num].type != JSMN_STRING ||
+        rp_jsonrpc_parse_quantity(body + t[num].start, (size_t)(t[num].end - t[num].start),
+                                  &bi->number) != 0 ||
+        sj_hex(body, &t[h], bi->hash, 32) != 0 ||
+        (ph >= 0 && sj_hex(body, &t[ph], bi->parent, 32) != 0))
+        return -1;
+    return 0;
+}
+
 int rp_subjson_block(const char *body, size_t len, struct rp_block_info *bi, struct rp_buf *header)
 {
     static const char *const drop[] = {"transactions", "uncles",          "withdrawals",
@@ -313,13 +330,7 @@ int rp_subjson_block(const char *body, size_t len, struct rp_block_info *bi, str
     }
     if (t[res].type != JSMN_OBJECT)
         goto out;
-    int num = sj_member(body, t, n, res, "number");
-    int h = sj_member(body, t, n, res, "hash");
-    int ph = sj_member(body, t, n, res, "parentHash");
-    if (num < 0 || h < 0 || ph < 0 || t[num].type != JSMN_STRING ||
-        rp_jsonrpc_parse_quantity(body + t[num].start, (size_t)(t[num].end - t[num].start),
-                                  &bi->number) != 0 ||
-        sj_hex(body, &t[h], bi->hash, 32) != 0 || sj_hex(body, &t[ph], bi->parent, 32) != 0)
+    if (sj_header_info(body, t, n, res, bi, 1) != 0)
         goto out;
     if (header) {
         size_t before = header->len;
@@ -459,15 +470,8 @@ int rp_subjson_new_head(const char *body, size_t len, struct rp_block_info *bi)
     int res = p >= 0 && t[p].type == JSMN_OBJECT ? sj_member(body, t, n, p, "result") : -1;
     if (res < 0 || t[res].type != JSMN_OBJECT)
         goto out;
-    int num = sj_member(body, t, n, res, "number");
-    int h = sj_member(body, t, n, res, "hash");
-    int ph = sj_member(body, t, n, res, "parentHash");
     memset(bi, 0, sizeof *bi);
-    if (num < 0 || h < 0 || t[num].type != JSMN_STRING ||
-        rp_jsonrpc_parse_quantity(body + t[num].start, (size_t)(t[num].end - t[num].start),
-                                  &bi->number) != 0 ||
-        sj_hex(body, &t[h], bi->hash, 32) != 0 ||
-        (ph >= 0 && sj_hex(body, &t[ph], bi->parent, 32) != 0))
+    if (sj_header_info(body, t, n, res, bi, 0) != 0)
         goto out;
     r = 0;
 out:
