@@ -79,6 +79,11 @@ struct rp_subs_snapshot {
 /* Copy S (read-only; relaxed loads) at segment clock NOW_MS. */
 void rp_sub_snapshot(const struct rp_shm_subs *s, uint64_t now_ms, struct rp_subs_snapshot *out);
 
+/* The pushed head (rp_sub_abi.h): the time since which it has been live
+ * without a break when it is live at NOW_MS, else 0. Loads the deadline
+ * first (acquire), then since. */
+uint64_t rp_head_feed_live_since(const struct rp_shm_subs *s, uint64_t now_ms);
+
 /* Supervisor, after reaping SLOT's process: zero its cells. */
 void rp_sub_repair_slot(struct rp_shm_subs *s, unsigned slot);
 

@@ -165,6 +165,13 @@ static int hf_usable(const struct hfeed *f, uint64_t now_ms)
                RP_BREAKER_OPEN;
 }
 
+/* No pushed head: the deadline first (readers load it first), then since. */
+static void hf_words_clear(void)
+{
+    atomic_store_explicit(&H.subs->head_feed_until_ms, 0, memory_order_release);
+    atomic_store_explicit(&H.subs->head_feed_since_ms, 0, memory_order_relaxed);
+}
+
 /* Publish the host's liveness words from the feeds at NOW_MS. */
 static void hf_publish(uint64_t now_ms)
 {
@@ -186,8 +193,7 @@ static void hf_publish(uint64_t now_ms)
         if (until != old)
             atomic_store_explicit(&H.subs->head_feed_until_ms, until, memory_order_release);
     } else if (old) {
-        atomic_store_explicit(&H.subs->head_feed_until_ms, 0, memory_order_release);
-        atomic_store_explicit(&H.subs->head_feed_since_ms, 0, memory_order_relaxed);
+        hf_words_clear();
     }
 }
 
@@ -685,8 +691,7 @@ int rp_headfeed_init(const struct rp_config *cfg, struct rp_shm_header *shm, int
     H.subs = rp_shm_subs(shm);
     H.epfd = epfd;
     /* whatever a former follower published is not ours to keep */
-    atomic_store_explicit(&H.subs->head_feed_until_ms, 0, memory_order_release);
-    atomic_store_explicit(&H.subs->head_feed_since_ms, 0, memory_order_relaxed);
+    hf_words_clear();
     for (int i = 0; i < cfg->endpoint_count; i++) {
         struct rp_shm_endpoint *row = rp_shm_find_endpoint(shm, cfg->endpoints[i].url);
         if (row)
@@ -748,8 +753,6 @@ void rp_headfeed_cleanup(void)
         H.ctx[i] = NULL;
     }
     H.n = 0;
-    if (H.subs) {
-        atomic_store_explicit(&H.subs->head_feed_until_ms, 0, memory_order_release);
-        atomic_store_explicit(&H.subs->head_feed_since_ms, 0, memory_order_relaxed);
-    }
+    if (H.subs)
+        hf_words_clear();
 }

@@ -170,9 +170,17 @@ void rp_sub_snapshot(const struct rp_shm_subs *s, uint64_t now_ms, struct rp_sub
     out->reorgs = LD(s->reorgs);
     out->gaps = LD(s->gaps);
     out->seen_to_publish_us = LD(s->seen_to_publish_us);
+    uint64_t since = rp_head_feed_live_since(s, now_ms);
+    out->head_feed_live = since != 0;
+    out->head_feed_live_ms = since ? now_ms - since : 0;
+}
+
+uint64_t rp_head_feed_live_since(const struct rp_shm_subs *s, uint64_t now_ms)
+{
     uint64_t until =
         atomic_load_explicit((_Atomic uint64_t *)&s->head_feed_until_ms, memory_order_acquire);
+    if (until <= now_ms)
+        return 0;
     uint64_t since = LD(s->head_feed_since_ms);
-    out->head_feed_live = until > now_ms && since && since <= now_ms;
-    out->head_feed_live_ms = out->head_feed_live ? now_ms - since : 0;
+    return since <= now_ms ? since : 0;
 }

@@ -97,14 +97,10 @@ void rp_cache_note_call(struct rp_req *r, const char *method, size_t mlen)
 }
 
 /* Has the pushed head been live continuously from before STORED_MS until
- * NOW_MS (rp_sub_abi.h: until is loaded first, a deadline)? */
+ * NOW_MS? */
 static int hook_feed_live_since(uint64_t stored_ms, uint64_t now_ms)
 {
-    struct rp_shm_subs *s = rp_shm_subs(rp_w.shm);
-    uint64_t until = atomic_load_explicit(&s->head_feed_until_ms, memory_order_acquire);
-    if (until <= now_ms)
-        return 0;
-    uint64_t since = atomic_load_explicit(&s->head_feed_since_ms, memory_order_relaxed);
+    uint64_t since = rp_head_feed_live_since(rp_shm_subs(rp_w.shm), now_ms);
     return since && since < stored_ms;
 }
 
