@@ -20,7 +20,7 @@ struct rp_h1_url {
     char host[RP_H1_HOST_MAX];         /* without brackets for an IPv6 literal */
     char hostport[RP_H1_HOST_MAX + 8]; /* the Host header: host, [v6], ":port" when not default */
     uint16_t port;                     /* 80 (443 for https) when not given */
-    int tls;                           /* https:// */
+    int tls;                           /* https:// (or wss://) */
     const char *target;                /* request target: path and query ("/" when empty); points
                                           into the URL given to rp_h1_url_parse() */
     size_t target_len;
@@ -30,9 +30,9 @@ struct rp_h1_url {
 };
 
 /* Split URL ("http[s]://host[:port][/path][?query][#fragment]", scheme in
- * any case) into U. The fragment is dropped; U->target points into URL,
- * which must outlive U. Returns 0, or -1 when URL is not such a URL (other
- * scheme, bad port, bytes that need encoding, empty host). */
+ * any case; ws:// and wss:// take the same form, wss as https) into U. The fragment is dropped;
+ * U->target points into URL, which must outlive U. Returns 0, or -1 when URL is not such a URL
+ * (other scheme, bad port, bytes that need encoding, empty host). */
 int rp_h1_url_parse(const char *url, struct rp_h1_url *u);
 
 /* The constant part of every request to the endpoint of U, malloc'd:

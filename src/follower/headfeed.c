@@ -40,6 +40,7 @@
 #include "rp_buf.h"
 #include "rp_cache.h"
 #include "rp_event.h"
+#include "rp_h1.h"
 #include "rp_hold.h"
 #include "rp_log.h"
 #include "rp_sub_ring.h"
@@ -60,11 +61,9 @@ struct hfeed {
     struct rp_ev ev; /* first: the epoll handler's object */
     const struct rp_endpoint_config *cfg;
     struct rp_shm_endpoint *row;
-    char host[256];     /* without brackets, for connect, SNI and the certificate */
-    char hostport[300]; /* the URL's authority, for the Host header */
-    char port[8];
-    const char *path; /* into cfg->ws_url: "/..." (or "" for "/") */
-    int tls, numeric;
+    struct rp_h1_url url; /* cfg->ws_url split: host (no brackets), Host header, target, tls */
+    char port[8];         /* url.port, for getaddrinfo */
+    int numeric;          /* the host is an IP literal */
     enum hf_state st;
     SSL *ssl;
     uint32_t events;      /* registered with epoll (0: not registered) */
@@ -106,50 +105,16 @@ int rp_headfeed_wanted(const struct rp_config *cfg)
     return 0;
 }
 
-/* Split F's ws_url (checked by the configuration) into host, port, path. */
+/* Split F's ws_url (checked by the configuration) as the upstream client
+ * splits an http URL (rp_h1.h). */
 static int hf_parse_url(struct hfeed *f)
 {
-    const char *u = f->cfg->ws_url;
-    f->tls = strncasecmp(u, "wss://", 6) == 0;
-    const char *a = u + (f->tls ? 6 : 5);
-    size_t alen = strcspn(a, "/?#");
-    if (alen == 0 || alen >= sizeof f->hostport)
+    if (rp_h1_url_parse(f->cfg->ws_url, &f->url) != 0)
         return -1;
-    memcpy(f->hostport, a, alen);
-    f->hostport[alen] = '\0';
-    f->path = a + alen;
-    const char *hs = a, *he;
-    const char *pp = NULL;
-    if (a[0] == '[') {
-        he = memchr(a, ']', alen);
-        if (!he)
-            return -1;
-        hs = a + 1;
-        if (he + 1 < a + alen && he[1] == ':')
-            pp = he + 2;
-    } else {
-        he = memchr(a, ':', alen);
-        if (he)
-            pp = he + 1;
-        else
-            he = a + alen;
-    }
-    size_t hl = (size_t)(he - hs);
-    if (hl == 0 || hl >= sizeof f->host)
-        return -1;
-    memcpy(f->host, hs, hl);
-    f->host[hl] = '\0';
-    size_t pl = pp ? (size_t)(a + alen - pp) : 0;
-    if (pp && (pl == 0 || pl >= sizeof f->port))
-        return -1;
-    if (pp) {
-        memcpy(f->port, pp, pl);
-        f->port[pl] = '\0';
-    } else {
-        strcpy(f->port, f->tls ? "443" : "80");
-    }
+    snprintf(f->port, sizeof f->port, "%u", (unsigned)f->url.port);
     unsigned char tmp[16];
-    f->numeric = inet_pton(AF_INET, f->host, tmp) == 1 || inet_pton(AF_INET6, f->host, tmp) == 1;
+    f->numeric =
+        inet_pton(AF_INET, f->url.host, tmp) == 1 || inet_pton(AF_INET6, f->url.host, tmp) == 1;
     return 0;
 }
 
@@ -449,11 +414,10 @@ static int hf_send_upgrade(struct hfeed *f)
     rp_ws_key(nonce, key);
     if (rp_ws_accept(key, f->accept) != 0)
         return -1;
-    const char *path = f->path[0] == '/' ? f->path : NULL;
     rp_buf_appendf(&f->out,
-                   "GET %s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "GET %.*s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
-                   path ? "" : "/", path ? path : f->path, f->hostport, key);
+                   (int)f->url.target_len, f->url.target, f->url.hostport, key);
     for (int i = 0; i < f->cfg->header_count; i++)
         rp_buf_appendf(&f->out, "%s\r\n", f->cfg->headers[i]);
     rp_buf_puts(&f->out, "\r\n");
@@ -502,10 +466,10 @@ static void hf_drive(struct hfeed *f, uint32_t events, uint64_t now_ms)
             hf_close(f, msg, now_ms);
             return;
         }
-        if (f->tls) {
+        if (f->url.tls) {
             f->ssl = SSL_new(H.ctx[f - H.f]);
             if (!f->ssl || !SSL_set_fd(f->ssl, f->ev.fd) ||
-                rp_tls_set_peer(f->ssl, f->host, f->numeric) != 0) {
+                rp_tls_set_peer(f->ssl, f->url.host, f->numeric) != 0) {
                 hf_close(f, "cannot set up TLS", now_ms);
                 return;
             }
@@ -583,7 +547,7 @@ static void hf_connect(struct hfeed *f, uint64_t now_ms)
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     hints.ai_flags = f->numeric ? AI_NUMERICHOST : 0;
     struct addrinfo *ai = NULL;
-    int g = getaddrinfo(f->host, f->port, &hints, &ai);
+    int g = getaddrinfo(f->url.host, f->port, &hints, &ai);
     if (g != 0 || !ai) {
         f->st = HF_CONNECTING; /* for hf_close's accounting */
         hf_close(f, g ? gai_strerror(g) : "no address", now_ms);
@@ -718,7 +682,7 @@ int rp_headfeed_init(const struct rp_config *cfg, struct rp_shm_header *shm, int
                      ec->ws_url_redacted);
             continue;
         }
-        if (f->tls) {
+        if (f->url.tls) {
             const char *why = NULL;
             const char *ca = ec->tls_ca_file ? ec->tls_ca_file : cfg->tls_ca_file;
             H.ctx[H.n] = rp_tls_client_ctx(ca, &why);

@@ -24,6 +24,11 @@ int rp_h1_url_parse(const char *url, struct rp_h1_url *u)
     } else if (url && strncasecmp(url, "https://", 8) == 0) {
         skip = 8;
         u->tls = 1;
+    } else if (url && strncasecmp(url, "ws://", 5) == 0) { /* RFC 6455 3: http's form */
+        skip = 5;
+    } else if (url && strncasecmp(url, "wss://", 6) == 0) {
+        skip = 6;
+        u->tls = 1;
     } else {
         return -1;
     }

@@ -60,6 +60,19 @@ static void test_url(void)
     CU_ASSERT_EQUAL(rp_h1_url_parse("http://h:443/", &u), 0);
     CU_ASSERT_STRING_EQUAL(u.hostport, "h:443");
     CU_ASSERT_EQUAL(u.tls, 0);
+    /* WebSocket URLs (a head feed's ws_url) take http's form */
+    CU_ASSERT_EQUAL(rp_h1_url_parse("wss://mainnet.example/ws/v3/K?x=1", &u), 0);
+    CU_ASSERT_EQUAL(u.tls, 1);
+    CU_ASSERT_EQUAL(u.port, 443);
+    CU_ASSERT_STRING_EQUAL(u.hostport, "mainnet.example");
+    CU_ASSERT_NSTRING_EQUAL(u.target, "/ws/v3/K?x=1", u.target_len);
+    CU_ASSERT_EQUAL(rp_h1_url_parse("WS://[::1]:8546", &u), 0);
+    CU_ASSERT_EQUAL(u.tls, 0);
+    CU_ASSERT_EQUAL(u.port, 8546);
+    CU_ASSERT_STRING_EQUAL(u.host, "::1");
+    CU_ASSERT_STRING_EQUAL(u.hostport, "[::1]:8546");
+    CU_ASSERT_NSTRING_EQUAL(u.target, "/", u.target_len);
+    CU_ASSERT_EQUAL(rp_h1_url_parse("wsx://h/", &u), -1);
 
     CU_ASSERT_EQUAL(rp_h1_url_parse("ftp://h/", &u), -1);
     CU_ASSERT_EQUAL(rp_h1_url_parse("https://", &u), -1);
