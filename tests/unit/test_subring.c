@@ -187,6 +187,48 @@ static void test_concurrent_reader(void)
     ring_free(s);
 }
 
+/* The pushed head's two words as a follower leaves them when it dies after
+ * any one of its stores (rp_sub_abi.h: since moves only while the deadline
+ * has lapsed, the deadline is stored after it, and cleared first): a reader
+ * trusts the feed only inside a deadline, and never since a time the feed
+ * was not live from. */
+static void test_head_feed_words_at_every_death(void)
+{
+    struct rp_shm_subs *s = ring_new();
+    const uint64_t dead = RP_HEAD_FEED_DEAD_MS;
+    /* nothing published: not live */
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 5000), 0);
+    /* first live at 1000: since stored, death before the deadline */
+    atomic_store(&s->head_feed_since_ms, 1000);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 1000), 0);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 9000), 0);
+    /* the deadline stored: live since 1000, and it lapses by itself */
+    atomic_store(&s->head_feed_until_ms, 1000 + dead);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 1000), 1000);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 1000 + dead - 1), 1000);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 1000 + dead), 0);
+    /* extended (a frame heard at 2000): still since 1000 */
+    atomic_store(&s->head_feed_until_ms, 2000 + dead);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 1000 + dead), 1000);
+    /* lapsed, live again at 9000: since moved, death before the deadline:
+     * the old deadline has lapsed, nothing is trusted */
+    atomic_store(&s->head_feed_since_ms, 9000);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 9000), 0);
+    atomic_store(&s->head_feed_until_ms, 9000 + dead);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 9001), 9000); /* never the old 1000 */
+    /* cleared: the deadline first; a death between the two stores */
+    atomic_store(&s->head_feed_until_ms, 0);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 9001), 0);
+    atomic_store(&s->head_feed_since_ms, 0);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 9001), 0);
+    /* a since ahead of the reader's clock (a reader a moment behind) is
+     * not a time the feed was live from */
+    atomic_store(&s->head_feed_since_ms, 20000);
+    atomic_store(&s->head_feed_until_ms, 20000 + dead);
+    CU_ASSERT_EQUAL(rp_head_feed_live_since(s, 19999), 0);
+    ring_free(s);
+}
+
 int main(void)
 {
     static const struct rp_test_case cases[] = {
@@ -196,6 +238,8 @@ int main(void)
          test_writer_killed_mid_publish},
         {"subscription cells: admission, release, repair", test_cells_and_admission},
         {"a reader racing a writer process never takes a torn event", test_concurrent_reader},
+        {"the pushed head's words after a death at every store",
+         test_head_feed_words_at_every_death},
         {NULL, NULL},
     };
     return rp_test_run("subring", cases);
